@@ -1,0 +1,248 @@
+"""Priors as data: a prior is the name of a PyMC distribution plus its parameters.
+
+Prior sets live in TOML files under ``models/priors/`` (one file per named set). A file has a
+``name``, a ``description`` and sections (``survival``, ``response``, ``published``) whose keys
+are the model parameters, each an inline table naming the distribution::
+
+    [survival]
+    log_hr = { dist = "Normal", mu = 0.0, sigma = 2.5 }
+
+:func:`load_prior_set` validates every key and value and reports mistakes as
+:class:`~bayes_haic.errors.InputError` naming the file, the key and the expected form.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .errors import InputError
+from .paths import priors_dir
+
+# distribution -> (required parameters, parameters that must be > 0)
+DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Normal": (("mu", "sigma"), ("sigma",)),
+    "StudentT": (("nu", "mu", "sigma"), ("nu", "sigma")),
+    "HalfNormal": (("sigma",), ("sigma",)),
+    "HalfStudentT": (("nu", "sigma"), ("nu", "sigma")),
+    "Exponential": (("lam",), ("lam",)),
+    "Gamma": (("alpha", "beta"), ("alpha", "beta")),
+    "Beta": (("alpha", "beta"), ("alpha", "beta")),
+}
+
+# section -> keys every complete prior set defines (the parameters the models use)
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "survival": (
+        "log_hr",
+        "log_baseline_hazard",
+        "baseline_rw_sd",
+        "ps_spline",
+        "covariate",
+        "log_hr_rw_sd",
+        "pair_sd",
+    ),
+    "response": ("intercept", "log_or", "covariate", "arm_rate"),
+    "published": ("log_hr_os", "log_hr_pfs", "arm_rate"),
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One prior: a PyMC distribution name and its parameters, e.g. ``Normal(mu: 0, sigma: 1)``."""
+
+    dist: str
+    params: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}: {v:g}" for k, v in self.params.items())
+        return f"{self.dist}({inner})"
+
+    def to_pymc(self, name: str, **kwargs):
+        """Create the PyMC random variable ``name`` (inside a model context)."""
+        import pymc as pm
+
+        return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def to_scipy(self):
+        """The same distribution as a frozen ``scipy.stats`` object (for plots and closed forms)."""
+        p = self.params
+        if self.dist == "Normal":
+            return stats.norm(p["mu"], p["sigma"])
+        if self.dist == "StudentT":
+            return stats.t(p["nu"], p["mu"], p["sigma"])
+        if self.dist == "HalfNormal":
+            return stats.halfnorm(0, p["sigma"])
+        if self.dist == "HalfStudentT":
+            return _HalfT(p["nu"], p["sigma"])
+        if self.dist == "Exponential":
+            return stats.expon(0, 1 / p["lam"])
+        if self.dist == "Gamma":
+            return stats.gamma(p["alpha"], scale=1 / p["beta"])
+        if self.dist == "Beta":
+            return stats.beta(p["alpha"], p["beta"])
+        raise ValueError(self.dist)
+
+
+class _HalfT:
+    """|T| for a Student-t with ``nu`` degrees of freedom and scale ``sigma``."""
+
+    def __init__(self, nu, sigma):
+        self._t = stats.t(nu, 0, sigma)
+
+    def pdf(self, x):
+        x = np.asarray(x, float)
+        return np.where(x >= 0, 2 * self._t.pdf(x), 0.0)
+
+    def cdf(self, x):
+        x = np.asarray(x, float)
+        return np.where(x >= 0, 2 * self._t.cdf(x) - 1, 0.0)
+
+    def ppf(self, q):
+        return self._t.ppf(0.5 + np.asarray(q) / 2)
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """A named set of priors, as loaded from one TOML file (plus any overrides)."""
+
+    name: str
+    description: str
+    source: str
+    sections: dict  # section -> {key: Prior}
+    overrides: tuple = ()
+
+    def get(self, dotted: str) -> Prior:
+        """The prior at ``"section.key"``, e.g. ``prior_set.get("survival.log_hr")``."""
+        section, _, key = dotted.partition(".")
+        try:
+            return self.sections[section][key]
+        except KeyError:
+            raise InputError(
+                f"{self.source}: prior set '{self.name}' has no prior '{dotted}'; "
+                f"expected one of: {', '.join(self.keys())}."
+            ) from None
+
+    def keys(self) -> list[str]:
+        return [f"{s}.{k}" for s, d in self.sections.items() for k in d]
+
+    def table(self) -> list[dict]:
+        """Rows ``{"parameter", "prior"}`` for reports and provenance."""
+        return [{"parameter": k, "prior": str(self.get(k))} for k in self.keys()]
+
+    def label(self) -> str:
+        """Name recorded with every result, e.g. ``reference`` or ``reference+overrides``."""
+        return self.name + ("+" + ";".join(self.overrides) if self.overrides else "")
+
+
+def _parse_prior(raw, where: str) -> Prior:
+    if not isinstance(raw, dict) or "dist" not in raw:
+        raise InputError(
+            f"{where}: expected an inline table naming a distribution, e.g. "
+            f'{{ dist = "Normal", mu = 0.0, sigma = 1.0 }}; found {raw!r}.'
+        )
+    dist = raw["dist"]
+    if dist not in DISTRIBUTIONS:
+        raise InputError(
+            f"{where}: unknown distribution {dist!r}; expected one of {', '.join(DISTRIBUTIONS)}."
+        )
+    required, positive = DISTRIBUTIONS[dist]
+    params = {k: v for k, v in raw.items() if k != "dist"}
+    missing = [k for k in required if k not in params]
+    unknown = [k for k in params if k not in required]
+    if missing or unknown:
+        raise InputError(
+            f"{where}: {dist} takes parameters {', '.join(required)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            + "."
+        )
+    clean = {}
+    for k in required:
+        v = params[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise InputError(f"{where}: parameter '{k}' must be a finite number; found {v!r}.")
+        if k in positive and v <= 0:
+            raise InputError(f"{where}: parameter '{k}' must be positive; found {v!r}.")
+        clean[k] = float(v)
+    return Prior(dist, clean)
+
+
+def resolve_prior_path(name_or_path: str | Path) -> Path:
+    """A prior set's file: a path to a ``.toml`` file, or a name of a file in ``models/priors/``."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        return p
+    return priors_dir() / f"{name_or_path}.toml"
+
+
+def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> PriorSet:
+    """Load and validate a prior set; apply ``overrides`` like ``"survival.log_hr.sigma=1.0"``."""
+    path = resolve_prior_path(name_or_path)
+    if not path.is_file():
+        available = sorted(q.stem for q in priors_dir().glob("*.toml"))
+        raise InputError(
+            f"{path}: prior set not found; give a path to a .toml file or one of the shipped "
+            f"names: {', '.join(available) or '(none found)'}."
+        )
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}).") from None
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        _apply_override(raw, item, path)
+    name = raw.pop("name", path.stem)
+    description = raw.pop("description", "")
+    if not isinstance(name, str) or not isinstance(description, str):
+        raise InputError(f"{path}: 'name' and 'description' must be strings.")
+    sections = {}
+    for section, entries in raw.items():
+        if section not in REQUIRED_KEYS:
+            raise InputError(
+                f"{path}: unknown section [{section}]; expected {', '.join(REQUIRED_KEYS)}."
+            )
+        if not isinstance(entries, dict):
+            raise InputError(f"{path}: [{section}] must be a table of priors.")
+        unknown = [k for k in entries if k not in REQUIRED_KEYS[section]]
+        if unknown:
+            raise InputError(
+                f"{path}: [{section}] has unknown key(s) {', '.join(unknown)}; expected "
+                f"{', '.join(REQUIRED_KEYS[section])}."
+            )
+        sections[section] = {
+            k: _parse_prior(v, f"{path}: key '{section}.{k}'") for k, v in entries.items()
+        }
+    for section, keys in REQUIRED_KEYS.items():
+        missing = [k for k in keys if k not in sections.get(section, {})]
+        if missing:
+            raise InputError(
+                f"{path}: [{section}] is missing {', '.join(section + '.' + k for k in missing)}; "
+                "every prior set defines every prior the models use."
+            )
+    return PriorSet(name, description, str(path), sections, tuple(overrides))
+
+
+def _apply_override(raw: dict, item: str, path: Path) -> None:
+    key, sep, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) != 3:
+        raise InputError(
+            f"--set {item!r}: expected section.key.parameter=value, e.g. survival.log_hr.sigma=1.0."
+        )
+    section, name, param = parts
+    entry = raw.get(section, {}).get(name)
+    if entry is None:
+        raise InputError(f"--set {item!r}: {path} has no prior '{section}.{name}'.")
+    value = value.strip()
+    if param == "dist":
+        entry["dist"] = value
+        return
+    try:
+        entry[param] = float(value)
+    except ValueError:
+        raise InputError(f"--set {item!r}: '{value}' is not a number.") from None
