@@ -1,0 +1,33 @@
+# Two commands do everything on a fresh machine (see README):
+#   make report   set up, then run the full default analysis -> reports/index.html, reports/results.csv
+#   make test     set up, then run the default test suite (what CI runs)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup report test test-slow bench clean-venv
+
+setup: $(STAMP)
+
+# constraints.txt pins the exact versions we tested (pip freeze); pyproject.toml bounds them.
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+report: $(STAMP)
+	$(BIN)/bayes-haic run --out reports
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_survival.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,111 @@
+"""The cohort validator: every kind of bad input gets a one-paragraph error and exit code 2."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_haic.cli import main
+from bayes_haic.errors import InputError
+from bayes_haic.schema import load_cohort, summarise_cohort
+
+GOOD = """id,treatment,os_time,os_event,pfs_time,pfs_event,response,age,mvi
+p1,1,10.5,1,5.0,1,1,50,0
+p2,1,12.0,0,3.0,1,,60,1
+p3,0,4.0,1,2.0,1,0,70,1
+p4,0,6.0,0,6.0,0,0,65,0
+"""
+
+
+def write(tmp_path, text, name="cohort.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_cohort_loads_with_types_and_default_covariates(tmp_path):
+    cohort = load_cohort(write(tmp_path, GOOD))
+    assert cohort.covariates == ["age", "mvi"]
+    assert cohort.data_tier == "user"
+    assert cohort.n_treated == 2 and cohort.n_control == 2
+    assert cohort.frame["response"].isna().sum() == 1
+    assert cohort.frame["os_event"].dtype.kind == "i"
+
+
+def test_sidecar_declares_tier_and_covariates(tmp_path):
+    path = write(tmp_path, GOOD)
+    (tmp_path / "cohort.meta.json").write_text(json.dumps({"data_tier": "synthetic", "covariates": ["mvi"]}))
+    cohort = load_cohort(path)
+    assert cohort.data_tier == "synthetic" and cohort.covariates == ["mvi"]
+
+
+def test_summary_matches_direct_computation(tmp_path):
+    cohort = load_cohort(write(tmp_path, GOOD))
+    table = summarise_cohort(cohort)
+    assert table.loc["patients", "HAIC-LEN-P"] == 2
+    assert table.loc["ORR (%)", "HAIC-LEN-P"] == pytest.approx(100.0)  # 1 of 1 evaluable
+    assert table.loc["response not evaluable", "HAIC-LEN-P"] == 1
+    # LEN-P OS: death at 4, censored at 6 -> KM drops to 0.5 at t=4, so the median is 4 months
+    assert table.loc["median OS (months, KM)", "LEN-P"] == pytest.approx(4.0)
+    assert table.loc["mean age", "LEN-P"] == pytest.approx(67.5)
+
+
+BAD_CASES = {
+    "missing column": (GOOD.replace("os_event", "os_evnt"), ["'os_event'", "os_evnt"]),
+    "non-numeric time": (GOOD.replace("4.0,1,2.0", "four,1,2.0"), ["'os_time'", "line 4", "'four'"]),
+    "negative time": (GOOD.replace("6.0,0,6.0", "-6.0,0,6.0"), ["'os_time'", "line 5", "non-negative"]),
+    "event not 0/1": (GOOD.replace("10.5,1,", "10.5,2,"), ["'os_event'", "line 2", "0 or 1"]),
+    "PFS after OS": (GOOD.replace("12.0,0,3.0", "12.0,0,13.0"), ["'pfs_time'", "line 3", "pfs_time <= os_time"]),
+    "duplicate id": (GOOD.replace("p4,", "p1,"), ["'id'", "lines 2, 5", "unique"]),
+    "column full of missing": (
+        GOOD.replace(",50,", ",,").replace(",60,", ",,").replace(",70,", ",,").replace(",65,", ",,"),
+        ["'age'", "empty in every row"],
+    ),
+    "missing covariate value": (GOOD.replace(",50,", ",,"), ["'age'", "line 2", "may not be missing"]),
+    "empty arm": (GOOD.replace("p3,0", "p3,1").replace("p4,0", "p4,1"), ["'treatment'", "treatment = 0"]),
+    "bad response": (GOOD.replace("3.0,1,,60", "3.0,1,yes,60"), ["'response'", "line 3", "'yes'"]),
+    "death not a PFS event": (GOOD.replace("6.0,0,6.0,0", "6.0,1,6.0,0"), ["'pfs_event'", "line 5"]),
+    "no rows": ("id,treatment,os_time,os_event,pfs_time,pfs_event,response\n", ["no patient rows"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_input_gets_clear_error_and_exit_2(tmp_path, capsys, case):
+    text, expected = BAD_CASES[case]
+    path = write(tmp_path, text)
+    with pytest.raises(InputError):
+        load_cohort(path)
+    code = main(["check-cohort", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert str(path) in err.replace("\n", " ").replace(" ", "") or path.name in err
+    flat = " ".join(err.split())
+    for needle in expected:
+        assert needle in flat, (needle, flat)
+
+
+def test_unknown_covariate_suggests_close_name(tmp_path, capsys):
+    path = write(tmp_path, GOOD)
+    assert main(["check-cohort", str(path), "--covariates", "age,mvii"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'mvii'" in err and "did you mean 'mvi'" in err
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["check-cohort", str(tmp_path / "nope.csv")]) == 2
+    assert "no such cohort file" in capsys.readouterr().err
+
+
+def test_check_cohort_prints_summary(tmp_path, capsys):
+    assert main(["check-cohort", str(write(tmp_path, GOOD))]) == 0
+    out = capsys.readouterr().out
+    assert "valid cohort" in out and "median OS" in out and "HAIC-LEN-P" in out
+
+
+def test_sidecar_cannot_claim_published_tier(tmp_path):
+    path = write(tmp_path, GOOD)
+    (tmp_path / "cohort.meta.json").write_text(json.dumps({"data_tier": "published"}))
+    with pytest.raises(InputError, match="data_tier"):
+        load_cohort(path)
