@@ -1,0 +1,141 @@
+"""Self-contained HTML reports: sections of paragraphs, tables and embedded figures.
+
+The report is built from plain value objects (:class:`Section`, :class:`Table`, :class:`Figure`,
+:class:`Text`) and rendered with a Jinja2 template with autoescaping on, so every string that
+came from data or configuration is escaped. Figures are embedded as base64 PNG, so the page
+opens from disk with no server and no network. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from .results import atomic_write_text
+
+TIER_LABELS = {
+    "published": "Published evidence (the study's real summary statistics)",
+    "synthetic": "SYNTHETIC cohort (simulated patients, not the study's data)",
+    "user": "User-supplied cohort",
+}
+
+
+@dataclass
+class Text:
+    """A paragraph (plain text; escaped). ``kind`` is ``"p"``, ``"note"`` or ``"warning"``."""
+
+    text: str
+    kind: str = "p"
+
+
+@dataclass
+class Table:
+    """A table from a DataFrame; numbers are formatted with ``digits`` significant digits."""
+
+    frame: pd.DataFrame
+    caption: str = ""
+    digits: int = 3
+    index: bool = False
+
+    def header(self) -> list[str]:
+        cols = [str(c) for c in self.frame.columns]
+        return ([str(self.frame.index.name or "")] + cols) if self.index else cols
+
+    def rows(self) -> list[list[str]]:
+        out = []
+        for idx, row in self.frame.iterrows():
+            cells = [format_value(v, self.digits) for v in row.tolist()]
+            out.append(([str(idx)] + cells) if self.index else cells)
+        return out
+
+
+@dataclass
+class Figure:
+    """A matplotlib figure, embedded as a base64 PNG."""
+
+    png_base64: str
+    caption: str = ""
+    alt: str = ""
+
+    @classmethod
+    def from_matplotlib(cls, fig, caption: str = "", alt: str = "", dpi: int = 110) -> "Figure":
+        import matplotlib.pyplot as plt
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        return cls(base64.b64encode(buf.getvalue()).decode("ascii"), caption, alt or caption)
+
+
+@dataclass
+class Section:
+    """A report section; ``tier`` labels which data tier its numbers come from (or None)."""
+
+    id: str
+    title: str
+    blocks: list = field(default_factory=list)
+    tier: str | None = None
+
+    def add(self, *blocks) -> "Section":
+        self.blocks.extend(blocks)
+        return self
+
+
+def format_value(v, digits: int = 3) -> str:
+    """Numbers to short strings (integers as integers, NaN as an en dash); others via str()."""
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if np.isnan(v):
+            return "–"
+        if np.isinf(v):
+            return "not reached" if v > 0 else "-inf"
+        if float(v).is_integer() and abs(v) < 1e6:
+            return str(int(v))
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("bayes_haic", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(title: str, sections: list[Section], *, banner: str | None = None,
+           alerts: list[str] | None = None, footer: str = "") -> str:
+    """Render the whole report page to an HTML string."""
+    tmpl = _environment().get_template("report.html")
+    css = (Path(__file__).parent / "templates" / "report.css").read_text()
+    return tmpl.render(
+        title=title,
+        sections=sections,
+        banner=banner,
+        alerts=alerts or [],
+        footer=footer,
+        css=css,
+        tier_labels=TIER_LABELS,
+        Text=Text,
+        Table=Table,
+        Figure=Figure,
+    )
+
+
+def write_report(path: str | Path, html: str) -> Path:
+    """Write the page atomically (temporary file, then rename)."""
+    atomic_write_text(path, html)
+    return Path(path)
