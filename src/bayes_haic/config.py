@@ -1,0 +1,114 @@
+"""The analysis configuration: a TOML file users edit (``models/main.toml`` for the main job).
+
+Validated with pydantic; a mistake (unknown key, wrong type, impossible value) becomes an
+:class:`~bayes_haic.errors.InputError` naming the file, the key and the expected form.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InputError
+from .paths import project_root
+from .sampling import DEFAULT_SEED, SamplerSettings
+
+Strategy = Literal["none", "ps_covariate", "iptw", "psm", "covariates"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    cohort: str = "data/synthetic/cohort.csv"
+    covariates: list[str] | None = None  # None: the cohort sidecar's list
+
+
+class DesignConfig(_Strict):
+    estimand: Literal["ATE", "ATT", "ATO"] = "ATE"
+    stabilized: bool = True
+    truncate: tuple[float, float] | None = None  # percentiles in (0, 1), e.g. [0.01, 0.99]
+    caliper: float = Field(0.2, gt=0)  # in SDs of the logit propensity score
+
+    @field_validator("truncate")
+    @classmethod
+    def _percentiles(cls, v):
+        if v is not None and not (0 <= v[0] < v[1] <= 1):
+            raise ValueError("expected two percentiles 0 <= low < high <= 1, e.g. [0.01, 0.99]")
+        return v
+
+
+class SurvivalConfig(_Strict):
+    endpoints: list[Literal["os", "pfs"]] = ["os", "pfs"]
+    strategies: list[Strategy] = ["none", "iptw"]
+    cuts: Literal["quantile"] | list[float] = "quantile"
+    n_intervals: int = Field(8, ge=1, le=50)
+    baseline: Literal["rw", "independent"] = "rw"
+    bootstrap_draws: int = Field(400, ge=20)
+
+
+class ResponseConfig(_Strict):
+    strategies: list[Strategy] = ["none", "iptw"]
+
+
+class PriorConfig(_Strict):
+    set: str = "reference"
+    overrides: list[str] = []
+    published_sets: list[str] = ["reference", "skeptical", "enthusiastic", "pessimistic",
+                                 "evidence_based"]
+
+
+class SamplerConfig(_Strict):
+    draws: int = Field(1000, ge=100)
+    tune: int = Field(1000, ge=100)
+    chains: int = Field(2, ge=1, le=8)
+    seed: int = DEFAULT_SEED
+    target_accept: float = Field(0.9, gt=0.5, lt=1)
+    backend: Literal["pymc", "nutpie"] = "pymc"
+
+    def settings(self) -> SamplerSettings:
+        return SamplerSettings(**self.model_dump())
+
+
+class MainConfig(_Strict):
+    data: DataConfig = DataConfig()
+    design: DesignConfig = DesignConfig()
+    survival: SurvivalConfig = SurvivalConfig()
+    response: ResponseConfig = ResponseConfig()
+    priors: PriorConfig = PriorConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    source: str = ""
+
+    def cohort_path(self) -> Path:
+        p = Path(self.data.cohort)
+        return p if p.is_absolute() or p.exists() else project_root() / p
+
+
+def default_config_path() -> Path:
+    return project_root() / "models" / "main.toml"
+
+
+def load_config(path: str | Path | None = None) -> MainConfig:
+    """Read and validate an analysis configuration file (default ``models/main.toml``)."""
+    path = Path(path) if path else default_config_path()
+    if not path.is_file():
+        raise InputError(f"{path}: no such configuration file; expected a TOML file like "
+                         "models/main.toml.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}).") from None
+    try:
+        cfg = MainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"key '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}"
+            + (f" (found {e['input']!r})" if e["type"] != "missing" else "")
+            for e in exc.errors()
+        )
+        raise InputError(f"{path}: {problems}.") from None
+    return cfg.model_copy(update={"source": str(path)})
