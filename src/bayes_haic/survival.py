@@ -1,0 +1,581 @@
+r"""Bayesian piecewise-exponential (PWE) survival models for OS and PFS (time unit: months).
+
+Model
+-----
+Follow-up is split at cut points :math:`0 = c_0 < c_1 < \dots < c_{J-1}`; interval
+:math:`j` is :math:`(c_j, c_{j+1}]` and the last interval is open, :math:`(c_{J-1}, \infty)`.
+The hazard of a patient in arm :math:`k` (1 = treated, 0 = control) is piecewise constant,
+
+.. math:: h_k(t) = \lambda_j \exp(\beta k), \qquad t \in (c_j, c_{j+1}],
+
+with ``log_lambda`` :math:`= \log\lambda_j` (per month) and ``log_hr`` :math:`= \beta`.
+With :math:`D_{jk}` events and :math:`E_{jk}` months of exposure in interval :math:`j`, arm
+:math:`k`, the PWE likelihood equals, up to a constant, the Poisson likelihood of
+:math:`D_{jk}` with mean :math:`\mu_{jk} = E_{jk}\lambda_j e^{\beta k}` (Holford 1980,
+Biometrics 36:299; Laird & Olivier 1981, JASA 76:231), so the model is fitted on the
+:math:`2J` collapsed counts rather than on one row per patient and interval:
+
+.. math:: \log L = \sum_{jk} w\text{-}D_{jk}\,\eta_{jk} - E_{jk} e^{\eta_{jk}},
+          \qquad \eta_{jk} = \log\lambda_j + \beta k .
+
+With weights (IPTW) :math:`D` and :math:`E` are weighted sums, and the expression is a
+weighted pseudo-likelihood (entered as a ``pm.Potential``; non-integer counts are not Poisson).
+
+Baseline: ``"rw"`` (default) a Gaussian random walk,
+:math:`\log\lambda_1 \sim` ``survival.log_baseline_hazard``,
+:math:`\log\lambda_{j+1} = \log\lambda_j + \sigma z_j`, :math:`z_j \sim N(0, 1)` (non-centred),
+:math:`\sigma \sim` ``survival.baseline_rw_sd``; or ``"independent"``,
+:math:`\log\lambda_j \sim` ``survival.log_baseline_hazard`` for every interval.
+``log_hr`` :math:`\sim` ``survival.log_hr``.
+
+Estimands
+---------
+``adjust="none"``: the crude marginal hazard ratio in the cohort (no confounding control).
+``adjust="iptw"``: the marginal (average treatment effect) hazard ratio in the weighted
+pseudo-population. With fixed weights the result is a pseudo-posterior that ignores the
+uncertainty in the estimated weights; :mod:`bayes_haic.survival_bootstrap` propagates it
+(Saarela et al. 2015, Biometrics 71:279).
+
+Reuse
+-----
+The PyMC model for a structure (number of intervals, baseline kind, prior families) is built
+once and cached; the data (``events``, ``exposure``) and the prior parameters are
+``pm.Data`` containers that are updated for each fit, so a sensitivity grid over data sets and
+prior parameters does not rebuild the graph (and, with ``backend="nutpie"``, does not
+recompile it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from scipy import special
+
+from . import sampling
+from .errors import InputError, describe_rows
+from .priors import Prior, PriorSet, load_prior_set
+from .results import result_row, summarise_draws
+
+ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
+ARMS = ("control", "treated")  # treatment 0, 1
+BASELINES = ("rw", "independent")
+ADJUSTMENTS = ("none", "iptw")
+FIXED_WEIGHT_METHOD = (
+    "IPTW fixed-weight pseudo-posterior (approximation: ignores weight uncertainty)"
+)
+
+# --------------------------------------------------------------------------- cut points
+
+
+def validate_cuts(cuts, where: str = "cut points") -> np.ndarray:
+    """Check cut points: finite, 1-d, first is 0, strictly increasing; returns a float array."""
+    try:
+        c = np.asarray(cuts, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: expected a list of numbers (months), found {cuts!r}.") from None
+    if c.ndim != 1 or c.size == 0:
+        raise InputError(f"{where}: expected a non-empty 1-d list of months, found {cuts!r}.")
+    if not np.all(np.isfinite(c)):
+        raise InputError(
+            f"{where}: every cut point must be a finite number of months (the last interval is "
+            f"open-ended already; do not add inf); found {c.tolist()}."
+        )
+    if c[0] != 0:
+        raise InputError(f"{where}: the first cut point must be 0 (months); found {c[0]:g}.")
+    if np.any(np.diff(c) <= 0):
+        raise InputError(f"{where}: cut points must be strictly increasing; found {c.tolist()}.")
+    return c
+
+
+def cut_points(time, event, method: str = "quantile", n_intervals: int = 8, grid=None) -> np.ndarray:
+    """Left ends of the PWE intervals, in months, starting at 0.
+
+    ``method="quantile"``: cuts at the ``k / n_intervals`` quantiles of the observed event times
+    (k = 1..n_intervals-1), so each interval holds about the same number of events; ties are
+    merged, so fewer intervals may result. ``method="grid"`` (or any ``grid`` given): the fixed
+    ``grid``, e.g. ``[0, 3, 6, 9, 12, 18, 24, 36]``. The last interval is open to the end of
+    follow-up (its hazard is extrapolated as constant beyond it).
+    """
+    if grid is not None or method == "grid":
+        if grid is None:
+            raise InputError("cut points: method='grid' needs grid=[0, ...] (months).")
+        return validate_cuts(grid, "grid")
+    if method != "quantile":
+        raise InputError(f"cut points: unknown method {method!r}; expected 'quantile' or 'grid'.")
+    if isinstance(n_intervals, bool) or not isinstance(n_intervals, (int, np.integer)) or n_intervals < 1:
+        raise InputError(f"cut points: n_intervals must be a positive integer; found {n_intervals!r}.")
+    t, d, _, _ = _check_arrays(time, event, np.zeros(np.size(time)), None)
+    te = t[d == 1]
+    if te.size == 0:
+        raise InputError("cut points: no events observed; quantile cut points need events.")
+    q = np.quantile(te, np.arange(1, n_intervals) / n_intervals)
+    c = np.unique(np.concatenate([[0.0], q[q > 0]]))
+    return validate_cuts(c)
+
+
+def interval_labels(cuts) -> list[str]:
+    """Labels such as ``"0-3"``, ..., ``"36+"`` for intervals starting at ``cuts`` (months)."""
+    c = np.asarray(cuts, float)
+    labels = [f"{a:.4g}-{b:.4g}" for a, b in zip(c[:-1], c[1:])]
+    labels.append(f"{c[-1]:.4g}+")
+    if len(set(labels)) < len(labels):  # cut points closer than 4 significant digits
+        labels = [f"{a!r}-{b!r}" for a, b in zip(c[:-1], c[1:])] + [f"{c[-1]!r}+"]
+    return labels
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _check_arrays(time, event, treatment, weights, names=("time", "event", "treatment")):
+    t = np.asarray(time, dtype=float).ravel()
+    d = np.asarray(event, dtype=float).ravel()
+    x = np.asarray(treatment, dtype=float).ravel()
+    if not (t.size == d.size == x.size):
+        raise InputError(
+            f"{names[0]}, {names[1]}, {names[2]}: lengths differ ({t.size}, {d.size}, {x.size})."
+        )
+    bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
+    if bad.size:
+        raise InputError(
+            f"column '{names[0]}', {describe_rows(bad + 1)}: expected a non-negative number of "
+            f"months, found {t[bad[:3]].tolist()}."
+        )
+    bad = np.flatnonzero(~np.isin(d, (0.0, 1.0)))
+    if bad.size:
+        raise InputError(
+            f"column '{names[1]}', {describe_rows(bad + 1)}: expected 1 (event) or 0 (censored), "
+            f"found {d[bad[:3]].tolist()}."
+        )
+    bad = np.flatnonzero(~np.isin(x, (0.0, 1.0)))
+    if bad.size:
+        raise InputError(
+            f"column '{names[2]}', {describe_rows(bad + 1)}: expected 1 (treated) or 0 (control), "
+            f"found {x[bad[:3]].tolist()}."
+        )
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=float).ravel()
+        if w.size != t.size:
+            raise InputError(f"weights: expected {t.size} values (one per patient), found {w.size}.")
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            raise InputError(
+                f"weights, {describe_rows(bad + 1)}: expected finite non-negative numbers, "
+                f"found {w[bad[:3]].tolist()}."
+            )
+    return t, d.astype(int), x.astype(int), w
+
+
+def _interval_index(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Interval holding time ``t`` under the (c_j, c_{j+1}] convention (t = 0 goes to the first)."""
+    return np.clip(np.searchsorted(cuts, t, side="left") - 1, 0, cuts.size - 1)
+
+
+def _exposure_matrix(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Months at risk of each patient (rows) in each interval (columns)."""
+    ends = np.append(cuts[1:], np.inf)
+    return np.clip(np.minimum(t[:, None], ends[None, :]) - cuts[None, :], 0.0, None)
+
+
+def collapse(time, event, treatment, cuts, weights=None) -> xr.Dataset:
+    """Collapsed sufficient statistics of the PWE model.
+
+    Returns an ``xarray.Dataset`` with ``events`` (D_jk, weighted number of events) and
+    ``exposure`` (E_jk, weighted months at risk), both with dims ``(arm, intervals)``; coords
+    ``arm = ("control", "treated")``, ``intervals`` (labels) and ``start`` / ``end`` (months;
+    the last ``end`` is inf); attrs ``cuts``, ``n_control``, ``n_treated``, ``weighted``.
+    """
+    cuts = validate_cuts(cuts)
+    t, d, x, w = _check_arrays(time, event, treatment, weights)
+    wt = np.ones_like(t) if w is None else w
+    expo = _exposure_matrix(t, cuts) * wt[:, None]
+    ev = np.zeros_like(expo)
+    ev[np.arange(t.size), _interval_index(t, cuts)] = d * wt
+    D = np.stack([ev[x == k].sum(axis=0) for k in (0, 1)])
+    E = np.stack([expo[x == k].sum(axis=0) for k in (0, 1)])
+    coords = {
+        "arm": list(ARMS),
+        "intervals": interval_labels(cuts),
+        "start": ("intervals", cuts),
+        "end": ("intervals", np.append(cuts[1:], np.inf)),
+    }
+    return xr.Dataset(
+        {"events": (("arm", "intervals"), D), "exposure": (("arm", "intervals"), E)},
+        coords=coords,
+        attrs={
+            "cuts": cuts.tolist(),
+            "n_control": int(np.sum(x == 0)),
+            "n_treated": int(np.sum(x == 1)),
+            "weighted": int(w is not None),
+        },
+    )
+
+
+def expand_person_intervals(time, event, treatment, cuts, weights=None, covariates=None, ids=None) -> pd.DataFrame:
+    """One row per patient and interval at risk (the long format of the PWE likelihood).
+
+    Columns: ``id``, ``interval`` (0-based index), ``interval_label``, ``start``, ``treatment``,
+    ``exposure`` (months at risk in the interval), ``event`` (1 if the event falls in it),
+    ``weight`` (1 if no weights), plus the columns of ``covariates`` (a DataFrame or dict of
+    per-patient arrays). Patients contribute rows up to their event/censoring interval.
+    """
+    cuts = validate_cuts(cuts)
+    t, d, x, w = _check_arrays(time, event, treatment, weights)
+    n = t.size
+    last = _interval_index(t, cuts)
+    expo = _exposure_matrix(t, cuts)
+    pid, j = np.nonzero(np.arange(cuts.size)[None, :] <= last[:, None])
+    labels = np.array(interval_labels(cuts))
+    out = pd.DataFrame(
+        {
+            "id": (np.arange(n) if ids is None else np.asarray(ids))[pid],
+            "interval": j,
+            "interval_label": labels[j],
+            "start": cuts[j],
+            "treatment": x[pid],
+            "exposure": expo[pid, j],
+            "event": ((j == last[pid]) & (d[pid] == 1)).astype(int),
+            "weight": (np.ones(n) if w is None else w)[pid],
+        }
+    )
+    if covariates is not None:
+        cov = pd.DataFrame(covariates).reset_index(drop=True)
+        if len(cov) != n:
+            raise InputError(f"covariates: expected {n} rows (one per patient), found {len(cov)}.")
+        for col in cov.columns:
+            out[col] = cov[col].to_numpy()[pid]
+    return out
+
+
+def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, event, treatment) arrays of ``endpoint`` (``"os"`` or ``"pfs"``) from a cohort frame."""
+    if endpoint not in ENDPOINTS:
+        raise InputError(f"endpoint: expected one of {', '.join(ENDPOINTS)}; found {endpoint!r}.")
+    tcol, ecol = ENDPOINTS[endpoint]
+    missing = [c for c in (tcol, ecol, "treatment") if c not in frame.columns]
+    if missing:
+        raise InputError(f"cohort: missing column(s) {', '.join(missing)} for endpoint '{endpoint}'.")
+    t, d, x, _ = _check_arrays(frame[tcol], frame[ecol], frame["treatment"], None, (tcol, ecol, "treatment"))
+    return t, d, x
+
+
+# --------------------------------------------------------------------------- PyMC model
+
+
+def _prior_rv(name: str, prior: Prior, **kwargs):
+    """Random variable ``name`` with the prior's family and parameters held in ``pm.Data``
+    containers ``<name>__<param>``, so the prior's parameters can be changed without a rebuild."""
+    params = {k: pm.Data(f"{name}__{k}", float(v)) for k, v in prior.params.items()}
+    return getattr(pm, prior.dist)(name, **params, **kwargs)
+
+
+def _prior_values(name: str, prior: Prior) -> dict:
+    return {f"{name}__{k}": float(v) for k, v in prior.params.items()}
+
+
+# model variable -> prior key
+_PRIOR_KEYS = {
+    "log_hr": "survival.log_hr",
+    "log_lambda_first": "survival.log_baseline_hazard",
+    "log_lambda": "survival.log_baseline_hazard",
+    "baseline_rw_sd": "survival.baseline_rw_sd",
+}
+
+
+def _baseline_vars(baseline: str) -> tuple[str, ...]:
+    if baseline == "rw":
+        return ("log_lambda_first", "baseline_rw_sd")
+    return ("log_lambda",)
+
+
+def _build_collapsed(n_intervals: int, baseline: str, prior_set: PriorSet) -> pm.Model:
+    """The collapsed PWE model graph (data and prior parameters as ``pm.Data``)."""
+    with pm.Model(coords=_model_coords(n_intervals)) as model:
+        events = pm.Data("events", np.zeros((2, n_intervals)), dims=("arm", "intervals"))
+        exposure = pm.Data("exposure", np.ones((2, n_intervals)), dims=("arm", "intervals"))
+        log_hr = _prior_rv("log_hr", prior_set.get("survival.log_hr"))
+        pm.Deterministic("hr", pt.exp(log_hr))
+        log_lambda = _baseline(baseline, n_intervals, prior_set)
+        eta = log_lambda[None, :] + log_hr * pt.as_tensor(np.array([0.0, 1.0]))[:, None]
+        pm.Deterministic("hazard", pt.exp(eta), dims=("arm", "intervals"))
+        pm.Potential("loglik", pt.sum(events * eta - exposure * pt.exp(eta)))
+    return model
+
+
+def _model_coords(n_intervals: int) -> dict:
+    # interval labels are placeholders here: the graph is shared by data sets with other cuts,
+    # and finish_idata() relabels the posterior with the data set's intervals
+    return {
+        "arm": list(ARMS),
+        "intervals": [str(j) for j in range(n_intervals)],
+        "steps": [str(j) for j in range(1, n_intervals)],
+    }
+
+
+def _baseline(baseline: str, n_intervals: int, prior_set: PriorSet):
+    prior = prior_set.get("survival.log_baseline_hazard")
+    if baseline == "independent":
+        return _prior_rv("log_lambda", prior, dims="intervals")
+    first = _prior_rv("log_lambda_first", prior)
+    if n_intervals == 1:
+        return pm.Deterministic("log_lambda", first[None], dims="intervals")
+    sd = _prior_rv("baseline_rw_sd", prior_set.get("survival.baseline_rw_sd"))
+    z = pm.Normal("baseline_rw_z", 0.0, 1.0, dims="steps")
+    steps = pt.cumsum(sd * z)
+    return pm.Deterministic(
+        "log_lambda", pt.concatenate([first[None], first + steps]), dims="intervals"
+    )
+
+
+def _check_baseline(baseline: str) -> None:
+    if baseline not in BASELINES:
+        raise InputError(f"baseline: expected one of {', '.join(BASELINES)}; found {baseline!r}.")
+
+
+def _structure_key(n_intervals: int, baseline: str, prior_set: PriorSet) -> tuple:
+    families = tuple(prior_set.get(_PRIOR_KEYS[v]).dist for v in ("log_hr", *_baseline_vars(baseline)))
+    return ("collapsed", n_intervals, baseline, families)
+
+
+def _data_values(collapsed: xr.Dataset, baseline: str, prior_set: PriorSet) -> dict:
+    values = {
+        "events": collapsed["events"].values.astype(float),
+        "exposure": collapsed["exposure"].values.astype(float),
+    }
+    for var in ("log_hr", *_baseline_vars(baseline)):
+        if var == "baseline_rw_sd" and collapsed.sizes["intervals"] == 1:
+            continue
+        values.update(_prior_values(var, prior_set.get(_PRIOR_KEYS[var])))
+    return values
+
+
+def build_pwe_model(collapsed: xr.Dataset, prior_set: PriorSet | str | None = None, baseline: str = "rw") -> pm.Model:
+    """A new collapsed PWE PyMC model for the statistics of :func:`collapse`.
+
+    Free variables: ``log_hr``; ``log_lambda_first``, ``baseline_rw_sd``, ``baseline_rw_z``
+    (random walk) or ``log_lambda`` (independent). Deterministics: ``hr``, ``log_lambda``
+    (dims ``intervals``), ``hazard`` (per month, dims ``(arm, intervals)``). Potential
+    ``loglik``: the (weighted) Poisson log-likelihood without the constant.
+    :func:`fit_pwe` uses a cached copy of the same graph instead of building a new one.
+    """
+    _check_baseline(baseline)
+    ps = _prior_set(prior_set)
+    model = _build_collapsed(collapsed.sizes["intervals"], baseline, ps)
+    pm.set_data(_data_values(collapsed, baseline, ps), model=model)
+    return model
+
+
+def build_pwe_rows_model(rows: pd.DataFrame, n_intervals: int, prior_set: PriorSet | str | None = None, baseline: str = "rw") -> pm.Model:
+    """The naive PWE model: a Poisson likelihood per patient-interval row of
+    :func:`expand_person_intervals` (``event ~ Poisson(exposure * hazard)``), with the same
+    priors and parameter names as :func:`build_pwe_model`. Unweighted. Used to check the
+    Poisson-likelihood identity and as the benchmark baseline."""
+    _check_baseline(baseline)
+    ps = _prior_set(prior_set)
+    coords = _model_coords(n_intervals)
+    keep = rows["exposure"].to_numpy() > 0
+    r = rows[keep]
+    with pm.Model(coords=coords) as model:
+        j = pm.Data("interval", r["interval"].to_numpy().astype("int64"))
+        x = pm.Data("treatment", r["treatment"].to_numpy().astype(float))
+        log_e = pm.Data("log_exposure", np.log(r["exposure"].to_numpy()))
+        log_hr = _prior_rv("log_hr", ps.get("survival.log_hr"))
+        pm.Deterministic("hr", pt.exp(log_hr))
+        log_lambda = _baseline(baseline, n_intervals, ps)
+        pm.Poisson("event", mu=pt.exp(log_e + log_lambda[j] + log_hr * x), observed=r["event"].to_numpy())
+    return model
+
+
+def _prior_set(prior_set) -> PriorSet:
+    if prior_set is None:
+        return load_prior_set("reference")
+    if isinstance(prior_set, PriorSet):
+        return prior_set
+    return load_prior_set(prior_set)
+
+
+@dataclass
+class _CompiledPWE:
+    """A cached model graph (and, once used, its nutpie compilation)."""
+
+    model: pm.Model
+    nutpie: object = None
+    fits: int = field(default=0)
+
+
+_CACHE: dict[tuple, _CompiledPWE] = {}
+
+
+def _cached(n_intervals: int, baseline: str, prior_set: PriorSet) -> _CompiledPWE:
+    key = _structure_key(n_intervals, baseline, prior_set)
+    if key not in _CACHE:
+        _CACHE[key] = _CompiledPWE(_build_collapsed(n_intervals, baseline, prior_set))
+    return _CACHE[key]
+
+
+def clear_model_cache() -> None:
+    """Forget the cached model graphs (e.g. to measure compile time)."""
+    _CACHE.clear()
+
+
+def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSettings) -> az.InferenceData:
+    """Sample the cached graph with new data/prior values.
+
+    PyMC backend: :func:`bayes_haic.sampling.sample` on the updated model. nutpie backend: the
+    model is compiled once per structure and updated with ``with_data`` (same settings and
+    ``sampler_*`` attrs as :func:`~bayes_haic.sampling.sample`).
+    """
+    entry.fits += 1
+    if settings.backend != "nutpie":
+        pm.set_data(values, model=entry.model)
+        return sampling.sample(entry.model, settings)
+    import nutpie
+
+    if entry.nutpie is None:
+        entry.nutpie = nutpie.compile_pymc_model(entry.model)
+    compiled = entry.nutpie.with_data(**values)
+    idata = nutpie.sample(
+        compiled,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        seed=settings.seed,
+        target_accept=settings.target_accept,
+        progress_bar=False,
+        cores=1,
+    )
+    for key, value in settings.as_dict().items():
+        idata.attrs[f"sampler_{key}"] = value
+    return idata
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit_pwe(
+    frame: pd.DataFrame,
+    endpoint: str,
+    *,
+    adjust: str = "none",
+    weights=None,
+    cuts=None,
+    prior_set: PriorSet | str | None = None,
+    sampler: sampling.SamplerSettings | None = None,
+    baseline: str = "rw",
+) -> az.InferenceData:
+    """Fit the PWE model to ``endpoint`` (``"os"`` / ``"pfs"``) of a cohort by NUTS.
+
+    ``adjust="none"``: unweighted, the crude marginal HR. ``adjust="iptw"``: ``weights`` (one
+    per row of ``frame``, or the name of a column) enter a weighted pseudo-likelihood; weights are
+    rescaled to sum to n (which leaves the maximiser unchanged and keeps the information on the
+    sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight uncertainty use
+    :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`.
+    ``cuts``: None (8 quantile intervals of the event times), or a list starting at 0.
+
+    Returns an InferenceData with ``posterior`` (``log_hr``, ``hr``, ``log_lambda`` [intervals],
+    ``hazard`` [arm, intervals], plus baseline parameters), ``sample_stats``,
+    ``log_likelihood`` (``events`` per arm-interval), ``posterior_predictive`` (``events``),
+    ``observed_data`` (``events``), ``constant_data`` (``exposure``) and ``attrs`` (see
+    :func:`_attrs`: endpoint, adjustment, estimand, cuts, prior, method, n_treated, n_control, ...).
+    """
+    if adjust not in ADJUSTMENTS:
+        raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
+    _check_baseline(baseline)
+    t, d, x = endpoint_columns(frame, endpoint)
+    w = _resolve_weights(frame, adjust, weights)
+    cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
+    ps = _prior_set(prior_set)
+    settings = sampler or sampling.SamplerSettings()
+    coll = collapse(t, d, x, cuts, w)
+    entry = _cached(len(cuts), baseline, ps)
+    idata = _run_sampler(entry, _data_values(coll, baseline, ps), settings)
+    if adjust == "iptw":
+        method = f"PWE Poisson ({baseline} baseline), NUTS; {FIXED_WEIGHT_METHOD}"
+    else:
+        method = f"PWE Poisson ({baseline} baseline), NUTS"
+    attrs = _attrs(endpoint, adjust, cuts, ps, method, coll, baseline)
+    return finish_idata(idata, coll, attrs, seed=settings.seed)
+
+
+def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
+    if adjust == "none":
+        if weights is not None:
+            raise InputError("weights: given with adjust='none'; use adjust='iptw' for weighted fits.")
+        return None
+    if weights is None:
+        raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
+    if isinstance(weights, str):
+        if weights not in frame.columns:
+            raise InputError(f"weights: column '{weights}' not in the cohort.")
+        weights = frame[weights].to_numpy()
+    w = np.asarray(weights, float).ravel()
+    _check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
+    if w.sum() <= 0:
+        raise InputError("weights: all weights are zero.")
+    return w * (w.size / w.sum())
+
+
+def _attrs(endpoint, adjust, cuts, prior_set, method, coll, baseline) -> dict:
+    return {
+        "model": "pwe",
+        "endpoint": endpoint,
+        "adjustment": adjust,
+        "estimand": "marginal",
+        "estimand_detail": (
+            "crude marginal HR in the cohort (no confounding adjustment)"
+            if adjust == "none"
+            else "marginal HR (ATE) in the IPT-weighted pseudo-population"
+        ),
+        "cuts": [float(c) for c in cuts],
+        "time_unit": "months",
+        "baseline": baseline,
+        "prior": prior_set.label(),
+        "method": method,
+        "n_treated": int(coll.attrs["n_treated"]),
+        "n_control": int(coll.attrs["n_control"]),
+    }
+
+
+def poisson_loglik(events, exposure, hazard) -> np.ndarray:
+    """Pointwise (weighted) Poisson log-likelihood ``D log(E h) - E h - log Gamma(D + 1)``,
+    broadcasting over leading draw dimensions. For weighted D it is the pseudo-likelihood."""
+    mu = exposure * hazard
+    return special.xlogy(events, mu) - mu - special.gammaln(events + 1.0)
+
+
+def finish_idata(idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: int) -> az.InferenceData:
+    """Label the intervals, drop internal data, add log_likelihood / posterior_predictive /
+    observed_data / constant_data for the collapsed counts, and set ``attrs``."""
+    labels = coll["intervals"].values
+    post = idata.posterior.assign_coords(intervals=labels)
+    drop = [v for v in post.data_vars if "__" in v]
+    post = post.drop_vars(drop)
+    post.attrs.update(attrs)
+    hazard = post["hazard"].transpose("chain", "draw", "arm", "intervals")
+    D = coll["events"].values
+    E = coll["exposure"].values
+    ll = poisson_loglik(D, E, hazard.values)
+    rng = np.random.default_rng(seed)
+    pp = rng.poisson(E * hazard.values).astype(float)
+    dims4 = ("chain", "draw", "arm", "intervals")
+    coords4 = {k: hazard[k].values for k in dims4}
+    groups = {
+        "posterior": post,
+        "log_likelihood": xr.Dataset({"events": (dims4, ll)}, coords=coords4),
+        "posterior_predictive": xr.Dataset({"events": (dims4, pp)}, coords=coords4),
+        "observed_data": xr.Dataset({"events": coll["events"]}),
+        "constant_data": xr.Dataset({"exposure": coll["exposure"]}),
+    }
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
+    out.attrs.update(attrs)
+    return out
