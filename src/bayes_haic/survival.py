@@ -214,6 +214,7 @@ def collapse(time, event, treatment, cuts, weights=None) -> xr.Dataset:
             "n_control": int(np.sum(x == 0)),
             "n_treated": int(np.sum(x == 1)),
             "weighted": int(w is not None),
+            "max_follow_up": float(t.max()) if t.size else 0.0,
         },
     )
 
@@ -540,6 +541,7 @@ def _attrs(endpoint, adjust, cuts, prior_set, method, coll, baseline) -> dict:
         "method": method,
         "n_treated": int(coll.attrs["n_treated"]),
         "n_control": int(coll.attrs["n_control"]),
+        "max_follow_up": float(coll.attrs["max_follow_up"]),
     }
 
 
@@ -579,3 +581,172 @@ def finish_idata(idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: i
     out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
     out.attrs.update(attrs)
     return out
+
+
+# --------------------------------------------------------------------------- estimands
+
+DEFAULT_TIMES = np.arange(0.0, 36.0 + 1e-9, 0.5)
+
+
+def _hazard_draws(idata: az.InferenceData) -> xr.DataArray:
+    """Per-arm piecewise hazard draws (per month), dims (chain, draw, arm, intervals)."""
+    if "hazard" not in idata.posterior:
+        raise InputError("survival estimands: the posterior has no 'hazard' (arm, intervals) variable.")
+    return idata.posterior["hazard"].transpose("chain", "draw", "arm", "intervals")
+
+
+def cumulative_hazard(hazard: np.ndarray, cuts, times) -> np.ndarray:
+    """H(t) = sum_j h_j |(c_j, c_{j+1}] intersect (0, t]| for hazards ``(..., intervals)``;
+    returns ``(..., times)``. The last interval's hazard continues beyond the last cut."""
+    c = validate_cuts(cuts)
+    return np.asarray(hazard) @ _exposure_matrix(np.asarray(times, float), c).T
+
+
+def median_survival(hazard: np.ndarray, cuts) -> np.ndarray:
+    """Time (months) where S(t) = 0.5 under piecewise-constant ``hazard`` (..., intervals);
+    inf if never reached (zero hazard in the open last interval)."""
+    c = validate_cuts(cuts)
+    h = np.asarray(hazard, float)
+    Hc = cumulative_hazard(h, c, c)  # H at each cut (..., J)
+    target = np.log(2.0)
+    j = np.sum(Hc <= target, axis=-1, keepdims=True) - 1
+    Hj = np.take_along_axis(Hc, j, -1)[..., 0]
+    hj = np.take_along_axis(h, j, -1)[..., 0]
+    with np.errstate(divide="ignore"):
+        return c[j[..., 0]] + np.where(hj > 0, (target - Hj) / np.where(hj > 0, hj, 1.0), np.inf)
+
+
+def rmst(hazard: np.ndarray, cuts, tau: float) -> np.ndarray:
+    """Restricted mean survival time to ``tau`` months, int_0^tau S(t) dt, exactly for
+    piecewise-constant ``hazard`` (..., intervals)."""
+    c = validate_cuts(cuts)
+    h = np.asarray(hazard, float)
+    Hc = cumulative_hazard(h, c, c)
+    ends = np.append(c[1:], np.inf)
+    L = np.clip(np.minimum(ends, tau) - c, 0.0, None)
+    hl = h * L
+    safe = np.where(hl > 1e-12, h, 1.0)
+    part = np.where(hl > 1e-12, -np.expm1(-hl) / safe, L * (1 - hl / 2))
+    return np.sum(np.exp(-Hc) * part, axis=-1)
+
+
+def survival_estimands(
+    idata: az.InferenceData,
+    times=None,
+    *,
+    landmarks=(12.0, 24.0),
+    rmst_tau: float = 24.0,
+    hr_thresholds=(1.0, 0.7),
+) -> tuple[pd.DataFrame, xr.Dataset]:
+    """Arm-level survival estimands from posterior draws of the per-arm PWE hazard.
+
+    For the unadjusted and IPTW models, arm ``k``'s survival is
+    ``S_k(t) = exp(-sum_j lambda_j exp(beta k) |interval j within (0, t]|)`` (months), the
+    marginal survival in the cohort (unadjusted) or in the weighted pseudo-population (IPTW).
+    Beyond the last cut the hazard of the open last interval is extrapolated; medians beyond
+    the maximum follow-up are flagged (``extrapolated`` = share of draws beyond it).
+
+    Returns ``(summary, draws)``. ``draws`` (xarray Dataset, dims chain, draw, ...):
+    ``survival`` (arm, time), ``median`` (arm), ``survival_at`` (arm, landmark), ``rmst`` (arm),
+    ``rmst_diff`` (treated - control), ``hr``. ``summary``: one row per quantity with columns
+    ``quantity, arm, time, median, lower, upper, probability, extrapolated``; ``probability``
+    is P(HR < 1) for ``hr``, P(HR < t) for the ``P(HR<t)`` rows (no median/interval) and
+    P(difference > 0) for ``rmst_diff``.
+    """
+    times = DEFAULT_TIMES if times is None else np.asarray(times, float)
+    cuts = validate_cuts(idata.attrs["cuts"])
+    haz = _hazard_draws(idata)
+    h = haz.values
+    lm = np.asarray(landmarks, float)
+    surv = np.exp(-cumulative_hazard(h, cuts, times))
+    s_at = np.exp(-cumulative_hazard(h, cuts, lm))
+    med = median_survival(h, cuts)
+    rm = rmst(h, cuts, rmst_tau)
+    cd = ("chain", "draw")
+    coords = {"chain": haz["chain"].values, "draw": haz["draw"].values, "arm": haz["arm"].values}
+    draws = xr.Dataset(
+        {
+            "survival": (cd + ("arm", "time"), surv),
+            "survival_at": (cd + ("arm", "landmark"), s_at),
+            "median": (cd + ("arm",), med),
+            "rmst": (cd + ("arm",), rm),
+            "rmst_diff": (cd, rm[..., 1] - rm[..., 0]),
+            "hr": idata.posterior["hr"].transpose(*cd),
+        },
+        coords={**coords, "time": times, "landmark": lm},
+        attrs={"time_unit": "months", "rmst_tau": float(rmst_tau), **_summary_attrs(idata)},
+    )
+    fu = float(idata.attrs.get("max_follow_up", np.inf))
+    rows = []
+
+    def add(quantity, x, arm="", time=math.nan, probability=math.nan, extrapolated=math.nan):
+        s = summarise_draws(x)
+        rows.append(
+            {"quantity": quantity, "arm": arm, "time": time, "median": s["median"], "lower": s["lower"],
+             "upper": s["upper"], "probability": probability, "extrapolated": extrapolated}
+        )
+
+    hr = draws["hr"].values
+    add("hr", hr, probability=float(np.mean(hr < 1.0)))
+    for thr in hr_thresholds:
+        if thr != 1.0:  # P(HR < thr) only
+            rows.append({"quantity": f"P(HR<{thr:g})", "arm": "", "time": math.nan, "median": math.nan,
+                         "lower": math.nan, "upper": math.nan, "probability": float(np.mean(hr < thr)),
+                         "extrapolated": math.nan})
+    for a, arm in enumerate(draws["arm"].values):
+        add("median", med[..., a], arm, extrapolated=float(np.mean(med[..., a] > fu)))
+        for i, t in enumerate(lm):
+            add("survival", s_at[..., a, i], arm, time=float(t))
+        add("rmst", rm[..., a], arm, time=float(rmst_tau))
+    add("rmst_diff", draws["rmst_diff"].values, "treated - control", time=float(rmst_tau),
+        probability=float(np.mean(draws["rmst_diff"].values > 0)))
+    summary = pd.DataFrame(rows)
+    return summary, draws
+
+
+def _summary_attrs(idata) -> dict:
+    keys = ("endpoint", "adjustment", "estimand", "prior", "method", "n_treated", "n_control")
+    return {k: idata.attrs[k] for k in keys if k in idata.attrs}
+
+
+# --------------------------------------------------------------------------- results rows
+
+
+def _diagnostics(idata: az.InferenceData) -> dict:
+    if "bootstrap_n" in idata.attrs or "sample_stats" not in idata.groups():
+        return {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
+    names = [v for v in ("log_hr", "log_lambda", "log_hr_t") if v in idata.posterior]
+    conv = sampling.convergence(idata, var_names=names)
+    return {k: conv[k] for k in ("rhat_max", "ess_bulk_min", "divergences")}
+
+
+def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_tau: float = 24.0) -> list[dict]:
+    """Results-table rows of a PWE fit: ``hr`` (prob_benefit = P(HR < 1)), ``median_treated``,
+    ``median_control`` (months, arm-level) and ``rmst_diff_<tau>`` (months, treated - control,
+    prob_benefit = P(difference > 0)), with the fit's convergence diagnostics (NaN for the
+    Bayesian bootstrap)."""
+    a = idata.attrs
+    _, draws = survival_estimands(idata, times=[0.0], rmst_tau=rmst_tau)
+    common = {
+        "data_tier": data_tier,
+        "endpoint": a["endpoint"],
+        "adjustment": a["adjustment"],
+        "prior": a["prior"],
+        "method": a["method"],
+        "n_treated": a["n_treated"],
+        "n_control": a["n_control"],
+        "source": source,
+        **_diagnostics(idata),
+    }
+    med = draws["median"]
+    return [
+        result_row(measure="hr", estimand=a["estimand"], **summarise_draws(draws["hr"].values, "below1"), **common),
+        result_row(measure="median_treated", estimand="arm-level", **summarise_draws(med.sel(arm="treated").values), **common),
+        result_row(measure="median_control", estimand="arm-level", **summarise_draws(med.sel(arm="control").values), **common),
+        result_row(
+            measure=f"rmst_diff_{rmst_tau:g}",
+            estimand=a["estimand"],
+            **summarise_draws(draws["rmst_diff"].values, "above0"),
+            **common,
+        ),
+    ]
