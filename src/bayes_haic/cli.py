@@ -49,6 +49,22 @@ def check_cohort(file, covariates):
     click.echo(shown.to_string())
 
 
+@cli.command()
+@click.option("--out", default=None, type=click.Path(dir_okay=False),
+              help="CSV to write (default: data/synthetic/cohort.csv); a .meta.json sidecar is "
+              "written beside it.")
+@click.option("--settings", default=None, type=click.Path(dir_okay=False),
+              help="Generator settings TOML (default: data/synthetic/generator.toml).")
+@click.option("--seed", default=None, type=int, help="Seed (default: the settings' cohort seed).")
+def synthesize(out, settings, seed):
+    """Regenerate the SYNTHETIC default cohort (byte for byte with the default settings)."""
+    from .paths import default_cohort_path
+    from .synthetic import load_settings, write_cohort
+
+    path = write_cohort(out or default_cohort_path(), load_settings(settings), seed)
+    click.echo(f"wrote {path} (SYNTHETIC cohort, not the study's patients) and its .meta.json")
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
     try:
