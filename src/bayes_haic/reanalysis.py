@@ -1,0 +1,1149 @@
+r"""Bayesian reanalysis of the study's published numbers (data tier ``published``).
+
+Hazard ratios (OS, PFS)
+-----------------------
+The published IPTW hazard ratio :math:`\widehat{HR}` enters as a normal likelihood for
+:math:`\theta = \log HR`, :math:`\log\widehat{HR} \sim N(\theta, s^2)`. The standard error
+:math:`s` comes from a published 95% CI when there is one (:func:`se_from_ci`), otherwise from
+the P value (:func:`se_from_p`). The abstract gives no CI, only "P < 0.001"; for a two-sided Wald
+test :math:`|\log\widehat{HR}|/s > z_{0.9995} = 3.29`, so :math:`s < 0.291` (OS) and
+:math:`s < 0.206` (PFS). **Assumption:** we read "P < 0.001" as P = 0.001, which gives the
+largest SE consistent with the statement, i.e. the widest likelihood (the most conservative
+choice); :func:`hr_se_sensitivity` shows the posterior over a range of SEs. With a normal prior
+:math:`\theta \sim N(m, v)` the posterior is closed-form (conjugate normal-normal),
+
+.. math:: \theta \mid y \sim N\!\left(\frac{m/v + y/s^2}{1/v + 1/s^2},\;
+          \frac{1}{1/v + 1/s^2}\right);
+
+any other prior family is integrated numerically on a grid (:class:`GridPosterior`).
+
+Objective response (ORR)
+------------------------
+From the PSM counts *derived* from the published percentages (37/55 vs 16/55; see
+``data/published/README.md``): (i) per-arm exact beta-binomial posteriors
+:math:`p_k \mid r_k \sim Beta(a + r_k, b + n_k - r_k)` with the ``published.arm_rate`` prior;
+risk difference RD, risk ratio RR and odds ratio OR by seeded Monte Carlo from the exact
+posteriors; :math:`P(p_1 > p_0)` and :math:`P(RD > 0.2)` by numerical integration (exact up to
+quadrature error); (ii) a two-parameter logistic model on the same counts,
+:math:`\mathrm{logit}\,p_0 = \alpha`, :math:`\mathrm{logit}\,p_1 = \alpha + \beta`, with priors
+``response.intercept`` and ``response.log_or`` -- the route by which the reanalysis prior family
+acts on the response contrast -- integrated on a 2-D grid (:func:`reanalyse_orr_contrast`).
+
+Prior family
+------------
+After Spiegelhalter, Freedman & Parmar (1994, JRSS A 157:357) and Wijeysundera et al. (2009,
+J Clin Epidemiol 62:13), each a normal prior on the log ratio fixed by a centre and one tail
+probability (:func:`prior_from_probability`); see :data:`FAMILY_TEXT` and
+``models/priors/<name>.toml``:
+
+* ``reference``: vague, :math:`\log HR \sim N(0, 10^2)` (the shipped reference set).
+* ``skeptical``: centred on no effect (HR = 1) with P(HR < 0.5) = 5%
+  (so also P(HR < 0.7) = 20%): sd = log 2 / 1.645 = 0.421.
+* ``enthusiastic``: centred on the clinically important benefit HR = 0.7 with P(HR > 1) = 5%:
+  sd = -log 0.7 / 1.645 = 0.217.
+* ``pessimistic``: centred on harm of the same size, HR = 1/0.7 = 1.43, with P(HR < 1) = 5%.
+* ``evidence_based``: the pooled estimates of Zhao et al. (Front Oncol 2025;15:1513394), OS HR
+  0.54 (0.45-0.64), PFS HR 0.64 (0.55-0.75), ORR RR 2.15 (1.84-2.50). The meta-analysis very
+  likely includes this study, so its information is halved: a power prior with
+  :math:`a_0 = 0.5` (Ibrahim & Chen 2000, Stat Sci 15:46), i.e. the variance of the pooled
+  log HR is divided by :math:`a_0` (sd x 1.414). :func:`subtract_study` gives the alternative of
+  removing this study's (approximate) contribution from a fixed-effect pool.
+
+For the response contrast (log odds ratio; OR > 1 is benefit) the clinically important effect
+is RD = +0.20 at a control ORR of 25% (45% vs 25%), i.e. OR = 2.45: skeptical centred on OR = 1
+with P(OR > 2.45) = 5% (a 5% probability of a clinically important effect, Spiegelhalter's
+original definition); enthusiastic centred on OR = 2.45 with P(OR < 1) = 5%; pessimistic
+centred on OR = 1/2.45 with P(OR > 1) = 5%; evidence-based: the pooled RR read as an OR at a
+control ORR of 25% (the spread over 15%-35% added to the variance), then power-prior
+down-weighted (:func:`evidence_based_log_or`). ``published.arm_rate`` (per-arm Beta prior of the
+beta-binomial model) stays uniform in every set: the family is about the contrast.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import integrate, optimize, special, stats
+
+from .errors import InputError
+from .paths import priors_dir, project_root
+from .priors import Prior, PriorSet, load_prior_set
+from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
+from .results import result_row
+from .sampling import DEFAULT_SEED
+
+# --------------------------------------------------------------------------- constants
+
+CLINICAL_HR = 0.7  # clinically important benefit (enthusiastic centre; pessimistic mirror)
+SKEPTICAL_HR = 0.5  # the skeptic gives 5% probability to a benefit at least this large
+TAIL_PROB = 0.05
+POWER_PRIOR_A0 = 0.5  # down-weighting of meta-analyses that likely include this study
+IMPORTANT_HR = 0.8  # reported: P(HR < 0.8)
+IMPORTANT_RD = 0.2  # clinically important ORR difference; reported: P(RD > 0.2)
+# control (LEN-P) response rate used to express ORR effects as odds ratios: a round value near the
+# 28-29% this study reports for its LEN-P arm
+REFERENCE_CONTROL_ORR = 0.25
+EVIDENCE_CONTROL_ORR_RANGE = (0.15, 0.35)  # spread of that conversion in the evidence-based prior
+# clinically important OR: RD = IMPORTANT_RD at REFERENCE_CONTROL_ORR (0.45 vs 0.25 -> OR 2.45)
+CLINICAL_OR = (
+    (REFERENCE_CONTROL_ORR + IMPORTANT_RD) / (1 - REFERENCE_CONTROL_ORR - IMPORTANT_RD)
+) / (REFERENCE_CONTROL_ORR / (1 - REFERENCE_CONTROL_ORR))
+PRIOR_NAMES = ("reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based")
+HR_ESTIMAND = "as published (IPTW marginal HR)"
+ORR_ESTIMAND = "as published (PSM arm-level ORR; counts derived)"
+
+
+# --------------------------------------------------------------------------- standard errors
+
+
+def se_from_ci(lower: float, upper: float, level: float = 0.95) -> float:
+    """SE of log(ratio) from a symmetric-on-the-log-scale CI: ``(log U - log L) / (2 z)``."""
+    if not (0 < lower < upper) or not math.isfinite(upper):
+        raise InputError(
+            f"confidence interval: expected 0 < lower < upper; found ({lower}, {upper})."
+        )
+    z = stats.norm.isf((1 - level) / 2)
+    return (math.log(upper) - math.log(lower)) / (2 * z)
+
+
+def se_from_p(hr: float, p: float, two_sided: bool = True) -> float:
+    """SE of log(HR) implied by a Wald test with P value ``p``: ``|log HR| / z``.
+
+    ``z = Phi^{-1}(1 - p/2)`` (two-sided) or ``Phi^{-1}(1 - p)``. For a published bound
+    "P < p" the result is the *largest* SE consistent with it (the most conservative reading);
+    smaller SEs are equally consistent (see :func:`hr_se_sensitivity`).
+    """
+    if not hr > 0 or hr == 1:
+        raise InputError(f"hazard ratio: expected a positive number other than 1; found {hr}.")
+    if not 0 < p < 1:
+        raise InputError(f"P value: expected 0 < p < 1; found {p}.")
+    z = stats.norm.isf(p / 2 if two_sided else p)
+    return abs(math.log(hr)) / z
+
+
+# --------------------------------------------------------------------------- prior derivation
+
+
+def prior_from_probability(center: float, threshold: float, prob: float = TAIL_PROB) -> Prior:
+    """Normal prior on log(ratio): median ``center`` (a ratio) and ``P(beyond threshold) = prob``.
+
+    "Beyond" is the side of ``threshold`` away from ``center``: ``prior_from_probability(1, 0.5)``
+    is the skeptical prior with P(HR < 0.5) = 5%; ``prior_from_probability(0.7, 1.0)`` the
+    enthusiastic prior with P(HR > 1) = 5%. ``sigma = |log threshold - log center| / z_{1-prob}``.
+    """
+    if not (center > 0 and threshold > 0) or center == threshold:
+        raise InputError(
+            f"prior_from_probability: centre and threshold must be positive ratios that differ; "
+            f"found {center}, {threshold}."
+        )
+    if not 0 < prob < 0.5:
+        raise InputError(f"prior_from_probability: prob must be in (0, 0.5); found {prob}.")
+    mu = math.log(center)
+    sigma = abs(math.log(threshold) - mu) / stats.norm.isf(prob)
+    return Prior("Normal", {"mu": mu, "sigma": sigma})
+
+
+def prior_from_estimate(
+    estimate: float, lower: float, upper: float, a0: float = 1.0, level: float = 0.95
+) -> Prior:
+    """Normal prior on log(ratio) from a published estimate and CI, raised to the power ``a0``.
+
+    A power prior (Ibrahim & Chen 2000) with a normal likelihood: N(log estimate, se^2 / a0);
+    ``a0 = 1`` uses the evidence in full, ``a0 = 0.5`` counts it as half as many patients.
+    """
+    if not 0 < a0 <= 1:
+        raise InputError(f"a0: expected 0 < a0 <= 1; found {a0}.")
+    se = se_from_ci(lower, upper, level)
+    return Prior("Normal", {"mu": math.log(estimate), "sigma": se / math.sqrt(a0)})
+
+
+def subtract_study(pooled: Prior, study_log_hr: float, study_se: float) -> Prior:
+    """Remove one study from a fixed-effect (inverse-variance) pooled normal estimate.
+
+    Precision and precision-weighted mean are additive in a fixed-effect pool, so the pool
+    without the study is N((m/v - y/s^2) / (1/v - 1/s^2), 1/(1/v - 1/s^2)). Approximate for
+    random-effects pools; fails if the study carries the whole pool's precision.
+    """
+    v = pooled.params["sigma"] ** 2
+    prec = 1 / v - 1 / study_se**2
+    if prec <= 0:
+        raise InputError("subtract_study: the study is at least as precise as the pool.")
+    mean = (pooled.params["mu"] / v - study_log_hr / study_se**2) / prec
+    return Prior("Normal", {"mu": mean, "sigma": math.sqrt(1 / prec)})
+
+
+def log_or_from_rr(rr: float, p0: float) -> float:
+    """log OR equal to a risk ratio ``rr`` at control rate ``p0``: OR = RR (1 - p0)/(1 - RR p0)."""
+    if not 0 < p0 < 1 or rr * p0 >= 1:
+        raise InputError(f"log_or_from_rr: need 0 < p0 < 1 and RR * p0 < 1; found {rr}, {p0}.")
+    return math.log(rr * (1 - p0) / (1 - rr * p0))
+
+
+def evidence_based_log_or(
+    rr: float,
+    lower: float,
+    upper: float,
+    *,
+    p0: float = REFERENCE_CONTROL_ORR,
+    p0_range: tuple[float, float] = EVIDENCE_CONTROL_ORR_RANGE,
+    a0: float = POWER_PRIOR_A0,
+) -> Prior:
+    """Normal prior on the log odds ratio of response from a pooled risk ratio and its CI.
+
+    Centre: the RR read as an OR at control rate ``p0``. Variance: the pooled log-RR variance
+    divided by ``a0`` plus the conversion uncertainty, ((log OR at p0_hi - log OR at p0_lo) /
+    (2 x 1.96))^2, so that the 95% prior interval spans the conversions over ``p0_range``.
+    """
+    se_rr = se_from_ci(lower, upper)
+    conv = (log_or_from_rr(rr, p0_range[1]) - log_or_from_rr(rr, p0_range[0])) / (
+        2 * stats.norm.isf(0.025)
+    )
+    return Prior(
+        "Normal",
+        {"mu": log_or_from_rr(rr, p0), "sigma": math.sqrt(se_rr**2 / a0 + conv**2)},
+    )
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A probability a prior file states, e.g. P(HR < 0.5) = 0.05 for ``published.log_hr_os``."""
+
+    key: str  # "section.key" of a Normal prior on a log ratio
+    ratio: str  # "HR" or "OR"
+    side: str  # "<" or ">"
+    threshold: float  # on the ratio scale
+    prob: float
+
+    def __str__(self) -> str:
+        return f"P({self.ratio} {self.side} {self.threshold:g}) = {self.prob:g}"
+
+    def evaluate(self, prior: Prior) -> float:
+        """The probability the prior actually gives to the event."""
+        cdf = float(prior.to_scipy().cdf(math.log(self.threshold)))
+        return cdf if self.side == "<" else 1 - cdf
+
+
+@dataclass(frozen=True)
+class FamilyMember:
+    """One prior of the reanalysis family: its priors on the effect parameters and statements."""
+
+    name: str
+    description: str
+    priors: dict  # "section.key" -> Prior (the effect parameters only)
+    statements: tuple = ()
+    comments: dict = field(default_factory=dict)  # "section.key" -> comment line(s)
+
+
+_EFFECT_KEYS = ("survival.log_hr", "response.log_or", "published.log_hr_os", "published.log_hr_pfs")
+
+
+def _symmetric_member(name, description, hr_center, hr_threshold, or_center, or_threshold):
+    hr = prior_from_probability(hr_center, hr_threshold)
+    lor = prior_from_probability(or_center, or_threshold)
+    hs = "<" if hr_threshold < hr_center else ">"
+    os_ = "<" if or_threshold < or_center else ">"
+    st = [Statement(k, "HR", hs, hr_threshold, TAIL_PROB) for k in _EFFECT_KEYS if "hr" in k]
+    st.append(Statement("response.log_or", "OR", os_, or_threshold, TAIL_PROB))
+    hr_text = f"log HR: median HR {hr_center:.3g}, P(HR {hs} {hr_threshold:.3g}) = {TAIL_PROB:g}"
+    or_text = f"log OR: median OR {or_center:.3g}, P(OR {os_} {or_threshold:.3g}) = {TAIL_PROB:g}"
+    priors = {k: (lor if k == "response.log_or" else hr) for k in _EFFECT_KEYS}
+    comments = {k: (or_text if k == "response.log_or" else hr_text) for k in _EFFECT_KEYS}
+    return FamilyMember(name, description, priors, tuple(st), comments)
+
+
+def _ci(lo: float, hi: float) -> str:
+    return f"{lo:.2f}-{hi:.2f}"
+
+
+def family_members(meta: pd.DataFrame | None = None) -> dict[str, FamilyMember]:
+    """The skeptical, enthusiastic, pessimistic and evidence-based priors, derived from their
+    stated probabilities (and, for evidence-based, from ``data/published/meta_analyses.csv``)."""
+    meta = load_meta_analyses() if meta is None else meta
+    z = stats.norm.isf(TAIL_PROB)
+    ior, p0, rd = CLINICAL_OR, REFERENCE_CONTROL_ORR, IMPORTANT_RD
+    or_note = (
+        f"The clinically important response effect is RD = +{rd:g} at a control (LEN-P)\n"
+        f"ORR of {p0:.0%} ({p0 + rd:.0%} vs {p0:.0%}), i.e. OR = {ior:.3g}."
+    )
+    out = {}
+    out["skeptical"] = _symmetric_member(
+        "skeptical",
+        f"""Skeptical prior (Spiegelhalter, Freedman & Parmar 1994; Wijeysundera et al. 2009):
+the treatment effect is centred on no effect and a large benefit is thought unlikely.
+OS and PFS: median HR = 1 with P(HR < {SKEPTICAL_HR:g}) = {TAIL_PROB:g} (so P(HR < \
+{CLINICAL_HR:g}) = \
+{stats.norm.cdf(math.log(CLINICAL_HR) / (math.log(1 / SKEPTICAL_HR) / z)):.2f});
+normal on log(HR) with sd = log(2)/{z:.3f} = {math.log(2) / z:.3f}.
+Objective response: median OR = 1 with P(OR > {ior:.3g}) = {TAIL_PROB:g}, a 5% \
+probability of a clinically
+important effect; sd = {math.log(ior) / z:.3f} on log(OR).
+{or_note}
+Nuisance parameters as in the reference set.""",
+        1.0,
+        SKEPTICAL_HR,
+        1.0,
+        ior,
+    )
+    out["enthusiastic"] = _symmetric_member(
+        "enthusiastic",
+        f"""Enthusiastic prior (Spiegelhalter, Freedman & Parmar 1994): centred on a clinically
+important benefit, with only a 5% probability of no benefit or harm.
+OS and PFS: median HR = {CLINICAL_HR:g} with P(HR > 1) = {TAIL_PROB:g}; normal on log(HR) with
+sd = -log({CLINICAL_HR:g})/{z:.3f} = {-math.log(CLINICAL_HR) / z:.3f}.
+Objective response: median OR = {ior:.3g} with P(OR < 1) = {TAIL_PROB:g}; sd = \
+{math.log(ior) / z:.3f} on log(OR).
+{or_note}
+Nuisance parameters as in the reference set.""",
+        CLINICAL_HR,
+        1.0,
+        ior,
+        1.0,
+    )
+    out["pessimistic"] = _symmetric_member(
+        "pessimistic",
+        f"""Pessimistic prior: the mirror image of the enthusiastic prior, centred on harm of the
+same size, with only a 5% probability of any benefit.
+OS and PFS: median HR = 1/{CLINICAL_HR:g} = {1 / CLINICAL_HR:.3g} with P(HR < 1) = \
+{TAIL_PROB:g}; sd = \
+{-math.log(CLINICAL_HR) / z:.3f} on log(HR).
+Objective response: median OR = 1/{ior:.3g} = {1 / ior:.3g} with P(OR > 1) = {TAIL_PROB:g}; sd = \
+{math.log(ior) / z:.3f} on log(OR).
+Nuisance parameters as in the reference set.""",
+        1 / CLINICAL_HR,
+        1.0,
+        1 / ior,
+        1.0,
+    )
+    os_ = meta.loc["zhao2025_hr_os"]
+    pfs = meta.loc["zhao2025_hr_pfs"]
+    orr = meta.loc["zhao2025_rr_orr"]
+    a0 = POWER_PRIOR_A0
+    p_os = prior_from_estimate(os_.value, os_.lower, os_.upper, a0)
+    p_pfs = prior_from_estimate(pfs.value, pfs.lower, pfs.upper, a0)
+    p_or = evidence_based_log_or(orr.value, orr.lower, orr.upper)
+    lo, hi = EVIDENCE_CONTROL_ORR_RANGE
+
+    def interval(p: Prior) -> str:
+        m, sd = p.params["mu"], p.params["sigma"]
+        return _ci(math.exp(m - 1.96 * sd), math.exp(m + 1.96 * sd))
+
+    out["evidence_based"] = FamilyMember(
+        "evidence_based",
+        f"""Evidence-based prior from the meta-analysis of Zhao, Xu, Deng & Ni, Front Oncol
+2025;15:1513394 (eight retrospective cohorts, HAIC + lenvatinib + PD-1 inhibitor vs lenvatinib +
+PD-1 inhibitor): pooled OS HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), PFS HR \
+{pfs.value:.2f} \
+({_ci(pfs.lower, pfs.upper)}), ORR RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}).
+The meta-analysis very likely includes this study, so using it in full would count this study's
+patients twice. Its information is halved: a power prior with a0 = {a0:g}, i.e. the variance of
+each pooled log ratio (SE from its 95% CI) is divided by {a0:g} (sd multiplied by \
+{1 / math.sqrt(a0):.3f}).
+What the priors say: median HR {os_.value:.2f} for OS (95% prior interval {interval(p_os)}) and
+{pfs.value:.2f} for PFS ({interval(p_pfs)}). Objective response: the pooled RR is read as an OR at a
+control (LEN-P) ORR of {p0:.0%} (OR {math.exp(p_or.params["mu"]):.2f}); the spread of \
+that conversion over control
+ORRs {lo:.0%}-{hi:.0%} is added to the variance: 95% prior interval of OR {interval(p_or)}.
+survival.log_hr (one prior for the patient-level OS and PFS models) uses the OS estimate.
+Nuisance parameters as in the reference set.""",
+        {
+            "survival.log_hr": p_os,
+            "response.log_or": p_or,
+            "published.log_hr_os": p_os,
+            "published.log_hr_pfs": p_pfs,
+        },
+        (
+            Statement("published.log_hr_os", "HR", "<", os_.value, 0.5),
+            Statement("published.log_hr_pfs", "HR", "<", pfs.value, 0.5),
+            Statement("survival.log_hr", "HR", "<", os_.value, 0.5),
+            Statement("response.log_or", "OR", "<", math.exp(p_or.params["mu"]), 0.5),
+        ),
+        {
+            "survival.log_hr": (
+                f"log HR: OS pooled HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), "
+                f"power prior a0 = {a0:g}"
+            ),
+            "published.log_hr_os": (
+                f"log HR (OS): pooled HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), "
+                f"power prior a0 = {a0:g}"
+            ),
+            "published.log_hr_pfs": (
+                f"log HR (PFS): pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
+                f"power prior a0 = {a0:g}"
+            ),
+            "response.log_or": (
+                f"log OR: pooled RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}) read as an OR at "
+                f"control ORR {p0:.0%} (+ spread over {lo:.0%}-{hi:.0%}), a0 = {a0:g}"
+            ),
+        },
+    )
+    return out
+
+
+def _fmt(x: float) -> str:
+    return repr(round(float(x), 6))
+
+
+def render_prior_file(member: FamilyMember, template: str | None = None) -> str:
+    """The TOML text of a family member: reference.toml's sections, with the effect priors
+    (and their comment lines) replaced, and the member's name and description."""
+    if template is None:
+        template = (priors_dir() / "reference.toml").read_text()
+    lines = template.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("["))
+    body, out, section = lines[start:], [], None
+    for line in body:
+        s = line.strip()
+        m = re.match(r"^\[(\w+)\]$", s)
+        if m:
+            section = m.group(1)
+        key = re.match(r"^(\w+)\s*=", s)
+        dotted = f"{section}.{key.group(1)}" if key else None
+        if dotted in member.priors:
+            while out and out[-1].lstrip().startswith("#"):
+                out.pop()
+            p = member.priors[dotted]
+            params = ", ".join(f"{k} = {_fmt(v)}" for k, v in p.params.items())
+            out.append(f"# {member.comments.get(dotted, '')}".rstrip())
+            out.append(f'{key.group(1)} = {{ dist = "{p.dist}", {params} }}')
+        else:
+            out.append(line)
+    header = [
+        "# Generated by bayes_haic.reanalysis.write_family_prior_files() from reference.toml;",
+        "# the effect priors are derived from the probabilities stated in the description.",
+        f'name = "{member.name}"',
+        f'description = """{member.description}"""',
+        "",
+    ]
+    return "\n".join(header + out) + "\n"
+
+
+def write_family_prior_files(folder: str | Path | None = None) -> list[Path]:
+    """(Re)write ``models/priors/{skeptical,enthusiastic,pessimistic,evidence_based}.toml``."""
+    folder = Path(folder) if folder is not None else priors_dir()
+    template = (priors_dir() / "reference.toml").read_text()
+    paths = []
+    for name, member in family_members().items():
+        path = folder / f"{name}.toml"
+        path.write_text(render_prior_file(member, template))
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- 1-D posteriors
+
+
+@dataclass(frozen=True)
+class NormalPosterior:
+    """Closed-form posterior of a log ratio: N(mean, sd^2)."""
+
+    mean: float
+    sd: float
+    closed_form: bool = True
+
+    def quantile(self, q):
+        return stats.norm.ppf(q, self.mean, self.sd)
+
+    def cdf(self, x):
+        return stats.norm.cdf(x, self.mean, self.sd)
+
+    def pdf(self, x):
+        return stats.norm.pdf(x, self.mean, self.sd)
+
+
+@dataclass(frozen=True)
+class GridPosterior:
+    """Posterior of a log ratio by quadrature on a fine grid (any prior family)."""
+
+    x: np.ndarray
+    density: np.ndarray  # normalised on x
+    closed_form: bool = False
+
+    @property
+    def _cdf(self):
+        c = integrate.cumulative_trapezoid(self.density, self.x, initial=0.0)
+        return c / c[-1]
+
+    @property
+    def mean(self) -> float:
+        return float(integrate.trapezoid(self.x * self.density, self.x))
+
+    @property
+    def sd(self) -> float:
+        m = self.mean
+        return float(np.sqrt(integrate.trapezoid((self.x - m) ** 2 * self.density, self.x)))
+
+    def quantile(self, q):
+        return np.interp(q, self._cdf, self.x)
+
+    def cdf(self, x):
+        return np.interp(x, self.x, self._cdf)
+
+    def pdf(self, x):
+        return np.interp(x, self.x, self.density, left=0.0, right=0.0)
+
+
+def normal_posterior(prior: Prior, y: float, se: float, n_grid: int = 20001):
+    """Posterior of theta given y ~ N(theta, se^2) and ``prior`` on theta.
+
+    Normal prior: the conjugate closed form. Other families: quadrature over theta in
+    y +- 12 se (and the prior's central 99.9999%), with ``n_grid`` points.
+    """
+    if prior.dist == "Normal":
+        m, v = prior.params["mu"], prior.params["sigma"] ** 2
+        prec = 1 / v + 1 / se**2
+        return NormalPosterior((m / v + y / se**2) / prec, math.sqrt(1 / prec))
+    dist = prior.to_scipy()
+    lo = min(y - 12 * se, float(dist.ppf(1e-6)))
+    hi = max(y + 12 * se, float(dist.ppf(1 - 1e-6)))
+    x = np.linspace(lo, hi, n_grid)
+    with np.errstate(divide="ignore"):
+        logpost = np.log(dist.pdf(x)) + stats.norm.logpdf(y, x, se)
+    dens = np.exp(logpost - logpost.max())
+    dens /= integrate.trapezoid(dens, x)
+    return GridPosterior(x, dens)
+
+
+def hr_model(y: float, se: float, prior: Prior):
+    """The same model in PyMC (to check the closed form by MCMC): ``log_hr ~ prior``,
+    ``y ~ N(log_hr, se)``; deterministic ``hr``."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        log_hr = prior.to_pymc("log_hr")
+        pm.Deterministic("hr", pm.math.exp(log_hr))
+        pm.Normal("log_hr_hat", mu=log_hr, sigma=se, observed=y)
+    return model
+
+
+# --------------------------------------------------------------------------- HR reanalysis
+
+
+def _prior_set(prior_set, overrides=()) -> PriorSet:
+    if isinstance(prior_set, PriorSet):
+        return prior_set
+    return load_prior_set(prior_set or "reference", overrides)
+
+
+def _source_label(evidence: PublishedEvidence) -> str:
+    try:
+        return str(Path(evidence.source).resolve().relative_to(project_root().resolve()))
+    except ValueError:
+        return evidence.source
+
+
+@dataclass(frozen=True)
+class HRReanalysis:
+    """Prior, likelihood and posterior of log(HR) for one endpoint and one prior set."""
+
+    endpoint: str  # "os" | "pfs"
+    hr: float  # published point estimate
+    se: float  # SE of log(HR) used
+    se_method: str
+    prior: Prior
+    prior_label: str
+    posterior: object  # NormalPosterior | GridPosterior
+    n_treated: int
+    n_control: int
+    source: str
+
+    @property
+    def log_hr(self) -> float:
+        return math.log(self.hr)
+
+    def prob_below(self, ratio: float) -> float:
+        """Posterior P(HR < ratio)."""
+        return float(self.posterior.cdf(math.log(ratio)))
+
+    def summary(self) -> dict:
+        """Posterior median and 95% CrI of HR, P(HR < 1), P(HR < 0.8)."""
+        lo, med, hi = np.exp(self.posterior.quantile([0.025, 0.5, 0.975]))
+        return {
+            "median": float(med),
+            "lower": float(lo),
+            "upper": float(hi),
+            "p_hr_below_1": self.prob_below(1.0),
+            f"p_hr_below_{IMPORTANT_HR:g}": self.prob_below(IMPORTANT_HR),
+        }
+
+    @property
+    def method(self) -> str:
+        kind = "conjugate normal-normal" if self.posterior.closed_form else "grid quadrature"
+        return f"{kind} on log(HR); {self.se_method}"
+
+
+def _hr_se(number, se) -> tuple[float, str]:
+    if se is not None:
+        if not se > 0:
+            raise InputError(f"se: expected a positive standard error; found {se}.")
+        return float(se), f"SE {se:.3g} given by the caller"
+    if number.has_ci:
+        s = se_from_ci(number.lower, number.upper)
+        return s, f"SE {s:.3f} from the published 95% CI"
+    p = number.p()
+    if p is None or p[0] in (">", ">="):
+        raise InputError(
+            f"{number.id}: no confidence interval and no usable P value ({number.p_value!r}); "
+            "give the SE explicitly."
+        )
+    rel, pv = p
+    s = se_from_p(number.value, pv)
+    if rel in ("<", "<="):
+        return s, (
+            f"SE {s:.3f} from P {rel} {pv:g} read as P = {pv:g} (two-sided Wald): the largest SE "
+            "consistent with the published P, i.e. the most conservative"
+        )
+    return s, f"SE {s:.3f} from P = {pv:g} (two-sided Wald)"
+
+
+def reanalyse_hr(
+    endpoint: str,
+    prior_set: PriorSet | str = "reference",
+    *,
+    evidence: PublishedEvidence | None = None,
+    analysis_set: str = "IPTW",
+    se: float | None = None,
+) -> HRReanalysis:
+    """Posterior of the published ``endpoint`` (``"os"``/``"pfs"``) HR under ``prior_set``'s
+    ``published.log_hr_<endpoint>`` prior. ``se`` overrides the SE derived from the evidence."""
+    if endpoint not in ("os", "pfs"):
+        raise InputError(f"endpoint: expected 'os' or 'pfs'; found {endpoint!r}.")
+    ev = evidence or load_published()
+    ps = _prior_set(prior_set)
+    number = ev.get(f"hr_{endpoint}", analysis_set=analysis_set)
+    s, how = _hr_se(number, se)
+    prior = ps.get(f"published.log_hr_{endpoint}")
+    nset = "all" if analysis_set == "IPTW" else analysis_set
+    n1 = ev.find("n_patients", analysis_set=nset, arm=TREATED)
+    n0 = ev.find("n_patients", analysis_set=nset, arm=CONTROL)
+    return HRReanalysis(
+        endpoint=endpoint,
+        hr=number.value,
+        se=s,
+        se_method=how,
+        prior=prior,
+        prior_label=ps.label(),
+        posterior=normal_posterior(prior, math.log(number.value), s),
+        n_treated=int(n1[0].value) if n1 else -1,
+        n_control=int(n0[0].value) if n0 else -1,
+        source=_source_label(ev),
+    )
+
+
+def hr_se_sensitivity(
+    endpoint: str,
+    prior_set: PriorSet | str = "reference",
+    *,
+    factors=(0.5, 0.75, 1.0, 1.25, 1.5),
+    evidence: PublishedEvidence | None = None,
+) -> pd.DataFrame:
+    """Posterior summaries over SEs ``factor x`` the SE derived from the published evidence.
+
+    Factors <= 1 are consistent with "P < 0.001" (smaller SE, smaller P); factors > 1 are not
+    and show how much the conclusions lean on the P value (column ``consistent_with_p``).
+    """
+    base = reanalyse_hr(endpoint, prior_set, evidence=evidence)
+    rows = []
+    for f in factors:
+        r = reanalyse_hr(endpoint, prior_set, evidence=evidence, se=f * base.se)
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "prior": r.prior_label,
+                "se_factor": f,
+                "se": r.se,
+                "consistent_with_p": bool(f <= 1 + 1e-12),
+                **r.summary(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- ORR, exact
+
+
+def prob_rd_greater(a1: float, b1: float, a0: float, b0: float, d: float = 0.0) -> float:
+    """P(p1 - p0 > d) for independent p1 ~ Beta(a1, b1), p0 ~ Beta(a0, b0), by quadrature:
+    the integral over y of f0(y) (1 - F1(y + d))."""
+    f0 = stats.beta(a0, b0)
+    f1 = stats.beta(a1, b1)
+    lo, hi = max(0.0, -d), min(1.0, 1.0 - d)
+    if lo >= hi:
+        return 0.0 if d >= 1 else 1.0
+
+    def integrand(y):
+        return f0.pdf(y) * f1.sf(y + d)
+
+    val, _ = integrate.quad(integrand, lo, hi, limit=200, epsabs=1e-11, epsrel=1e-10)
+    # mass of p0 below -d (where p1 - p0 > d surely) when d < 0
+    return float(val + (f0.cdf(-d) if d < 0 else 0.0))
+
+
+@dataclass(frozen=True)
+class ORRReanalysis:
+    """Exact per-arm Beta posteriors of the ORR and Monte Carlo draws of RD, RR and OR."""
+
+    responders: tuple  # (treated, control)
+    n: tuple
+    prior: Prior
+    prior_label: str
+    post_treated: tuple  # Beta (alpha, beta)
+    post_control: tuple
+    draws: dict  # "rd", "rr", "or" -> arrays
+    p_rd_above_0: float  # exact (quadrature)
+    p_rd_above_important: float  # P(RD > IMPORTANT_RD), exact
+    seed: int
+    source: str
+
+    @property
+    def method(self) -> str:
+        a, b = self.prior.params["alpha"], self.prior.params["beta"]
+        n = len(self.draws["rd"])
+        return (
+            f"exact beta-binomial per arm, Beta({a:g}, {b:g}) prior, on derived PSM counts "
+            f"{self.responders[0]}/{self.n[0]} vs {self.responders[1]}/{self.n[1]}; RD/RR/OR by "
+            f"{n} seeded Monte Carlo draws; P(RD > 0) by quadrature"
+        )
+
+    def summary(self, measure: str) -> dict:
+        lo, med, hi = np.quantile(self.draws[measure], [0.025, 0.5, 0.975])
+        return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def reanalyse_orr(
+    prior_set: PriorSet | str = "reference",
+    *,
+    evidence: PublishedEvidence | None = None,
+    n_draws: int = 200_000,
+    seed: int = DEFAULT_SEED,
+) -> ORRReanalysis:
+    """Exact per-arm Beta posteriors of the PSM ORR (derived counts); prior published.arm_rate."""
+    ev = evidence or load_published()
+    ps = _prior_set(prior_set)
+    prior = ps.get("published.arm_rate")
+    if prior.dist != "Beta":
+        raise InputError(
+            f"{ps.source}: published.arm_rate must be a Beta prior for the exact beta-binomial "
+            f"posterior; found {prior}."
+        )
+    r1 = int(ev.value("responders", analysis_set="PSM", arm=TREATED))
+    r0 = int(ev.value("responders", analysis_set="PSM", arm=CONTROL))
+    n1 = int(ev.value("n_patients", analysis_set="PSM", arm=TREATED))
+    n0 = int(ev.value("n_patients", analysis_set="PSM", arm=CONTROL))
+    a, b = prior.params["alpha"], prior.params["beta"]
+    post1, post0 = (a + r1, b + n1 - r1), (a + r0, b + n0 - r0)
+    rng = np.random.default_rng(seed)
+    p1 = rng.beta(*post1, size=n_draws)
+    p0 = rng.beta(*post0, size=n_draws)
+    draws = {
+        "rd": p1 - p0,
+        "rr": p1 / p0,
+        "or": (p1 / (1 - p1)) / (p0 / (1 - p0)),
+        "p_treated": p1,
+        "p_control": p0,
+    }
+    return ORRReanalysis(
+        responders=(r1, r0),
+        n=(n1, n0),
+        prior=prior,
+        prior_label=ps.label(),
+        post_treated=post1,
+        post_control=post0,
+        draws=draws,
+        p_rd_above_0=prob_rd_greater(*post1, *post0, 0.0),
+        p_rd_above_important=prob_rd_greater(*post1, *post0, IMPORTANT_RD),
+        seed=seed,
+        source=_source_label(ev),
+    )
+
+
+# --------------------------------------------------------------------------- ORR, contrast prior
+
+
+def _weighted_quantile(values, weights, q):
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    c = np.cumsum(w) - 0.5 * w
+    c /= w.sum()
+    return np.interp(q, c, v)
+
+
+@dataclass(frozen=True)
+class ORRContrastReanalysis:
+    """Logistic model on the derived PSM counts with priors on the intercept and log OR,
+    integrated on a 2-D grid; summaries of RD, RR, OR are weighted over grid cells."""
+
+    responders: tuple
+    n: tuple
+    prior_intercept: Prior
+    prior_log_or: Prior
+    prior_label: str
+    values: dict  # "rd", "rr", "or", "log_or", "p_treated", "p_control" -> arrays over cells
+    weights: np.ndarray
+    grid_size: int
+    source: str
+
+    def prob(self, measure: str, above: float) -> float:
+        return float(self.weights[self.values[measure] > above].sum())
+
+    @property
+    def p_rd_above_0(self) -> float:
+        return self.prob("rd", 0.0)
+
+    @property
+    def p_rd_above_important(self) -> float:
+        return self.prob("rd", IMPORTANT_RD)
+
+    def summary(self, measure: str) -> dict:
+        lo, med, hi = _weighted_quantile(self.values[measure], self.weights, [0.025, 0.5, 0.975])
+        return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+    def mean(self, measure: str) -> float:
+        return float(np.sum(self.values[measure] * self.weights))
+
+    @property
+    def method(self) -> str:
+        return (
+            f"logistic on derived PSM counts {self.responders[0]}/{self.n[0]} vs "
+            f"{self.responders[1]}/{self.n[1]}, priors intercept {self.prior_intercept}, "
+            f"log OR {self.prior_log_or}; 2-D grid quadrature ({self.grid_size}^2 points)"
+        )
+
+
+def _log_prior(prior: Prior, x):
+    with np.errstate(divide="ignore"):
+        if hasattr(prior.to_scipy(), "logpdf"):
+            return prior.to_scipy().logpdf(x)
+        return np.log(prior.to_scipy().pdf(x))
+
+
+def reanalyse_orr_contrast(
+    prior_set: PriorSet | str = "reference",
+    *,
+    evidence: PublishedEvidence | None = None,
+    grid_size: int = 401,
+    width: float = 10.0,
+) -> ORRContrastReanalysis:
+    """Posterior of the ORR contrast with the prior set's ``response.intercept`` and
+    ``response.log_or`` priors, by quadrature on a ``grid_size`` x ``grid_size`` grid spanning
+    the posterior mode +- ``width`` Laplace sds in each direction."""
+    ev = evidence or load_published()
+    ps = _prior_set(prior_set)
+    pa, pb = ps.get("response.intercept"), ps.get("response.log_or")
+    r1 = int(ev.value("responders", analysis_set="PSM", arm=TREATED))
+    r0 = int(ev.value("responders", analysis_set="PSM", arm=CONTROL))
+    n1 = int(ev.value("n_patients", analysis_set="PSM", arm=TREATED))
+    n0 = int(ev.value("n_patients", analysis_set="PSM", arm=CONTROL))
+
+    def logpost(a, b):
+        ll = (
+            r0 * special.log_expit(a)
+            + (n0 - r0) * special.log_expit(-a)
+            + r1 * special.log_expit(a + b)
+            + (n1 - r1) * special.log_expit(-(a + b))
+        )
+        return ll + _log_prior(pa, a) + _log_prior(pb, b)
+
+    start = np.array([special.logit((r0 + 0.5) / (n0 + 1)), 0.0])
+    start[1] = special.logit((r1 + 0.5) / (n1 + 1)) - start[0]
+    opt = optimize.minimize(lambda t: -logpost(t[0], t[1]), start, method="BFGS")
+    mode = opt.x
+    h = 1e-4
+    hess = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            e_i, e_j = np.eye(2)[i] * h, np.eye(2)[j] * h
+            hess[i, j] = -(
+                logpost(*(mode + e_i + e_j))
+                - logpost(*(mode + e_i - e_j))
+                - logpost(*(mode - e_i + e_j))
+                + logpost(*(mode - e_i - e_j))
+            ) / (4 * h * h)
+    sd = np.sqrt(np.diag(np.linalg.inv(hess)))
+    ga = np.linspace(mode[0] - width * sd[0], mode[0] + width * sd[0], grid_size)
+    gb = np.linspace(mode[1] - width * sd[1], mode[1] + width * sd[1], grid_size)
+    A, B = np.meshgrid(ga, gb, indexing="ij")
+    lp = logpost(A, B)
+    w = np.exp(lp - lp.max()).ravel()
+    w /= w.sum()
+    edge = np.exp(lp - lp.max())
+    if max(edge[0].max(), edge[-1].max(), edge[:, 0].max(), edge[:, -1].max()) > 1e-8:
+        raise RuntimeError("ORR grid does not cover the posterior; increase width")
+    p0 = special.expit(A).ravel()
+    p1 = special.expit(A + B).ravel()
+    values = {
+        "rd": p1 - p0,
+        "rr": p1 / p0,
+        "or": np.exp(B).ravel(),
+        "log_or": B.ravel(),
+        "p_treated": p1,
+        "p_control": p0,
+    }
+    return ORRContrastReanalysis(
+        responders=(r1, r0),
+        n=(n1, n0),
+        prior_intercept=pa,
+        prior_log_or=pb,
+        prior_label=ps.label(),
+        values=values,
+        weights=w,
+        grid_size=grid_size,
+        source=_source_label(ev),
+    )
+
+
+# --------------------------------------------------------------------------- all priors
+
+
+@dataclass
+class PublishedReanalysis:
+    """Every reanalysis of the published numbers, per prior set."""
+
+    hr: dict  # (endpoint, prior label) -> HRReanalysis
+    orr: dict  # prior label -> ORRReanalysis
+    orr_contrast: dict  # prior label -> ORRContrastReanalysis
+    sensitivity: pd.DataFrame
+
+    def rows(self) -> list[dict]:
+        """Rows of the results table (tier ``published``, adjustment ``published``)."""
+        out = []
+        closed = {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
+        for (endpoint, label), r in self.hr.items():
+            s = r.summary()
+            out.append(
+                result_row(
+                    data_tier="published",
+                    endpoint=endpoint,
+                    measure="hr",
+                    adjustment="published",
+                    estimand=HR_ESTIMAND,
+                    prior=label,
+                    median=s["median"],
+                    lower=s["lower"],
+                    upper=s["upper"],
+                    prob_benefit=s["p_hr_below_1"],
+                    method=r.method,
+                    n_treated=r.n_treated,
+                    n_control=r.n_control,
+                    source=r.source,
+                    **closed,
+                )
+            )
+        for label in self.orr:
+            for res in (self.orr[label], self.orr_contrast[label]):
+                for measure in ("rd", "rr", "or"):
+                    s = res.summary(measure)
+                    out.append(
+                        result_row(
+                            data_tier="published",
+                            endpoint="orr",
+                            measure=measure,
+                            adjustment="published",
+                            estimand=ORR_ESTIMAND,
+                            prior=label,
+                            prob_benefit=res.p_rd_above_0,
+                            method=res.method,
+                            n_treated=res.n[0],
+                            n_control=res.n[1],
+                            source=res.source,
+                            **s,
+                            **closed,
+                        )
+                    )
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """Tidy table for the report: one row per endpoint, measure, prior and model."""
+        recs = []
+        for (endpoint, label), r in self.hr.items():
+            s = r.summary()
+            recs.append(
+                {
+                    "endpoint": endpoint,
+                    "measure": "HR",
+                    "model": "normal likelihood for log(HR)",
+                    "prior": label,
+                    "prior_detail": str(r.prior),
+                    "median": s["median"],
+                    "lower": s["lower"],
+                    "upper": s["upper"],
+                    "p_benefit": s["p_hr_below_1"],
+                    "benefit": "P(HR < 1)",
+                    "p_important": s[f"p_hr_below_{IMPORTANT_HR:g}"],
+                    "important": f"P(HR < {IMPORTANT_HR:g})",
+                    "se_log_hr": r.se,
+                }
+            )
+        for label in self.orr:
+            for model, res, pd_ in (
+                ("beta-binomial per arm", self.orr[label], str(self.orr[label].prior)),
+                (
+                    "logistic (intercept + log OR)",
+                    self.orr_contrast[label],
+                    f"log OR {self.orr_contrast[label].prior_log_or}",
+                ),
+            ):
+                for measure in ("rd", "rr", "or"):
+                    s = res.summary(measure)
+                    recs.append(
+                        {
+                            "endpoint": "orr",
+                            "measure": measure.upper(),
+                            "model": model,
+                            "prior": label,
+                            "prior_detail": pd_,
+                            **s,
+                            "p_benefit": res.p_rd_above_0,
+                            "benefit": "P(RD > 0)",
+                            "p_important": res.p_rd_above_important,
+                            "important": f"P(RD > {IMPORTANT_RD:g})",
+                            "se_log_hr": math.nan,
+                        }
+                    )
+        return pd.DataFrame(recs)
+
+
+def run_published(
+    prior_names=PRIOR_NAMES,
+    *,
+    evidence: PublishedEvidence | None = None,
+    overrides=(),
+    n_draws: int = 200_000,
+    seed: int = DEFAULT_SEED,
+) -> PublishedReanalysis:
+    """Reanalyse HR OS, HR PFS and the ORR under each prior set in ``prior_names`` (names of
+    files in ``models/priors/``, paths, or PriorSet objects); ``overrides`` apply to each."""
+    ev = evidence or load_published()
+    hr, orr, orr_c, sens = {}, {}, {}, []
+    for name in prior_names:
+        ps = _prior_set(name, overrides)
+        for endpoint in ("os", "pfs"):
+            hr[(endpoint, ps.label())] = reanalyse_hr(endpoint, ps, evidence=ev)
+            sens.append(hr_se_sensitivity(endpoint, ps, evidence=ev))
+        orr[ps.label()] = reanalyse_orr(ps, evidence=ev, n_draws=n_draws, seed=seed)
+        orr_c[ps.label()] = reanalyse_orr_contrast(ps, evidence=ev)
+    return PublishedReanalysis(hr, orr, orr_c, pd.concat(sens, ignore_index=True))
+
+
+def published_results(prior_names=PRIOR_NAMES, **kwargs) -> list[dict]:
+    """Results rows: HR OS, HR PFS, ORR RD/RR/OR per prior (see :func:`run_published`)."""
+    return run_published(prior_names, **kwargs).rows()
+
+
+def published_table(prior_names=PRIOR_NAMES, **kwargs) -> pd.DataFrame:
+    """The tidy report table (see :meth:`PublishedReanalysis.table`)."""
+    return run_published(prior_names, **kwargs).table()
+
+
+# --------------------------------------------------------------------------- figures
+
+_COLORS = {"prior": "#7f7f7f", "likelihood": "#1f77b4", "posterior": "#d62728"}
+
+
+def _prior_text(prior: Prior) -> str:
+    inner = ", ".join(f"{k} {v:.3g}" for k, v in prior.params.items())
+    return f"{prior.dist}({inner})"
+
+
+def _draw_hr(ax, r: HRReanalysis, legend: bool = True) -> None:
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    prior = r.prior.to_scipy()
+    post = r.posterior
+    span = [r.log_hr - 4.5 * r.se, r.log_hr + 4.5 * r.se, 0.2]
+    span += [float(post.quantile(1e-4)), float(post.quantile(1 - 1e-4))]
+    lo_p, hi_p = float(prior.ppf(0.002)), float(prior.ppf(0.998))
+    if hi_p - lo_p < 6:  # informative prior: show it whole
+        span += [lo_p, hi_p]
+    x = np.linspace(max(min(span), math.log(0.02)), min(max(span), math.log(20)), 800)
+    ax.plot(np.exp(x), prior.pdf(x), color=_COLORS["prior"], ls="--",
+            label=f"prior {_prior_text(r.prior)} on log(HR)")
+    ax.plot(
+        np.exp(x),
+        stats.norm.pdf(x, r.log_hr, r.se),
+        color=_COLORS["likelihood"],
+        ls=":",
+        label=f"likelihood: HR {r.hr:g}, SE(log HR) {r.se:.3f}",
+    )
+    s = r.summary()
+    ax.plot(
+        np.exp(x),
+        post.pdf(x),
+        color=_COLORS["posterior"],
+        label=f"posterior: {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f}), "
+        f"P(HR<1) = {s['p_hr_below_1']:.3f}",
+    )
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.axvline(IMPORTANT_HR, color="black", lw=0.5, ls="--")
+    ax.set_xscale("log")
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10)
+             if math.exp(x[0]) <= t <= math.exp(x[-1])]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(0, None)
+    ax.set_xlabel("hazard ratio (log scale)")
+    ax.set_ylabel("density per unit log(HR)")
+    ax.set_title(f"{r.endpoint.upper()} HR, prior '{r.prior_label}'", fontsize=10)
+    if legend:
+        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
+        top = ax.get_ylim()[1]
+        ax.set_ylim(0, top * 1.35)  # room for the legend
+
+
+def plot_hr_reanalysis(result: HRReanalysis):
+    """Prior, likelihood and posterior densities of log(HR) on one axis (HR on a log scale)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    _draw_hr(fig.add_subplot(), result)
+    return fig
+
+
+def plot_hr_family(reanalysis: PublishedReanalysis, endpoint: str = "os"):
+    """One panel per prior set: prior, likelihood and posterior of the ``endpoint`` HR."""
+    from matplotlib.figure import Figure
+
+    items = [r for (e, _), r in reanalysis.hr.items() if e == endpoint]
+    ncol = min(3, len(items))
+    nrow = math.ceil(len(items) / ncol)
+    fig = Figure(figsize=(4.6 * ncol, 3.4 * nrow), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, r in zip(axes, items):
+        _draw_hr(ax, r)
+    for ax in axes[len(items):]:
+        ax.set_visible(False)
+    return fig
+
+
+def plot_orr_difference(reanalysis: PublishedReanalysis):
+    """Posterior density of the ORR risk difference (treated - control) under each prior
+    (logistic contrast model; the beta-binomial posterior dashed). Densities are histograms of
+    the grid / Monte Carlo posteriors, lightly smoothed."""
+    from matplotlib.figure import Figure
+    from scipy.ndimage import gaussian_filter1d
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    bins = np.linspace(-0.3, 0.8, 221)
+    mids = 0.5 * (bins[1:] + bins[:-1])
+    for i, (label, res) in enumerate(reanalysis.orr_contrast.items()):
+        h, _ = np.histogram(res.values["rd"], bins=bins, weights=res.weights, density=True)
+        ax.plot(mids, gaussian_filter1d(h, 2.0), color=f"C{i}",
+                label=f"{label}: P(RD > {IMPORTANT_RD:g}) = {res.p_rd_above_important:.2f}")
+    first = next(iter(reanalysis.orr.values()), None)
+    if first is not None:
+        h, _ = np.histogram(first.draws["rd"], bins=bins, density=True)
+        ax.plot(mids, gaussian_filter1d(h, 2.0), color="black", ls="--",
+                label=f"beta-binomial, {_prior_text(first.prior)} per arm")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(IMPORTANT_RD, color="black", lw=0.5, ls="--")
+    ax.set_xlabel("ORR risk difference, HAIC-LEN-P - LEN-P (PSM, derived counts)")
+    ax.set_ylabel("posterior density")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
