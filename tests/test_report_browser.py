@@ -400,10 +400,6 @@ def test_nav_links_reach_their_sections(visit):
     assert not problems, f"navigation:{_fmt(problems)}"
 
 
-@pytest.mark.xfail(
-    reason="known: report.css keeps banner, alerts and nav in a sticky header taller than "
-    "section { scroll-margin-top: 9rem }, so a followed link's heading lands under the header; "
-    "remove this mark with the CSS fix", raises=AssertionError, strict=False)
 def test_nav_link_heading_not_hidden_under_header(visit):
     hidden = visit.hidden_headings
     assert not hidden, f"headings hidden after following a nav link:{_fmt(hidden)}"

@@ -64,7 +64,7 @@ class Figure:
     alt: str = ""
 
     @classmethod
-    def from_matplotlib(cls, fig, caption: str = "", alt: str = "", dpi: int = 110) -> "Figure":
+    def from_matplotlib(cls, fig, caption: str = "", alt: str = "", dpi: int = 160) -> "Figure":
         import matplotlib.pyplot as plt
 
         buf = io.BytesIO()
