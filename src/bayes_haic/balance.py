@@ -316,7 +316,8 @@ def overlap_plot(ps, treatment, weights=None, bins: int = 25, arm_labels=None) -
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("propensity score (probability of HAIC-LEN-P)" if not arm_labels else "propensity score")
-    ax.set_ylabel("patients (controls below the axis)")
+    ax.set_ylabel("patients (controls below the axis)" if weights is None
+                  else "patients; outline: sum of weights")
     ticks = ax.get_yticks()
     ax.set_yticks(ticks, [f"{abs(v):g}" for v in ticks])
     ax.legend(fontsize=8, frameon=False)
