@@ -1,0 +1,592 @@
+r"""Bayesian models for objective response (ORR) in a patient-level cohort.
+
+Outcome ``response`` (1 = objective response, 0 = none, missing = not evaluable), treatment
+``t`` (1 = HAIC-LEN-P, 0 = LEN-P). Patients with a missing response are **excluded** from every
+model, and counted per arm (``attrs["n_missing_treated"]``, ``attrs["n_missing_control"]``):
+the estimand is then that of the evaluable patients (complete-case analysis, valid if response
+is missing at random given the model's terms).
+
+Models (``adjust``)
+-------------------
+* ``"none"``: logistic :math:`\mathrm{logit}\,p_i = \alpha + \beta t_i` (``model="logistic"``),
+  or per-arm beta-binomial :math:`p_k \sim Beta(a, b)`, :math:`y_i \sim Bernoulli(p_{t_i})`
+  (``model="beta_binomial"``, prior ``response.arm_rate``). Crude (unadjusted) comparison.
+* ``"covariates"``: :math:`\mathrm{logit}\,p_i = \alpha + \beta t_i + z_i^\top\gamma` with the
+  covariates standardised (mean 0, SD 1 over the analysed patients), :math:`\gamma_j \sim`
+  ``response.covariate``. :math:`\beta` is a *conditional* log OR.
+* ``"ps_covariate"``: as above with :math:`z_i` a cubic B-spline basis (interior knots at the
+  quartiles) of the logit propensity score ``ps`` supplied by the caller; spline coefficients
+  take the ``response.covariate`` prior.
+* ``"iptw"``: the marginal structural model :math:`\mathrm{logit}\,p = \alpha + \beta t` fitted
+  by the IPT-weighted pseudo-likelihood :math:`\sum_i w_i \log f(y_i \mid p_i)` with the
+  caller's weights rescaled to sum to the number analysed. With fixed weights this is a
+  **fixed-weight pseudo-posterior** (:data:`FIXED_WEIGHT_METHOD`): it ignores the uncertainty of
+  the estimated weights. Given ``design_fn(patient_weights) -> ipt_weights``, the Bayesian
+  bootstrap of Saarela et al. (2015, Biometrics 71:279) propagates it instead
+  (:data:`BOOTSTRAP_METHOD`).
+* ``"psm"``: the ``"none"`` model on the matched patients (``matched_ids``).
+
+Priors: ``response.intercept`` (:math:`\alpha`), ``response.log_or`` (:math:`\beta`),
+``response.covariate``, ``response.arm_rate``.
+
+Estimand
+--------
+Posterior deterministics ``p_arm`` (arm: control, treated) are **marginal** response
+probabilities: for ``covariates`` and ``ps_covariate`` by standardisation over the analysed
+cohort, :math:`\bar p_k = n^{-1}\sum_i \mathrm{expit}(\alpha + \beta k + z_i^\top\gamma)`
+(the ATE in the sample; e.g. Hernan & Robins, *Causal Inference: What If*, ch. 13); for
+``iptw`` the MSM probabilities in the weighted pseudo-population; for ``none``/``psm`` the arm
+rates. From them ``rd`` = :math:`\bar p_1 - \bar p_0`, ``rr`` = :math:`\bar p_1/\bar p_0` and
+``or_`` = marginal odds ratio.
+"""
+
+from __future__ import annotations
+
+import math
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+from scipy import special
+from scipy.interpolate import BSpline
+
+from . import sampling
+from .errors import InputError, describe_rows
+from .priors import PriorSet, load_prior_set
+from .results import result_row, summarise_draws
+
+ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
+ARMS = ("control", "treated")  # treatment 0, 1
+FIXED_WEIGHT_METHOD = (
+    "IPTW fixed-weight pseudo-posterior (approximation: ignores weight uncertainty)"
+)
+BOOTSTRAP_METHOD = (
+    "IPTW Bayesian bootstrap (Saarela et al. 2015): Dirichlet(1,...,1) patient weights, "
+    "propensity model refitted per replicate, weighted logistic MSM maximum likelihood; "
+    "design uncertainty propagated"
+)
+IMPORTANT_RD = 0.2
+ESTIMAND_DETAIL = {
+    "none": "crude marginal response probabilities per arm (no confounding adjustment)",
+    "covariates": "marginal response probabilities by standardisation over the analysed cohort "
+    "(ATE in the sample), from a covariate-adjusted logistic model",
+    "ps_covariate": "marginal response probabilities by standardisation over the analysed cohort "
+    "(ATE in the sample), from a logistic model with a spline of the logit propensity score",
+    "iptw": "marginal response probabilities (ATE) in the IPT-weighted pseudo-population",
+    "psm": "response probabilities per arm in the matched set (ATT-type, region of overlap)",
+}
+
+
+# --------------------------------------------------------------------------- data preparation
+
+
+def _prior_set(prior_set) -> PriorSet:
+    if prior_set is None:
+        return load_prior_set("reference")
+    if isinstance(prior_set, PriorSet):
+        return prior_set
+    return load_prior_set(prior_set)
+
+
+def _column_or_array(frame: pd.DataFrame, value, name: str) -> np.ndarray:
+    if isinstance(value, str):
+        if value not in frame.columns:
+            raise InputError(f"{name}: column '{value}' not in the cohort.")
+        value = frame[value].to_numpy()
+    arr = np.asarray(value, float).ravel()
+    if arr.size != len(frame):
+        raise InputError(
+            f"{name}: expected one value per cohort row ({len(frame)}); found {arr.size}."
+        )
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise InputError(f"{name}: {describe_rows(bad + 1)}: expected finite numbers.")
+    return arr
+
+
+def _check_frame(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError("cohort: expected a pandas DataFrame.")
+    missing = [c for c in ("treatment", "response") if c not in frame.columns]
+    if missing:
+        raise InputError(f"cohort: missing column(s) {', '.join(missing)} for the response model.")
+    t = pd.to_numeric(frame["treatment"], errors="coerce").to_numpy(float)
+    bad = np.flatnonzero(~np.isin(t, (0.0, 1.0)))
+    if bad.size:
+        raise InputError(f"cohort: column 'treatment', {describe_rows(bad + 1)}: expected 1 or 0.")
+    y = pd.to_numeric(frame["response"], errors="coerce").to_numpy(float)
+    raw_missing = frame["response"].isna().to_numpy()
+    bad = np.flatnonzero(~raw_missing & ~np.isin(y, (0.0, 1.0)))
+    if bad.size:
+        raise InputError(
+            f"cohort: column 'response', {describe_rows(bad + 1)}: expected 1, 0 or missing "
+            "(not evaluable)."
+        )
+    return t.astype(int), y
+
+
+def _matched_mask(frame: pd.DataFrame, matched_ids) -> np.ndarray:
+    if matched_ids is None:
+        raise InputError("matched_ids: adjust='psm' needs the ids of the matched patients.")
+    if hasattr(matched_ids, "matched_ids"):  # a MatchResult
+        matched_ids = matched_ids.matched_ids
+    if "id" not in frame.columns:
+        raise InputError("cohort: no column 'id' to select the matched patients.")
+    ids = pd.Index(np.asarray(matched_ids))
+    unknown = ids[~ids.isin(frame["id"])]
+    if len(unknown):
+        shown = ", ".join(map(str, unknown[:8]))
+        raise InputError(f"matched_ids: {len(unknown)} id(s) not in the cohort: {shown}.")
+    return frame["id"].isin(ids).to_numpy()
+
+
+def standardise(X: np.ndarray, names) -> np.ndarray:
+    """Columns centred and scaled to SD 1 (n - 1); InputError for a constant column."""
+    sd = X.std(axis=0, ddof=1)
+    const = [n for n, s in zip(names, sd) if not s > 0]
+    if const:
+        raise InputError(f"covariates: constant among the analysed patients: {', '.join(const)}.")
+    return (X - X.mean(axis=0)) / sd
+
+
+def spline_basis(x: np.ndarray, n_interior: int = 3, degree: int = 3) -> np.ndarray:
+    """Cubic B-spline basis of ``x`` with interior knots at equally spaced quantiles, without
+    its first column (the basis sums to 1, which the intercept already spans)."""
+    x = np.asarray(x, float)
+    lo, hi = float(x.min()), float(x.max())
+    if not hi > lo:
+        raise InputError("ps: the propensity scores of the analysed patients are all equal.")
+    inner = np.quantile(x, np.linspace(0, 1, n_interior + 2)[1:-1])
+    knots = np.concatenate([[lo] * (degree + 1), inner, [hi] * (degree + 1)])
+    basis = BSpline.design_matrix(np.clip(x, lo, hi), knots, degree).toarray()
+    return basis[:, 1:]
+
+
+def _ids(frame: pd.DataFrame) -> np.ndarray:
+    if "id" in frame.columns and frame["id"].is_unique:
+        return frame["id"].astype(str).to_numpy()
+    return np.array([f"row{i + 1}" for i in range(len(frame))])
+
+
+# --------------------------------------------------------------------------- PyMC models
+
+
+def build_logistic_model(y, t, ids, prior_set: PriorSet, Z=None, z_names=(), weights=None):
+    """Logistic model ``logit p = intercept + log_or * t (+ Z @ beta_z)``; weighted
+    pseudo-likelihood (``pm.Potential``) when ``weights`` is given; deterministics ``p_arm``
+    (standardised over the rows of Z when Z is given), ``rd``, ``rr``, ``or_``."""
+    coords = {"arm": list(ARMS), "patient": list(ids)}
+    if Z is not None:
+        coords["term"] = list(z_names)
+    with pm.Model(coords=coords) as model:
+        y_d = pm.Data("y_obs", np.asarray(y, float), dims="patient")
+        t_d = pm.Data("treatment", np.asarray(t, float), dims="patient")
+        a = prior_set.get("response.intercept").to_pymc("intercept")
+        b = prior_set.get("response.log_or").to_pymc("log_or")
+        eta0 = a
+        if Z is not None:
+            Z_d = pm.Data("z", np.asarray(Z, float), dims=("patient", "term"))
+            g = prior_set.get("response.covariate").to_pymc("beta_z", dims="term")
+            eta0 = a + pm.math.dot(Z_d, g)
+        eta = eta0 + b * t_d
+        if weights is None:
+            pm.Bernoulli("y", logit_p=eta, observed=y_d, dims="patient")
+        else:
+            w = pm.Data("weights", np.asarray(weights, float), dims="patient")
+            logp = -y_d * pm.math.log1pexp(-eta) - (1 - y_d) * pm.math.log1pexp(eta)
+            pm.Potential("weighted_loglik", pm.math.sum(w * logp))
+        if Z is not None:
+            p0 = pm.math.mean(pm.math.sigmoid(eta0))
+            p1 = pm.math.mean(pm.math.sigmoid(eta0 + b))
+        else:
+            p0, p1 = pm.math.sigmoid(a), pm.math.sigmoid(a + b)
+        _contrasts(p0, p1)
+    return model
+
+
+def build_beta_binomial_model(y, t, ids, prior_set: PriorSet):
+    """Per-arm ``p_arm ~ response.arm_rate`` (Beta), ``y_i ~ Bernoulli(p_arm[t_i])``."""
+    prior = prior_set.get("response.arm_rate")
+    if prior.dist != "Beta":
+        raise InputError(f"{prior_set.source}: response.arm_rate must be Beta; found {prior}.")
+    with pm.Model(coords={"arm": list(ARMS), "patient": list(ids)}) as model:
+        y_d = pm.Data("y_obs", np.asarray(y, float), dims="patient")
+        t_d = pm.Data("treatment", np.asarray(t, "int64"), dims="patient")
+        p = prior.to_pymc("p_arm", dims="arm")
+        pm.Bernoulli("y", p=p[t_d], observed=y_d, dims="patient")
+        _contrasts(p[0], p[1], name_p=None)
+    return model
+
+
+def _contrasts(p0, p1, name_p: str | None = "p_arm"):
+    if name_p:
+        pm.Deterministic(name_p, pm.math.stack([p0, p1]), dims="arm")
+    pm.Deterministic("rd", p1 - p0)
+    pm.Deterministic("rr", p1 / p0)
+    pm.Deterministic("or_", (p1 / (1 - p1)) / (p0 / (1 - p0)))
+
+
+# --------------------------------------------------------------------------- IPTW bootstrap
+
+
+def _weighted_logistic_mle(y, t, w) -> tuple[float, float]:
+    """Maximiser of sum w [y log p + (1 - y) log(1 - p)], logit p = a + b t (closed form: the
+    weighted arm proportions). Fails if an arm's weighted proportion is 0 or 1."""
+    p = []
+    for k in (0, 1):
+        m = t == k
+        p.append(np.sum(w[m] * y[m]) / np.sum(w[m]))
+    if not all(0 < q < 1 for q in p):
+        raise InputError("IPTW bootstrap: an arm has all or no responders; the MSM has no MLE.")
+    return special.logit(p[0]), special.logit(p[1]) - special.logit(p[0])
+
+
+def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
+    n = keep.size
+    rng = np.random.default_rng(seed)
+    a = np.empty(n_boot)
+    b = np.empty(n_boot)
+    for r in range(n_boot):
+        g = rng.dirichlet(np.ones(n)) * n
+        v = _design_weights(design_fn, g, n)
+        w = (g * v)[keep]
+        a[r], b[r] = _weighted_logistic_mle(y, t, w)
+    p0, p1 = special.expit(a), special.expit(a + b)
+    dims = ("chain", "draw")
+    post = xr.Dataset(
+        {
+            "intercept": (dims, a[None]),
+            "log_or": (dims, b[None]),
+            "p_arm": (dims + ("arm",), np.stack([p0, p1], -1)[None]),
+            "rd": (dims, (p1 - p0)[None]),
+            "rr": (dims, (p1 / p0)[None]),
+            "or_": (dims, np.exp(b)[None]),
+        },
+        coords={"chain": [0], "draw": np.arange(n_boot), "arm": list(ARMS)},
+    )
+    return az.InferenceData(posterior=post)
+
+
+def _design_weights(design_fn, g, n):
+    v = np.asarray(design_fn(g), float).ravel()
+    if v.size != n or not np.all(np.isfinite(v)) or np.any(v < 0):
+        raise InputError(
+            f"design_fn: must return {n} finite non-negative IPT weights (one per cohort row); "
+            f"returned {v.size} values."
+        )
+    return v
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit_response(
+    frame: pd.DataFrame,
+    *,
+    adjust: str = "none",
+    covariates=None,
+    weights=None,
+    ps=None,
+    matched_ids=None,
+    prior_set: PriorSet | str | None = None,
+    sampler: sampling.SamplerSettings | None = None,
+    model: str = "logistic",
+    design_fn=None,
+    n_boot: int = 400,
+) -> az.InferenceData:
+    """Fit a Bayesian response model to a cohort (see the module docstring for the models).
+
+    ``covariates``: column names (``adjust="covariates"``). ``weights``: IPT weights, one per
+    row of ``frame`` or a column name (``"iptw"``). ``ps``: propensity scores in (0, 1), one per
+    row or a column name (``"ps_covariate"``). ``matched_ids``: ids of the matched patients, or a
+    :class:`~bayes_haic.matching.MatchResult` (``"psm"``). ``model``: ``"logistic"`` or
+    ``"beta_binomial"`` (``"none"`` and ``"psm"`` only). ``design_fn``: for ``"iptw"``, a
+    callable ``patient_weights -> ipt_weights`` (one per row of ``frame``) that refits the
+    propensity model; given, the weights' uncertainty is propagated by ``n_boot`` Bayesian
+    bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights.
+
+    Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
+    ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
+    ``sample_stats`` (NUTS fits), ``log_likelihood`` (``y``, per patient, unweighted),
+    ``posterior_predictive`` (``y``), ``observed_data`` (``y``), ``constant_data``
+    (``treatment``, ``weights``), and ``attrs``: ``endpoint``, ``adjustment``, ``estimand``
+    ("marginal"), ``estimand_detail``, ``model``, ``method``, ``prior``, ``n_treated``,
+    ``n_control`` (analysed), ``n_missing_treated``, ``n_missing_control`` (excluded: response
+    not evaluable), ``covariates``.
+    """
+    if adjust not in ADJUSTMENTS:
+        raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
+    if model not in ("logistic", "beta_binomial"):
+        raise InputError(f"model: expected 'logistic' or 'beta_binomial'; found {model!r}.")
+    if model == "beta_binomial" and adjust not in ("none", "psm"):
+        raise InputError("model: 'beta_binomial' is for adjust='none' or 'psm' only.")
+    if adjust != "iptw" and (weights is not None or design_fn is not None):
+        raise InputError("weights / design_fn: given with adjust other than 'iptw'.")
+    t_all, y_all = _check_frame(frame)
+    settings = sampler or sampling.SamplerSettings()
+    ps_set = _prior_set(prior_set)
+
+    rows = np.ones(len(frame), bool)
+    if adjust == "psm":
+        rows = _matched_mask(frame, matched_ids)
+    w_all = None
+    if adjust == "iptw":
+        if weights is None and design_fn is None:
+            raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
+        if design_fn is not None:
+            w_all = _design_weights(design_fn, np.ones(len(frame)), len(frame))
+        else:
+            w_all = _column_or_array(frame, weights, "weights")
+            if np.any(w_all < 0):
+                raise InputError("weights: expected non-negative IPT weights.")
+    ps_all = None
+    if adjust == "ps_covariate":
+        if ps is None:
+            raise InputError("ps: adjust='ps_covariate' needs propensity scores.")
+        ps_all = _column_or_array(frame, ps, "ps")
+        bad = np.flatnonzero((ps_all <= 0) | (ps_all >= 1))
+        if bad.size:
+            raise InputError(f"ps: {describe_rows(bad + 1)}: expected probabilities in (0, 1).")
+    if adjust == "covariates":
+        if not covariates:
+            raise InputError("covariates: adjust='covariates' needs a list of covariate columns.")
+        covariates = list(covariates)
+        missing = [c for c in covariates if c not in frame.columns]
+        if missing:
+            raise InputError(f"covariates: not in the cohort: {', '.join(missing)}.")
+
+    missing_y = np.isnan(y_all)
+    n_miss = {k: int(np.sum(rows & missing_y & (t_all == k))) for k in (0, 1)}
+    keep = rows & ~missing_y
+    y, t, ids = y_all[keep], t_all[keep], _ids(frame)[keep]
+    for k, arm in ((1, "treated"), (0, "control")):
+        if not np.any(t == k):
+            raise InputError(f"cohort: no evaluable {arm} patients for the response model.")
+
+    Z, z_names = None, []
+    if adjust == "covariates":
+        raw = frame.loc[keep, covariates].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.all(np.isfinite(raw), axis=1))
+        if bad.size:
+            raise InputError(
+                f"covariates: non-numeric or missing values in {describe_rows(bad + 1)} of the "
+                "analysed patients."
+            )
+        Z, z_names = standardise(raw, covariates), covariates
+    elif adjust == "ps_covariate":
+        Z = spline_basis(special.logit(ps_all[keep]))
+        z_names = [f"spline_{j + 1}" for j in range(Z.shape[1])]
+
+    w = None
+    if w_all is not None:
+        w = w_all[keep]
+        if not w.sum() > 0:
+            raise InputError("weights: the analysed patients' weights are all zero.")
+        w = w * (w.size / w.sum())
+
+    if adjust == "iptw" and design_fn is not None:
+        idata = _bootstrap(y, t, keep, design_fn, int(n_boot), settings.seed)
+        method = BOOTSTRAP_METHOD
+    else:
+        if model == "beta_binomial":
+            pm_model = build_beta_binomial_model(y, t, ids, ps_set)
+            method = "beta-binomial per arm, NUTS"
+        else:
+            pm_model = build_logistic_model(y, t, ids, ps_set, Z, z_names, w)
+            method = "logistic, NUTS" + (f"; {FIXED_WEIGHT_METHOD}" if w is not None else "")
+        idata = sampling.sample(pm_model, settings)
+    if adjust == "psm":
+        method += "; on the matched set"
+    attrs = {
+        "model": "response",
+        "endpoint": "orr",
+        "adjustment": adjust,
+        "estimand": "marginal",
+        "estimand_detail": ESTIMAND_DETAIL[adjust],
+        "response_model": model,
+        "method": method,
+        "prior": ps_set.label(),
+        "n_treated": int(np.sum(t == 1)),
+        "n_control": int(np.sum(t == 0)),
+        "n_missing_treated": n_miss[1],
+        "n_missing_control": n_miss[0],
+        "missing_response": "excluded (complete-case); counted per arm",
+        "covariates": list(z_names),
+    }
+    return _finish(idata, y, t, ids, Z, w, attrs, settings.seed)
+
+
+def _linear_predictor(post: xr.Dataset, t, Z):
+    """Per-draw, per-patient P(response) from the posterior (chain, draw, patient)."""
+    if "intercept" not in post:  # beta-binomial
+        p = post["p_arm"].values  # chain, draw, arm
+        return p[..., np.asarray(t, int)]
+    eta = post["intercept"].values[..., None] + post["log_or"].values[..., None] * t
+    if Z is not None:
+        eta = eta + np.einsum("cdk,nk->cdn", post["beta_z"].values, Z)
+    return special.expit(eta)
+
+
+def _finish(idata, y, t, ids, Z, w, attrs, seed):
+    post = idata.posterior
+    drop = [v for v in ("y_obs",) if v in post]
+    post = post.drop_vars(drop)
+    p = _linear_predictor(post, t, Z)
+    ll = y * np.log(p) + (1 - y) * np.log1p(-p)
+    rng = np.random.default_rng(seed)
+    pp = (rng.random(p.shape) < p).astype(float)
+    chain, draw = post["chain"].values, post["draw"].values
+    dims3 = ("chain", "draw", "patient")
+    coords3 = {"chain": chain, "draw": draw, "patient": ids}
+    post.attrs.update(attrs)
+    groups = {
+        "posterior": post,
+        "log_likelihood": xr.Dataset({"y": (dims3, ll)}, coords=coords3),
+        "posterior_predictive": xr.Dataset({"y": (dims3, pp)}, coords=coords3),
+        "observed_data": xr.Dataset({"y": ("patient", y)}, coords={"patient": ids}),
+        "constant_data": xr.Dataset(
+            {
+                "treatment": ("patient", np.asarray(t, float)),
+                "weights": ("patient", np.ones(len(y)) if w is None else np.asarray(w, float)),
+            },
+            coords={"patient": ids},
+        ),
+    }
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
+    out.attrs.update(attrs)
+    return out
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def prob_rd_above(idata: az.InferenceData, threshold: float = IMPORTANT_RD) -> float:
+    """Posterior P(RD > threshold), e.g. P(RD > 0.2) for a clinically important difference."""
+    return float(np.mean(idata.posterior["rd"].values > threshold))
+
+
+def response_summary(idata: az.InferenceData) -> dict:
+    """Posterior medians / 95% intervals of the marginal arm probabilities, RD, RR, OR, plus
+    P(RD > 0) and P(RD > 0.2), and the excluded (not evaluable) counts."""
+    post = idata.posterior
+    out = {}
+    for k, arm in enumerate(ARMS):
+        s = summarise_draws(post["p_arm"].values[..., k])
+        out.update({f"p_{arm}_{q}": s[q] for q in ("median", "lower", "upper")})
+    for name in ("rd", "rr", "or_"):
+        s = summarise_draws(post[name].values)
+        out.update({f"{name.rstrip('_')}_{q}": s[q] for q in ("median", "lower", "upper")})
+    out["p_rd_above_0"] = prob_rd_above(idata, 0.0)
+    out[f"p_rd_above_{IMPORTANT_RD:g}"] = prob_rd_above(idata, IMPORTANT_RD)
+    for key in ("n_treated", "n_control", "n_missing_treated", "n_missing_control"):
+        out[key] = idata.attrs.get(key)
+    return out
+
+
+def response_rows(idata: az.InferenceData, data_tier: str, source: str) -> list[dict]:
+    """Result rows for ``rd``, ``rr`` and ``or`` (``prob_benefit`` = P(RD > 0), which for the
+    marginal probabilities is the same event as RR > 1 and OR > 1). P(RD > 0.2) is in
+    :func:`response_summary` / :func:`prob_rd_above`."""
+    a = idata.attrs
+    diag = {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
+    if "sample_stats" in idata.groups():
+        c = sampling.convergence(idata, var_names=["rd", "rr", "or_"])
+        diag = {
+            "rhat_max": c["rhat_max"],
+            "ess_bulk_min": c["ess_bulk_min"],
+            "divergences": c["divergences"],
+        }
+    p_benefit = prob_rd_above(idata, 0.0)
+    rows = []
+    for var, measure in (("rd", "rd"), ("rr", "rr"), ("or_", "or")):
+        s = summarise_draws(idata.posterior[var].values)
+        rows.append(
+            result_row(
+                data_tier=data_tier,
+                endpoint="orr",
+                measure=measure,
+                adjustment=a.get("adjustment"),
+                estimand=a.get("estimand", "marginal"),
+                prior=a.get("prior"),
+                median=s["median"],
+                lower=s["lower"],
+                upper=s["upper"],
+                prob_benefit=p_benefit,
+                method=a.get("method")
+                + (
+                    f"; excluded (response not evaluable): {a.get('n_missing_treated')} treated, "
+                    f"{a.get('n_missing_control')} control"
+                ),
+                n_treated=a.get("n_treated"),
+                n_control=a.get("n_control"),
+                source=source,
+                **diag,
+            )
+        )
+    return rows
+
+
+def plot_rd(fits, labels=None):
+    """Posterior density of the ORR risk difference for one fit or several (dict label -> idata,
+    or a list with ``labels``); lines at 0 and at the clinically important 0.2."""
+    from matplotlib.figure import Figure
+    from scipy.stats import gaussian_kde
+
+    if isinstance(fits, az.InferenceData):
+        fits = {labels or fits.attrs.get("adjustment", "fit"): fits}
+    elif not isinstance(fits, dict):
+        fits = dict(zip(labels or [f.attrs.get("adjustment", "fit") for f in fits], fits))
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    allx = np.concatenate([f.posterior["rd"].values.ravel() for f in fits.values()])
+    grid = np.linspace(min(allx.min(), -0.05), max(allx.max(), IMPORTANT_RD + 0.05), 400)
+    for i, (label, f) in enumerate(fits.items()):
+        x = f.posterior["rd"].values.ravel()
+        ax.plot(
+            grid,
+            gaussian_kde(x)(grid),
+            color=f"C{i}",
+            label=f"{label}: median {np.median(x):.2f}, P(RD>0) = {np.mean(x > 0):.3f}, "
+            f"P(RD>{IMPORTANT_RD:g}) = {np.mean(x > IMPORTANT_RD):.2f}",
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(IMPORTANT_RD, color="black", lw=0.5, ls="--")
+    ax.set_xlabel("ORR risk difference, HAIC-LEN-P - LEN-P (marginal)")
+    ax.set_ylabel("posterior density")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def ml_logistic(frame: pd.DataFrame, covariates=None):
+    """Maximum-likelihood logistic fit of response on treatment (+ standardised covariates) by
+    statsmodels, on the evaluable patients; for checks against the Bayesian fit."""
+    import statsmodels.api as sm
+
+    t, y = _check_frame(frame)
+    keep = ~np.isnan(y)
+    cols = [t[keep].astype(float)]
+    if covariates:
+        raw = frame.loc[keep, list(covariates)].to_numpy(float)
+        cols += list(standardise(raw, covariates).T)
+    X = sm.add_constant(np.column_stack(cols))
+    return sm.GLM(y[keep], X, family=sm.families.Binomial()).fit()
+
+
+__all__ = [
+    "ADJUSTMENTS",
+    "fit_response",
+    "response_rows",
+    "response_summary",
+    "prob_rd_above",
+    "plot_rd",
+    "build_logistic_model",
+    "build_beta_binomial_model",
+    "spline_basis",
+    "ml_logistic",
+]
