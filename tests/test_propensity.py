@@ -273,3 +273,22 @@ def test_design_bundles_fit_weights_matching_and_balance():
     assert summary["n_pairs"] == d.match.n_pairs and summary["weights_estimand"] == "ATE"
     mf = d.matched_frame(frame)
     assert len(mf) == 2 * d.match.n_pairs and "pair" in mf.columns
+
+
+def test_design_with_overlap_weights_records_that_they_are_not_stabilised():
+    frame = simulate_cohort(230, seed=13)
+    d = design(frame, COVARIATES, estimand="ATO")  # stabilized=True by default
+    assert d.weight_settings == {"estimand": "ATO", "stabilized": False, "truncate": None}
+    np.testing.assert_allclose(d.weights, ipt_weights(d.ps_fit.ps, frame["treatment"], "ATO"))
+
+
+def test_design_refit_weights_for_a_bayesian_bootstrap():
+    frame = simulate_cohort(230, seed=14)
+    d = design(frame, COVARIATES, truncate=(0.01, 0.99))
+    np.testing.assert_allclose(d.refit_weights(frame, np.ones(len(frame))), d.weights, rtol=1e-10)
+    g = np.random.default_rng(2).dirichlet(np.ones(len(frame))) * len(frame)
+    w = d.refit_weights(frame, g)
+    fit = fit_ps(frame, COVARIATES, sample_weight=g)
+    expected = ipt_weights(fit.ps, frame["treatment"], "ATE", stabilized=True, truncate=(0.01, 0.99))
+    np.testing.assert_allclose(w, expected)
+    assert not np.allclose(w, d.weights)

@@ -41,6 +41,9 @@ interpolation, R's type 7); quantiles are of the weights of the arms the estiman
 all patients for ATE and ATO, the controls only for the ATT (treated weights are fixed at 1).
 
 **Effective sample size** per arm (Kish 1965): ``(sum w)^2 / sum w^2``.
+
+:func:`design` runs the whole design stage (ML score, weights, matching from
+:mod:`bayes_haic.matching`, balance from :mod:`bayes_haic.balance`) and returns a :class:`Design`.
 """
 
 from __future__ import annotations
@@ -358,6 +361,8 @@ def fit_ps(
     covariates, separation (checked by a linear programme before fitting; the MLE would not
     exist) and non-convergence.
     """
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise InputError(f"fit_ps: max_iter must be a positive integer; found {max_iter!r}.")
     if method != "ml":
         raise InputError(
             f"fit_ps: method must be 'ml'; found {method!r}. For the Bayesian model use fit_ps_bayes()."
@@ -678,7 +683,10 @@ class Design:
     Attributes: ``ps_fit`` (:class:`PSFit`), ``weights`` (per cohort row), ``weight_settings``
     (``estimand``, ``stabilized``, ``truncate``), ``ess`` (Kish ESS per arm of the weights),
     ``match`` (:class:`~bayes_haic.matching.MatchResult`), ``balance`` (the
-    :func:`~bayes_haic.balance.balance_table` before / matched / weighted), ``covariates``.
+    :func:`~bayes_haic.balance.balance_table` before / matched / weighted), ``covariates``,
+    ``settings`` (caliper, order, threshold, SMD denominator). Methods: :meth:`matched_frame`
+    (matched patients with pair numbers), :meth:`refit_weights` (IPT weights after refitting
+    the PS model with patient weights, for a Bayesian bootstrap), :meth:`summary`.
     """
 
     ps_fit: PSFit
@@ -693,6 +701,19 @@ class Design:
     def matched_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The matched patients of ``frame`` with their ``pair`` number (for pair-level models)."""
         return self.match.matched_frame(frame, id_col=self.ps_fit.id_col)
+
+    def refit_weights(self, frame: pd.DataFrame, sample_weight) -> np.ndarray:
+        """IPT weights (same settings) from the PS model refitted with patient weights.
+
+        The design step of a Bayesian bootstrap of the whole analysis (Saarela et al. 2015):
+        ``sample_weight`` are e.g. Dirichlet(1, ..., 1) * n weights, one per row of ``frame``
+        (the cohort the design was made on). Returns one IPT weight per row, *not* multiplied
+        by ``sample_weight``.
+        """
+        fit = self.ps_fit.refit(frame, sample_weight=sample_weight)
+        t = frame[self.ps_fit.treatment].to_numpy().astype(int)
+        s = self.weight_settings
+        return ipt_weights(fit.ps, t, s["estimand"], stabilized=s["stabilized"], truncate=s["truncate"])
 
     def summary(self) -> dict:
         """Plain numbers for reports and provenance."""
@@ -730,11 +751,15 @@ def design(
     """Run the design stage: ML propensity model, IPT weights, 1:1 caliper matching, balance.
 
     Defaults follow the study (1:1 PSM with a 0.2-SD caliper on the logit; IPTW) with
-    stabilised ATE weights. The balance table compares covariates before adjustment, in the
+    stabilised ATE weights. ``stabilized`` applies to ATE and ATT weights; overlap (ATO)
+    weights have no stabilised form and are used as they are (``weight_settings`` then records
+    ``stabilized=False``). The balance table compares covariates before adjustment, in the
     matched set and under the weights, with SMDs on the pooled SD of the unadjusted cohort.
     """
     fit = fit_ps(frame, covariates, treatment=treatment, id_col=id_col)
     t = frame[treatment].to_numpy().astype(int)
+    estimand = str(estimand).upper()
+    stabilized = bool(stabilized) and estimand != "ATO"
     w = ipt_weights(fit.ps, t, estimand=estimand, stabilized=stabilized, truncate=truncate)
     m = match_nearest(fit.logit_ps, t, fit.ids, caliper=caliper, order=order)
     bal = balance_table(
@@ -744,7 +769,7 @@ def design(
     return Design(
         ps_fit=fit,
         weights=w,
-        weight_settings={"estimand": estimand.upper(), "stabilized": bool(stabilized),
+        weight_settings={"estimand": estimand, "stabilized": stabilized,
                          "truncate": None if truncate is None else tuple(truncate)},
         ess=kish_ess(w, t),
         match=m,
