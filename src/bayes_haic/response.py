@@ -305,7 +305,8 @@ def fit_response(
     ``"beta_binomial"`` (``"none"`` and ``"psm"`` only). ``design_fn``: for ``"iptw"``, a
     callable ``patient_weights -> ipt_weights`` (one per row of ``frame``) that refits the
     propensity model; given, the weights' uncertainty is propagated by ``n_boot`` Bayesian
-    bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights.
+    bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights, and
+    ``weights`` is not used (the full-sample weights are ``design_fn`` of all-ones).
 
     Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
     ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
