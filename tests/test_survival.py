@@ -6,6 +6,7 @@ with a maximum-likelihood estimate, an explicit prior-shrinkage allowance (see _
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -262,7 +263,8 @@ def test_idata_contents(truth_fit):
     assert list(idata.observed_data["intervals"].values) == list(post["intervals"].values)
     assert idata.observed_data["events"].sum() == df.os_event.sum()
     assert idata.log_likelihood["events"].dims == ("chain", "draw", "arm", "intervals")
-    with pytest.warns(UserWarning, match="Pareto"):  # 2J cells of many events each: k-hat is high
+    with warnings.catch_warnings():  # 2J cells of many events each: Pareto k-hat is often high
+        warnings.simplefilter("ignore", UserWarning)
         loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo)
 
