@@ -65,6 +65,18 @@ def synthesize(out, settings, seed):
     click.echo(f"wrote {path} (SYNTHETIC cohort, not the study's patients) and its .meta.json")
 
 
+@cli.command("run")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Analysis configuration TOML (default: models/main.toml).")
+@click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for index.html and results.csv.")
+def run_cmd(config_path, out):
+    """The main job: published-evidence reanalysis plus patient-level models, HTML report."""
+    from .pipeline import run_main
+
+    run_main(config_path, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
     try:

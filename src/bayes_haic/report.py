@@ -81,6 +81,11 @@ class Section:
     title: str
     blocks: list = field(default_factory=list)
     tier: str | None = None
+    nav: str = ""  # short label for the navigation bar (default: the title)
+
+    @property
+    def nav_label(self) -> str:
+        return self.nav or self.title
 
     def add(self, *blocks) -> "Section":
         self.blocks.extend(blocks)

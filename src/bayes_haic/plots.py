@@ -1,0 +1,77 @@
+"""Figures of the patient-level analyses (matplotlib Figures; the report embeds them)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
+ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
+
+
+def km_vs_model(frame, endpoint: str, draws, title: str = "") -> Figure:
+    """Kaplan-Meier curves per arm (steps) over the model's posterior survival (median line and
+    95% band) from ``draws`` (the ``survival`` variable of
+    :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months)."""
+    from lifelines import KaplanMeierFitter
+
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.add_subplot()
+    surv = draws["survival"]
+    times = surv["time"].values
+    for arm, code in (("treated", 1), ("control", 0)):
+        s = surv.sel(arm=arm).stack(sample=("chain", "draw")).values  # time x sample
+        lo, med, hi = np.quantile(s, [0.025, 0.5, 0.975], axis=1)
+        color = ARM_COLORS[arm]
+        ax.fill_between(times, lo, hi, color=color, alpha=0.18, lw=0)
+        ax.plot(times, med, color=color, lw=1.2, ls="--")
+        g = frame[frame["treatment"] == code]
+        km = KaplanMeierFitter().fit(g[f"{endpoint}_time"], g[f"{endpoint}_event"])
+        sf = km.survival_function_
+        ax.step(sf.index, sf.iloc[:, 0], where="post", color=color, lw=1.6,
+                label=f"{ARM_NAMES[arm]} (n = {len(g)}): Kaplan-Meier")
+    ax.plot([], [], color="grey", ls="--", label="model: posterior median, 95% band")
+    ax.set_xlim(0, times.max())
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("months")
+    ax.set_ylabel(f"{endpoint.upper()} probability")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7.5, frameon=False)
+    return fig
+
+
+def forest(rows, published: dict | None = None, title: str = "", xlabel: str = "hazard ratio "
+           "(log scale)") -> Figure:
+    """Forest plot of ratio estimates: ``rows`` are dicts with ``label``, ``median``, ``lower``,
+    ``upper`` (and optional ``group`` for colour); ``published`` maps a label to a published
+    point estimate drawn as a diamond."""
+    rows = list(rows)
+    published = published or {}
+    n = len(rows) + len(published)
+    fig = Figure(figsize=(6.5, 0.45 * n + 1.2), layout="constrained")
+    ax = fig.add_subplot()
+    y = 0
+    labels = []
+    for label, value in published.items():
+        ax.plot([value], [y], marker="D", color="black", ms=6)
+        labels.append(label)
+        y += 1
+    groups = sorted({r.get("group", "") for r in rows})
+    for r in rows:
+        color = f"C{groups.index(r.get('group', ''))}"
+        ax.plot([r["lower"], r["upper"]], [y, y], color=color, lw=2)
+        ax.plot([r["median"]], [y], "o", color=color)
+        labels.append(r["label"])
+        y += 1
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1, color="black", lw=0.8)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    return fig
