@@ -77,6 +77,76 @@ def run_cmd(config_path, out):
     run_main(config_path, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
 
 
+ENDPOINTS = ("os", "pfs", "orr")
+STRATEGIES = ("none", "ps_covariate", "iptw", "psm", "covariates")
+
+
+def fit_options(endpoint=None, adjust=None):
+    """The ``fit`` command's options; ``models/`` scripts preset endpoint and adjustment."""
+
+    def decorate(f):
+        opts = [
+            click.option("--cohort", default=None, type=click.Path(dir_okay=False),
+                         help="Cohort CSV (default: the synthetic cohort data/synthetic/cohort.csv)."),
+            click.option("--endpoint", type=click.Choice(ENDPOINTS), default=endpoint,
+                         required=endpoint is None, show_default=True),
+            click.option("--adjust", type=click.Choice(STRATEGIES), default=adjust or "none",
+                         show_default=True, help="Adjustment strategy."),
+            click.option("--covariates", help="Comma-separated covariate columns."),
+            click.option("--prior", default="reference", show_default=True,
+                         help="Prior set: a name in models/priors/ or a path to a TOML file."),
+            click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                         help="Override a prior parameter, e.g. survival.log_hr.sigma=1.0."),
+            click.option("--seed", type=int, default=None, help="Sampler seed."),
+            click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+                         help="Configuration TOML for cut points, sampler and design "
+                         "(default: models/main.toml)."),
+            click.option("--out", required=True, type=click.Path(file_okay=False),
+                         help="Folder for results.csv, posterior.nc and report.html."),
+        ]
+        for opt in reversed(opts):
+            f = opt(f)
+        return f
+
+    return decorate
+
+
+def _fit(cohort, endpoint, adjust, covariates, prior, overrides, seed, config_path, out):
+    from .paths import default_cohort_path
+    from .pipeline import run_fit
+
+    run_fit(cohort or default_cohort_path(), endpoint, adjust, out,
+            covariates=_covariate_list(covariates), prior=prior, overrides=overrides, seed=seed,
+            config_path=config_path, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+
+
+@cli.command("fit")
+@fit_options()
+def fit_cmd(**kwargs):
+    """Fit one endpoint under one adjustment strategy; write results, posterior and report."""
+    _fit(**kwargs)
+
+
+def script(endpoint: str, adjust: str) -> None:
+    """Entry point for a ``models/`` script: the ``fit`` command with endpoint and adjustment
+    preset (both still overridable on the command line)."""
+
+    @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+    @fit_options(endpoint, adjust)
+    def command(**kwargs):
+        _fit(**kwargs)
+
+    try:
+        command.main(standalone_mode=False)
+    except InputError as exc:
+        click.echo("error: " + textwrap.fill(str(exc), width=100, break_long_words=False,
+                                             break_on_hyphens=False), err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
     try:

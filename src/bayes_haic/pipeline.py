@@ -27,7 +27,7 @@ from . import report as rp  # noqa: E402
 from .config import MainConfig, load_config  # noqa: E402
 from .priors import load_prior_set  # noqa: E402
 from .provenance import package_versions, run_info  # noqa: E402
-from .results import write_results  # noqa: E402
+from .results import atomic_write, write_results  # noqa: E402
 from .schema import Cohort, load_cohort, summarise_cohort  # noqa: E402
 
 SYNTHETIC_BANNER = (
@@ -58,6 +58,7 @@ class RunState:
 
     config: MainConfig
     cohort: Cohort | None = None
+    design: object = None
     rows: list = field(default_factory=list)
     sections: dict = field(default_factory=dict)
     alerts: list = field(default_factory=list)
@@ -94,6 +95,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates)
     state.cohort = cohort
     design = analysis.make_design(cohort, cfg.design)
+    state.design = design
     state.sections["cohort"] = cohort_section(cohort)
     state.sections["design"] = design_section(cohort, design)
 
@@ -107,7 +109,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
                 cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws)
             state.fits[(endpoint, strategy)] = idata
             state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name))
-        state.sections[endpoint] = survival_section(cohort, endpoint, state, published)
+        state.sections[endpoint] = survival_section(cohort, endpoint, state)
 
     # 4. response
     for strategy in cfg.response.strategies:
@@ -177,14 +179,16 @@ def published_section(published) -> rp.Section:
             reanalysis.plot_hr_family(published, endpoint),
             f"{endpoint.upper()}: prior (dashed), likelihood from the published HR (dotted) and "
             "posterior (solid), one panel per prior set."))
-    orr = table[(table["endpoint"] == "orr") & (table["model"] == "beta-binomial per arm")]
-    show = orr[["measure", "prior", "prior_detail", "median", "lower", "upper", "p_benefit",
+    orr = table[(table["endpoint"] == "orr") & (table["measure"] == "RD")]
+    show = orr[["model", "prior", "prior_detail", "median", "lower", "upper", "p_benefit",
                 "p_important"]].rename(columns={
-                    "median": "posterior median", "lower": "2.5%", "upper": "97.5%",
+                    "median": "posterior median RD", "lower": "2.5%", "upper": "97.5%",
                     "p_benefit": "P(RD > 0)", "p_important": "P(RD > 0.2)",
-                    "prior_detail": "prior per arm"})
+                    "prior_detail": "prior"})
     sec.add(rp.Table(show, "Objective response (PSM counts 37/55 vs 16/55): risk difference "
-                     "(RD), ratio (RR) and odds ratio (OR), exact beta-binomial posteriors"))
+                     "HAIC-LEN-P minus LEN-P. The beta-binomial model puts the prior on each "
+                     "arm's rate (uniform in every shipped set); the logistic model puts the "
+                     "prior family on the log odds ratio. RR and OR are in results.csv."))
     sec.add(rp.Figure.from_matplotlib(reanalysis.plot_orr_difference(published),
                                       "Posterior of the ORR risk difference under each prior."))
     sens = published.sensitivity
@@ -226,15 +230,29 @@ def design_section(cohort: Cohort, design) -> rp.Section:
         "had 55 pairs (derived from its ORR percentages, not stated)."))
     sec.add(rp.Table(design.ps_fit.summary(), "Propensity-score model coefficients (log-odds "
                      "of HAIC-LEN-P)", index=True))
-    sec.add(rp.Table(design.balance, "Balance: standardised mean differences (|SMD| > 0.1 "
-                     "flagged) and variance ratios, before adjustment, in the matched set and "
-                     "under the weights"))
+    sec.add(rp.Table(compact_balance(design.balance), "Balance: standardised mean differences "
+                     "(* = |SMD| > 0.1) and variance ratios (continuous covariates), before "
+                     "adjustment, in the matched set and under the IPT weights"))
     sec.add(rp.Figure.from_matplotlib(balance.love_plot(design.balance),
                                       "Love plot: absolute SMD per covariate."))
     t = cohort.frame["treatment"].to_numpy()
     sec.add(rp.Figure.from_matplotlib(balance.overlap_plot(design.ps_fit.ps, t),
                                       "Propensity-score overlap by arm."))
     return sec
+
+
+def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
+    """The balance table in report form: one column per comparison, flags as '*'."""
+    out = pd.DataFrame({"covariate": bal["covariate"], "kind": bal["kind"]})
+    for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
+        if f"smd_{key}" not in bal:
+            continue
+        flag = bal[f"flag_{key}"].fillna(False).astype(bool)
+        out[f"SMD {label}"] = [f"{v:+.3f}{' *' if f else ''}" for v, f in zip(bal[f"smd_{key}"], flag)]
+    for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
+        if f"vr_{key}" in bal:
+            out[f"VR {label}"] = bal[f"vr_{key}"]
+    return out
 
 
 STRATEGY_LABELS = {
@@ -246,14 +264,21 @@ STRATEGY_LABELS = {
 }
 
 
-def survival_section(cohort: Cohort, endpoint: str, state: RunState, published) -> rp.Section:
+def published_hr(endpoint: str) -> float:
+    """The study's published (IPTW) hazard ratio for ``endpoint``, from data/published/."""
+    from .published import load_published
+
+    return load_published().value(f"hr_{endpoint}", analysis_set="IPTW")
+
+
+def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Section:
     from . import plots
 
     name = {"os": "Overall survival", "pfs": "Progression-free survival"}[endpoint]
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
-    rows, forest_rows = [], []
+    rows, forest_rows, notes = [], [], []
     for strategy, idata in fits.items():
         summ, draws = survival.survival_estimands(idata)
         hr = summ[summ["quantity"] == "hr"].iloc[0]
@@ -262,28 +287,33 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState, published) 
         p07 = summ[summ["quantity"] == "P(HR<0.7)"]["probability"]
         rows.append({
             "adjustment": STRATEGY_LABELS.get(strategy, strategy),
-            "estimand": idata.attrs.get("estimand_detail", idata.attrs.get("estimand")),
             "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": hr["probability"],
             "P(HR < 0.7)": float(p07.iloc[0]) if len(p07) else np.nan,
             "median HAIC-LEN-P": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
             "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "RMST difference at 24 mo": _fmt_ci(rd["median"], rd["lower"], rd["upper"], 1),
-            "method": idata.attrs.get("method", ""),
         })
+        notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: "
+                     f"{idata.attrs.get('estimand_detail', idata.attrs.get('estimand'))}; "
+                     f"{idata.attrs.get('method', '')}.")
         forest_rows.append({"label": STRATEGY_LABELS.get(strategy, strategy),
                             "median": hr["median"], "lower": hr["lower"], "upper": hr["upper"]})
         sec.add(rp.Figure.from_matplotlib(
             plots.km_vs_model(cohort.frame, endpoint, draws,
-                              f"{endpoint.upper()}, {STRATEGY_LABELS.get(strategy, strategy)}"),
-            f"{name}: Kaplan-Meier estimate per arm (steps; unweighted) and the model's posterior "
+                              f"{endpoint.upper()}, {STRATEGY_LABELS.get(strategy, strategy)}",
+                              weights=state.design.weights if strategy == "iptw" else None),
+            f"{name}: Kaplan-Meier estimate per arm (steps; "
+            f"{'IPT-weighted' if strategy == 'iptw' else 'unweighted'}) and the model's posterior "
             f"survival (dashed, 95% band), adjustment '{strategy}'."))
     sec.blocks.insert(0, rp.Table(pd.DataFrame(rows), f"{name}: posterior median hazard ratio "
                                   "(HAIC-LEN-P vs LEN-P) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
-    pub = {f"published IPTW HR {published.hr[(endpoint, k)].hr:g} (study)": published.hr[(endpoint, k)].hr
-           for (e, k) in published.hr if e == endpoint and k == "reference"}
-    sec.blocks.insert(1, rp.Figure.from_matplotlib(
+    for i, note in enumerate(notes):
+        sec.blocks.insert(1 + i, rp.Text(note, "note"))
+    hr_pub = published_hr(endpoint)
+    pub = {f"study, published IPTW HR {hr_pub:g}": hr_pub}
+    sec.blocks.insert(1 + len(notes), rp.Figure.from_matplotlib(
         plots.forest(forest_rows, pub, f"{name}: HR by adjustment strategy"),
         "Posterior median and 95% credible interval of the HR per adjustment strategy; the "
         "diamond is the study's published IPTW HR."))
@@ -293,7 +323,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState, published) 
 def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     sec = rp.Section("response", "Objective response", tier=cohort.data_tier, nav="Response")
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == "orr"}
-    rows = []
+    rows, notes = [], []
     for strategy, idata in fits.items():
         s = response.response_summary(idata)
         rows.append({
@@ -305,10 +335,11 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "P(RD > 0)": s["p_rd_above_0"],
             "P(RD > 0.2)": s[f"p_rd_above_{response.IMPORTANT_RD:g}"],
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
-            "method": idata.attrs.get("method", ""),
         })
+        notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: {idata.attrs.get('method', '')}.")
     sec.add(rp.Table(pd.DataFrame(rows), "Marginal response probabilities and contrasts "
-                     "(posterior median, 95% CrI)"))
+                     "(posterior median, 95% CrI); not evaluable: HAIC-LEN-P / LEN-P"))
+    sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
             response.plot_rd({STRATEGY_LABELS.get(k, k): v for k, v in fits.items()}),
@@ -328,10 +359,10 @@ def diagnostics_alerts(rows) -> list[str]:
             bad.append(f"bulk ESS {r['ess_bulk_min']:.0f} < 400")
         if r["divergences"] == r["divergences"] and r["divergences"] > 0:
             bad.append(f"{int(r['divergences'])} divergent transitions")
-        if bad:
-            alerts.append(f"Convergence problem: {r['endpoint']} {r['measure']} "
-                          f"({r['adjustment']}, prior {r['prior']}): {'; '.join(bad)}.")
-    return sorted(set(alerts))
+        if bad:  # one alert per fit (a fit gives several rows with the same diagnostics)
+            alerts.append(f"Convergence problem: {r['endpoint'].upper()} model, adjustment "
+                          f"'{r['adjustment']}', prior '{r['prior']}': {'; '.join(bad)}.")
+    return list(dict.fromkeys(alerts))
 
 
 def summary_section(state: RunState, published) -> rp.Section:
@@ -415,3 +446,67 @@ def limitations_section(cohort: Cohort) -> rp.Section:
     for item in items:
         sec.add(rp.Text(item))
     return sec
+
+
+# ------------------------------------------------------------------------------ one fit
+
+
+def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None,
+            prior="reference", overrides=(), seed=None, argv=None, echo=print,
+            config_path=None) -> pd.DataFrame:
+    """Fit one endpoint (``os``, ``pfs`` or ``orr``) under one adjustment strategy and write
+    ``out_dir/results.csv``, ``out_dir/posterior.nc`` (ArviZ netCDF) and ``out_dir/report.html``.
+
+    Model settings other than those given (cut points, baseline smoothing, sampler, design)
+    come from the configuration file (default ``models/main.toml``).
+    """
+    from . import analysis
+
+    cfg = load_config(config_path)
+    sampler = cfg.sampler.settings()
+    if seed is not None:
+        sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
+    prior_set = load_prior_set(prior, overrides)
+    cohort = load_cohort(cohort_path, covariates)
+    t0 = time.perf_counter()
+    needs_design = adjust in ("iptw", "psm", "ps_covariate")
+    design = analysis.make_design(cohort, cfg.design) if needs_design else None
+    state = RunState(cfg, cohort=cohort, design=design)
+    if endpoint == "orr":
+        idata = analysis.fit_orr(cohort, adjust, design=design, prior_set=prior_set,
+                                 sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
+        rows = response.response_rows(idata, cohort.data_tier, cohort.name)
+        state.fits[("orr", adjust)] = idata
+        section = response_section(cohort, state)
+    else:
+        cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
+        idata = analysis.fit_survival(cohort, endpoint, adjust, design=design, prior_set=prior_set,
+                                      sampler=sampler, cuts=cuts, baseline=cfg.survival.baseline,
+                                      n_boot=cfg.survival.bootstrap_draws)
+        rows = survival.result_rows(idata, cohort.data_tier, cohort.name)
+        state.fits[(endpoint, adjust)] = idata
+        section = survival_section(cohort, endpoint, state)
+    echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
+    state.rows = rows
+    alerts = diagnostics_alerts(rows)
+    sections = [section, methods_section(cfg, prior_set, sampler),
+                provenance_section(cfg, cohort, argv), limitations_section(cohort)]
+    html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
+                     sections, alerts=alerts,
+                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_netcdf(idata, out / "posterior.nc")
+    frame = write_results(rows, out / "results.csv")
+    rp.write_report(out / "report.html", html)
+    echo(f"wrote {out / 'results.csv'}, {out / 'posterior.nc'} and {out / 'report.html'}")
+    return frame
+
+
+def _write_netcdf(idata, path: Path) -> None:
+    """Save an InferenceData atomically; attrs that netCDF cannot hold are stored as text."""
+    for group in idata.groups():
+        ds = idata[group]
+        ds.attrs = {k: (v if isinstance(v, (str, int, float)) else repr(v))
+                    for k, v in ds.attrs.items()}
+    atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -9,10 +11,11 @@ ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
 ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
 
 
-def km_vs_model(frame, endpoint: str, draws, title: str = "") -> Figure:
+def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None) -> Figure:
     """Kaplan-Meier curves per arm (steps) over the model's posterior survival (median line and
     95% band) from ``draws`` (the ``survival`` variable of
-    :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months)."""
+    :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months).
+    ``weights`` (one per row of ``frame``) give weighted Kaplan-Meier curves, e.g. for IPTW."""
     from lifelines import KaplanMeierFitter
 
     fig = Figure(figsize=(6.5, 4), layout="constrained")
@@ -25,8 +28,12 @@ def km_vs_model(frame, endpoint: str, draws, title: str = "") -> Figure:
         color = ARM_COLORS[arm]
         ax.fill_between(times, lo, hi, color=color, alpha=0.18, lw=0)
         ax.plot(times, med, color=color, lw=1.2, ls="--")
-        g = frame[frame["treatment"] == code]
-        km = KaplanMeierFitter().fit(g[f"{endpoint}_time"], g[f"{endpoint}_event"])
+        mask = (frame["treatment"] == code).to_numpy()
+        g = frame[mask]
+        w = None if weights is None else np.asarray(weights, float)[mask]
+        with warnings.catch_warnings():  # lifelines warns that IPT weights are not integers
+            warnings.simplefilter("ignore")
+            km = KaplanMeierFitter().fit(g[f"{endpoint}_time"], g[f"{endpoint}_event"], weights=w)
         sf = km.survival_function_
         ax.step(sf.index, sf.iloc[:, 0], where="post", color=color, lw=1.6,
                 label=f"{ARM_NAMES[arm]} (n = {len(g)}): Kaplan-Meier")

@@ -42,7 +42,6 @@ import datetime as _dt
 import json
 import math
 import os
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import pandas as pd
 from scipy import optimize, special, stats
 
 from .errors import InputError
+from .results import atomic_write_text
 
 #: Covariates of the synthetic cohort, in column order (the default adjustment set).
 COVARIATES = (
@@ -658,18 +658,6 @@ def _format_cohort(df: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def meta_path(csv_path: str | os.PathLike) -> Path:
     """Sidecar path of a cohort CSV: ``cohort.csv`` -> ``cohort.meta.json``."""
     p = Path(csv_path)
@@ -718,8 +706,8 @@ def write_cohort(path: str | os.PathLike, settings: dict | None = None, seed: in
             "vs 27.8%. treatment 1 = HAIC-LEN-P, 0 = LEN-P. See DATA_CARD.md."
         ),
     }
-    _atomic_write(path, _format_cohort(df))
-    _atomic_write(meta_path(path), json.dumps(meta, indent=2) + "\n")
+    atomic_write_text(path, _format_cohort(df))
+    atomic_write_text(meta_path(path), json.dumps(meta, indent=2) + "\n")
     return path
 
 
@@ -731,5 +719,5 @@ def write_true_estimands(path: str | os.PathLike, settings: dict | None = None) 
     s = _checked(settings)
     path = Path(path)
     est = true_estimands(s)
-    _atomic_write(path, est.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    atomic_write_text(path, est.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     return path

@@ -1,0 +1,10 @@
+"""Overall survival (OS): hazard ratio from a piecewise-exponential model.
+
+IPTW (ATE); the propensity model's uncertainty is propagated by a Bayesian bootstrap.
+Run: python models/os_iptw.py --out reports/os_iptw [--cohort FILE] [--prior NAME] [--seed N]
+"""
+
+from bayes_haic.cli import script
+
+if __name__ == "__main__":
+    script(endpoint="os", adjust="iptw")

@@ -1,0 +1,10 @@
+"""Overall survival (OS): hazard ratio from a piecewise-exponential model.
+
+No confounding adjustment (the crude contrast in the cohort).
+Run: python models/os_none.py --out reports/os_none [--cohort FILE] [--prior NAME] [--seed N]
+"""
+
+from bayes_haic.cli import script
+
+if __name__ == "__main__":
+    script(endpoint="os", adjust="none")
