@@ -122,7 +122,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 
     progress.step("writing results.csv and the report")
     state.alerts = diagnostics_alerts(state.rows)
-    state.sections["methods"] = methods_section(cfg, prior_set, sampler)
+    state.sections["methods"] = methods_section(cfg, prior_set, sampler, cohort)
     state.sections["provenance"] = provenance_section(cfg, cohort, argv)
     state.sections["limitations"] = limitations_section(cohort)
     summary = summary_section(state, published)
@@ -393,8 +393,12 @@ def summary_section(state: RunState, published) -> rp.Section:
     return sec
 
 
-def methods_section(cfg: MainConfig, prior_set, sampler) -> rp.Section:
+def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.Section:
     sec = rp.Section("methods", "Methods (from the effective configuration)", nav="Methods")
+    sec.add(rp.Text(f"Data: {cohort.name} (tier '{cohort.data_tier}'), {cohort.n_treated} "
+                    f"HAIC-LEN-P and {cohort.n_control} LEN-P patients; covariates for the "
+                    f"propensity score and covariate adjustment: "
+                    f"{', '.join(cohort.covariates) or '(none)'}."))
     sec.add(rp.Text(
         "Survival: piecewise-exponential proportional-hazards models with baseline hazards "
         f"constant within {cfg.survival.n_intervals} intervals ({cfg.survival.cuts} cut points "
@@ -489,7 +493,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     state.rows = rows
     alerts = diagnostics_alerts(rows)
-    sections = [section, methods_section(cfg, prior_set, sampler),
+    sections = [section, methods_section(cfg, prior_set, sampler, cohort),
                 provenance_section(cfg, cohort, argv), limitations_section(cohort)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
                      sections, alerts=alerts,

@@ -1,0 +1,141 @@
+"""The main job and the fit command end to end, on small settings (fast, not for inference)."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from bayes_haic.cli import main
+from bayes_haic.errors import InputError
+from bayes_haic.paths import default_cohort_path
+from bayes_haic.pipeline import run_fit, run_main
+from bayes_haic.results import RESULT_COLUMNS
+
+FAST = """
+[data]
+cohort = "{cohort}"
+{covariates}
+[survival]
+strategies = ["none", "iptw"]
+n_intervals = 5
+bootstrap_draws = 30
+[response]
+strategies = ["none"]
+[priors]
+published_sets = ["reference", "skeptical"]
+[sampler]
+draws = 200
+tune = 300
+chains = 2
+seed = 11
+"""
+
+
+def fast_config(tmp_path, cohort, covariates=None):
+    cov = f"covariates = {covariates!r}".replace("'", '"') if covariates else ""
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST.format(cohort=cohort, covariates=cov))
+    return path
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("main")
+    cfg = fast_config(tmp, default_cohort_path())
+    state = run_main(cfg, tmp / "out", echo=lambda m: None)
+    return tmp / "out", state
+
+
+def test_main_job_writes_labelled_results(main_run):
+    out, state = main_run
+    res = pd.read_csv(out / "results.csv")
+    assert list(res.columns) == RESULT_COLUMNS
+    assert set(res["data_tier"]) == {"published", "synthetic"}
+    pub = res[res["data_tier"] == "published"]
+    # the published tier reanalyses the study's numbers only, never the cohort file
+    assert (pub["adjustment"] == "published").all() and not pub["source"].str.contains("cohort.csv").any()
+    syn = res[res["data_tier"] == "synthetic"]
+    assert set(syn["endpoint"]) == {"os", "pfs", "orr"}
+    assert set(syn.loc[syn["endpoint"] == "os", "adjustment"]) == {"none", "iptw"}
+    hr = syn[syn["measure"] == "hr"]
+    assert ((hr["lower"] < hr["median"]) & (hr["median"] < hr["upper"])).all()
+    assert hr["prob_benefit"].between(0, 1).all()
+    nuts = syn[(syn["adjustment"] == "none")]
+    assert nuts["rhat_max"].notna().all() and nuts["ess_bulk_min"].gt(0).all()
+
+
+def test_report_has_every_section_and_the_synthetic_banner(main_run):
+    out, _ = main_run
+    html = (out / "index.html").read_text()
+    for section in ("summary", "published", "cohort", "design", "os", "pfs", "response",
+                    "methods", "provenance", "limitations"):
+        assert f'<section id="{section}">' in html
+    assert "SYNTHETIC DATA" in html
+    # the published section comes before any patient-level section
+    assert html.index('<section id="published">') < html.index('<section id="cohort">')
+    assert "<script" not in html.lower()  # self-contained, no scripts
+    assert not re.search(r'src="(?!data:)', html)  # every image embedded
+
+
+def test_bad_config_writes_nothing(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[sampler]\ndraws = 'many'\n")
+    with pytest.raises(InputError, match="sampler.draws"):
+        run_main(cfg, tmp_path / "out", echo=lambda m: None)
+    assert not (tmp_path / "out" / "index.html").exists()
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_bad_cohort_via_cli_is_exit_2_and_no_report(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(default_cohort_path().read_text().replace("\n1,", "\n1x,", 1)
+                   .replace(",1,", ",7,", 1))
+    cfg = fast_config(tmp_path, bad)
+    code = main(["run", "--config", str(cfg), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+HOSTILE = '<script>alert(1)</script>'
+
+
+def test_hostile_labels_are_escaped_in_the_report(tmp_path):
+    """Strings from data (a covariate's name) and configuration never become markup."""
+    frame = pd.read_csv(default_cohort_path())
+    frame = frame.rename(columns={"mvi": HOSTILE})
+    cohort = tmp_path / "user <b>cohort.csv"
+    frame.to_csv(cohort, index=False)
+    run_fit(cohort, "orr", "none", tmp_path / "fit", covariates=["age", HOSTILE],
+            config_path=fast_config(tmp_path, cohort), echo=lambda m: None)
+    html = (tmp_path / "fit" / "report.html").read_text()
+    assert HOSTILE not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>cohort" not in html and "&lt;b&gt;cohort" in html
+    assert "SYNTHETIC DATA" not in html  # a user's cohort is tier 'user'
+    res = pd.read_csv(tmp_path / "fit" / "results.csv")
+    assert set(res["data_tier"]) == {"user"}
+
+
+def test_fit_is_reproducible_for_a_seed(tmp_path):
+    cfg = fast_config(tmp_path, default_cohort_path())
+    a = run_fit(default_cohort_path(), "pfs", "none", tmp_path / "a", seed=5, config_path=cfg,
+                echo=lambda m: None)
+    b = run_fit(default_cohort_path(), "pfs", "none", tmp_path / "b", seed=5, config_path=cfg,
+                echo=lambda m: None)
+    c = run_fit(default_cohort_path(), "pfs", "none", tmp_path / "c", seed=6, config_path=cfg,
+                echo=lambda m: None)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a["median"].equals(c["median"])
+
+
+def test_fit_writes_a_readable_posterior(tmp_path):
+    import arviz as az
+
+    cfg = fast_config(tmp_path, default_cohort_path())
+    run_fit(default_cohort_path(), "os", "none", tmp_path / "fit", config_path=cfg,
+            echo=lambda m: None)
+    idata = az.from_netcdf(tmp_path / "fit" / "posterior.nc")
+    assert "log_hr" in idata.posterior and "log_likelihood" in idata.groups()
+    assert idata.attrs["data_tier"] == "synthetic"
+    assert idata.attrs["cohort_sha256"]
