@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup report test test-slow bench clean-venv
+.PHONY: setup report test test-slow bench clean-venv constraints
 
 setup: $(STAMP)
 
@@ -31,3 +31,8 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+constraints:
+	$(BIN)/python -m pip freeze --exclude-editable | grep -vi '^bayes-haic' | \
+	  { echo "# Exact versions tested (pip freeze of the project venv, Python 3.11). pyproject.toml bounds them;"; \
+	    echo "# this file pins them so a fresh install gives what CI tested. Regenerate: make constraints"; cat; } > constraints.txt
