@@ -66,7 +66,7 @@ from .results import result_row, summarise_draws
 ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
 ARMS = ("control", "treated")  # treatment 0, 1
 BASELINES = ("rw", "independent")
-ADJUSTMENTS = ("none", "iptw")
+ADJUSTMENTS = ("none", "iptw", "ps_covariate", "covariates", "psm")
 FIXED_WEIGHT_METHOD = (
     "IPTW fixed-weight pseudo-posterior (approximation: ignores weight uncertainty)"
 )
@@ -281,58 +281,128 @@ def _prior_values(name: str, prior: Prior) -> dict:
     return {f"{name}__{k}": float(v) for k, v in prior.params.items()}
 
 
-# model variable -> prior key
-_PRIOR_KEYS = {
-    "log_hr": "survival.log_hr",
-    "log_lambda_first": "survival.log_baseline_hazard",
-    "log_lambda": "survival.log_baseline_hazard",
-    "baseline_rw_sd": "survival.baseline_rw_sd",
-}
+@dataclass(frozen=True)
+class ModelSpec:
+    """What is fixed when a PWE model graph is built (data and prior parameters are not).
+
+    ``layout="collapsed"``: the likelihood on the 2 x J arm-interval statistics of
+    :func:`collapse` (unadjusted, IPTW, PSM without pair effects). ``layout="patient"``: one
+    term per patient, ``w_i [d_i eta_i,j(i) - sum_j e_ij exp(eta_ij)]`` with
+    ``eta_ij = log_lambda_j + x_i log_hr_j + z_i' coef + u_pair(i)`` (the per-patient collapse
+    of the person-interval rows; needed when the linear predictor varies within an arm).
+    """
+
+    n_intervals: int
+    baseline: str = "rw"
+    layout: str = "collapsed"
+    time_varying: bool = False
+    n_covariates: int = 0
+    covariate_prior: str = "survival.covariate"
+    n_pairs: int = 0
+
+    def prior_vars(self) -> dict[str, str]:
+        """Model variable -> prior key, for every variable whose prior comes from the prior set."""
+        v = {}
+        if self.time_varying:
+            v["log_hr_first"] = "survival.log_hr"
+            v["log_hr_rw_sd"] = "survival.log_hr_rw_sd"
+        else:
+            v["log_hr"] = "survival.log_hr"
+        if self.baseline == "rw":
+            v["log_lambda_first"] = "survival.log_baseline_hazard"
+            if self.n_intervals > 1:
+                v["baseline_rw_sd"] = "survival.baseline_rw_sd"
+        else:
+            v["log_lambda"] = "survival.log_baseline_hazard"
+        if self.n_covariates:
+            v["coef"] = self.covariate_prior
+        if self.n_pairs:
+            v["pair_sd"] = "survival.pair_sd"
+        return v
+
+    def key(self, prior_set: PriorSet) -> tuple:
+        return (self, tuple(prior_set.get(k).dist for k in self.prior_vars().values()))
 
 
-def _baseline_vars(baseline: str) -> tuple[str, ...]:
-    if baseline == "rw":
-        return ("log_lambda_first", "baseline_rw_sd")
-    return ("log_lambda",)
-
-
-def _build_collapsed(n_intervals: int, baseline: str, prior_set: PriorSet) -> pm.Model:
-    """The collapsed PWE model graph (data and prior parameters as ``pm.Data``)."""
-    with pm.Model(coords=_model_coords(n_intervals)) as model:
-        events = pm.Data("events", np.zeros((2, n_intervals)), dims=("arm", "intervals"))
-        exposure = pm.Data("exposure", np.ones((2, n_intervals)), dims=("arm", "intervals"))
-        log_hr = _prior_rv("log_hr", prior_set.get("survival.log_hr"))
-        pm.Deterministic("hr", pt.exp(log_hr))
-        log_lambda = _baseline(baseline, n_intervals, prior_set)
-        eta = log_lambda[None, :] + log_hr * pt.as_tensor(np.array([0.0, 1.0]))[:, None]
-        pm.Deterministic("hazard", pt.exp(eta), dims=("arm", "intervals"))
-        pm.Potential("loglik", pt.sum(events * eta - exposure * pt.exp(eta)))
-    return model
-
-
-def _model_coords(n_intervals: int) -> dict:
-    # interval labels are placeholders here: the graph is shared by data sets with other cuts,
-    # and finish_idata() relabels the posterior with the data set's intervals
-    return {
+def _model_coords(spec: ModelSpec) -> dict:
+    # interval labels are placeholders: the graph is shared by data sets with other cuts, and
+    # finish_idata() relabels the posterior with the data set's intervals
+    J = spec.n_intervals
+    coords = {
         "arm": list(ARMS),
-        "intervals": [str(j) for j in range(n_intervals)],
-        "steps": [str(j) for j in range(1, n_intervals)],
+        "intervals": [str(j) for j in range(J)],
+        "steps": [str(j) for j in range(1, J)],
     }
+    if spec.n_covariates:
+        coords["covariates"] = [str(j) for j in range(spec.n_covariates)]
+    if spec.n_pairs:
+        coords["pairs"] = [str(j) for j in range(spec.n_pairs)]
+    return coords
 
 
-def _baseline(baseline: str, n_intervals: int, prior_set: PriorSet):
-    prior = prior_set.get("survival.log_baseline_hazard")
-    if baseline == "independent":
-        return _prior_rv("log_lambda", prior, dims="intervals")
-    first = _prior_rv("log_lambda_first", prior)
-    if n_intervals == 1:
-        return pm.Deterministic("log_lambda", first[None], dims="intervals")
-    sd = _prior_rv("baseline_rw_sd", prior_set.get("survival.baseline_rw_sd"))
-    z = pm.Normal("baseline_rw_z", 0.0, 1.0, dims="steps")
-    steps = pt.cumsum(sd * z)
-    return pm.Deterministic(
-        "log_lambda", pt.concatenate([first[None], first + steps]), dims="intervals"
-    )
+def _random_walk(name: str, first, sd, n: int, dims="intervals"):
+    """Non-centred Gaussian random walk: x_1 = first, x_{j+1} = x_j + sd z_j, z_j ~ N(0, 1)."""
+    z = pm.Normal(f"{name}_rw_z", 0.0, 1.0, dims="steps")
+    return pm.Deterministic(name, pt.concatenate([first[None], first + pt.cumsum(sd * z)]), dims=dims)
+
+
+def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
+    """The PWE model graph for ``spec`` (data and prior parameters as ``pm.Data``)."""
+    J = spec.n_intervals
+    pv = spec.prior_vars()
+    prior = lambda var, **kw: _prior_rv(var, prior_set.get(pv[var]), **kw)  # noqa: E731
+    arm = pt.as_tensor(np.array([0.0, 1.0]))
+    with pm.Model(coords=_model_coords(spec)) as model:
+        # baseline log hazard per month
+        if spec.baseline == "independent":
+            log_lambda = prior("log_lambda", dims="intervals")
+        elif J == 1:
+            log_lambda = pm.Deterministic("log_lambda", prior("log_lambda_first")[None], dims="intervals")
+        else:
+            log_lambda = _random_walk("log_lambda", prior("log_lambda_first"), prior("baseline_rw_sd"), J)
+        # treatment log hazard ratio, constant or a random walk across intervals
+        if spec.time_varying:
+            log_hr_t = _random_walk("log_hr_t", prior("log_hr_first"), prior("log_hr_rw_sd"), J)
+            pm.Deterministic("hr_t", pt.exp(log_hr_t), dims="intervals")
+            share = pm.Data("event_share", np.full(J, 1.0 / J))
+            log_hr = pm.Deterministic("log_hr", pt.sum(share * log_hr_t))
+        else:
+            log_hr = prior("log_hr")
+            log_hr_t = pt.ones(J) * log_hr
+        pm.Deterministic("hr", pt.exp(log_hr))
+        eta_arm = log_lambda[None, :] + arm[:, None] * log_hr_t[None, :]
+        pm.Deterministic("hazard", pt.exp(eta_arm), dims=("arm", "intervals"))
+        if spec.layout == "collapsed":
+            events = pm.Data("events", np.zeros((2, J)), dims=("arm", "intervals"))
+            exposure = pm.Data("exposure", np.ones((2, J)), dims=("arm", "intervals"))
+            pm.Potential("loglik", pt.sum(events * eta_arm - exposure * pt.exp(eta_arm)))
+            pm.Deterministic("expected_events", exposure * pt.exp(eta_arm), dims=("arm", "intervals"))
+            return model
+        event = pm.Data("event", np.zeros(1))
+        index = pm.Data("interval_index", np.zeros(1, dtype="int64"))
+        exposure = pm.Data("exposure", np.ones((1, J)))
+        x = pm.Data("treatment", np.zeros(1))
+        w = pm.Data("weight", np.ones(1))
+        lp = pt.zeros_like(x)
+        if spec.n_covariates:
+            Z = pm.Data("covariates", np.zeros((1, spec.n_covariates)))
+            lp = lp + pt.dot(Z, prior("coef", dims="covariates"))
+        if spec.n_pairs:
+            pair = pm.Data("pair_index", np.zeros(1, dtype="int64"))
+            z = pm.Normal("pair_z", 0.0, 1.0, dims="pairs")
+            u = pm.Deterministic("pair_effect", prior("pair_sd") * z, dims="pairs")
+            lp = lp + u[pair]
+        eta = log_lambda[None, :] + x[:, None] * log_hr_t[None, :] + lp[:, None]
+        mu = exposure * pt.exp(eta)
+        own = eta[pt.arange(eta.shape[0]), index]
+        pm.Potential("loglik", pt.sum(w * (event * own - pt.sum(mu, axis=1))))
+        wmu = w[:, None] * mu
+        pm.Deterministic(
+            "expected_events",
+            pt.stack([pt.sum(wmu * (1 - x)[:, None], axis=0), pt.sum(wmu * x[:, None], axis=0)]),
+            dims=("arm", "intervals"),
+        )
+    return model
 
 
 def _check_baseline(baseline: str) -> None:
@@ -340,36 +410,49 @@ def _check_baseline(baseline: str) -> None:
         raise InputError(f"baseline: expected one of {', '.join(BASELINES)}; found {baseline!r}.")
 
 
-def _structure_key(n_intervals: int, baseline: str, prior_set: PriorSet) -> tuple:
-    families = tuple(prior_set.get(_PRIOR_KEYS[v]).dist for v in ("log_hr", *_baseline_vars(baseline)))
-    return ("collapsed", n_intervals, baseline, families)
-
-
-def _data_values(collapsed: xr.Dataset, baseline: str, prior_set: PriorSet) -> dict:
-    values = {
+def _collapsed_values(collapsed: xr.Dataset) -> dict:
+    return {
         "events": collapsed["events"].values.astype(float),
         "exposure": collapsed["exposure"].values.astype(float),
     }
-    for var in ("log_hr", *_baseline_vars(baseline)):
-        if var == "baseline_rw_sd" and collapsed.sizes["intervals"] == 1:
-            continue
-        values.update(_prior_values(var, prior_set.get(_PRIOR_KEYS[var])))
+
+
+def _event_share(collapsed: xr.Dataset) -> np.ndarray:
+    d = collapsed["events"].values.sum(axis=0)
+    return d / d.sum() if d.sum() > 0 else np.full(d.size, 1.0 / d.size)
+
+
+def _values(spec: ModelSpec, data: dict, prior_set: PriorSet) -> dict:
+    values = dict(data)
+    for var, key in spec.prior_vars().items():
+        values.update(_prior_values(var, prior_set.get(key)))
     return values
 
 
-def build_pwe_model(collapsed: xr.Dataset, prior_set: PriorSet | str | None = None, baseline: str = "rw") -> pm.Model:
+def build_pwe_model(
+    collapsed: xr.Dataset,
+    prior_set: PriorSet | str | None = None,
+    baseline: str = "rw",
+    time_varying: bool = False,
+) -> pm.Model:
     """A new collapsed PWE PyMC model for the statistics of :func:`collapse`.
 
-    Free variables: ``log_hr``; ``log_lambda_first``, ``baseline_rw_sd``, ``baseline_rw_z``
-    (random walk) or ``log_lambda`` (independent). Deterministics: ``hr``, ``log_lambda``
-    (dims ``intervals``), ``hazard`` (per month, dims ``(arm, intervals)``). Potential
-    ``loglik``: the (weighted) Poisson log-likelihood without the constant.
+    Free variables: ``log_hr`` (or ``log_hr_first``, ``log_hr_rw_sd``, ``log_hr_t_rw_z`` when
+    ``time_varying``); ``log_lambda_first``, ``baseline_rw_sd``, ``log_lambda_rw_z`` (random walk)
+    or ``log_lambda`` (independent). Deterministics: ``hr``, ``log_lambda`` (dims ``intervals``),
+    ``hazard`` (per month, dims ``(arm, intervals)``), ``expected_events`` (arm, intervals) and,
+    if time-varying, ``log_hr_t`` / ``hr_t`` (intervals) with ``log_hr`` their event-weighted
+    mean. Potential ``loglik``: the (weighted) Poisson log-likelihood without its constant.
     :func:`fit_pwe` uses a cached copy of the same graph instead of building a new one.
     """
     _check_baseline(baseline)
     ps = _prior_set(prior_set)
-    model = _build_collapsed(collapsed.sizes["intervals"], baseline, ps)
-    pm.set_data(_data_values(collapsed, baseline, ps), model=model)
+    spec = ModelSpec(collapsed.sizes["intervals"], baseline, time_varying=time_varying)
+    model = _build(spec, ps)
+    data = _collapsed_values(collapsed)
+    if time_varying:
+        data["event_share"] = _event_share(collapsed)
+    pm.set_data(_values(spec, data, ps), model=model)
     return model
 
 
@@ -380,16 +463,26 @@ def build_pwe_rows_model(rows: pd.DataFrame, n_intervals: int, prior_set: PriorS
     Poisson-likelihood identity and as the benchmark baseline."""
     _check_baseline(baseline)
     ps = _prior_set(prior_set)
-    coords = _model_coords(n_intervals)
-    keep = rows["exposure"].to_numpy() > 0
-    r = rows[keep]
-    with pm.Model(coords=coords) as model:
+    spec = ModelSpec(n_intervals, baseline)
+    pv = spec.prior_vars()
+    r = rows[rows["exposure"].to_numpy() > 0]
+    with pm.Model(coords=_model_coords(spec)) as model:
         j = pm.Data("interval", r["interval"].to_numpy().astype("int64"))
         x = pm.Data("treatment", r["treatment"].to_numpy().astype(float))
         log_e = pm.Data("log_exposure", np.log(r["exposure"].to_numpy()))
-        log_hr = _prior_rv("log_hr", ps.get("survival.log_hr"))
+        log_hr = _prior_rv("log_hr", ps.get(pv["log_hr"]))
         pm.Deterministic("hr", pt.exp(log_hr))
-        log_lambda = _baseline(baseline, n_intervals, ps)
+        if baseline == "independent":
+            log_lambda = _prior_rv("log_lambda", ps.get(pv["log_lambda"]), dims="intervals")
+        elif n_intervals == 1:
+            log_lambda = _prior_rv("log_lambda_first", ps.get(pv["log_lambda_first"]))[None]
+        else:
+            log_lambda = _random_walk(
+                "log_lambda",
+                _prior_rv("log_lambda_first", ps.get(pv["log_lambda_first"])),
+                _prior_rv("baseline_rw_sd", ps.get(pv["baseline_rw_sd"])),
+                n_intervals,
+            )
         pm.Poisson("event", mu=pt.exp(log_e + log_lambda[j] + log_hr * x), observed=r["event"].to_numpy())
     return model
 
@@ -414,10 +507,10 @@ class _CompiledPWE:
 _CACHE: dict[tuple, _CompiledPWE] = {}
 
 
-def _cached(n_intervals: int, baseline: str, prior_set: PriorSet) -> _CompiledPWE:
-    key = _structure_key(n_intervals, baseline, prior_set)
+def _cached(spec: ModelSpec, prior_set: PriorSet) -> _CompiledPWE:
+    key = spec.key(prior_set)
     if key not in _CACHE:
-        _CACHE[key] = _CompiledPWE(_build_collapsed(n_intervals, baseline, prior_set))
+        _CACHE[key] = _CompiledPWE(_build(spec, prior_set))
     return _CACHE[key]
 
 
@@ -459,6 +552,8 @@ def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSe
 
 # --------------------------------------------------------------------------- fitting
 
+_PATIENT_ADJUSTMENTS = ("covariates", "ps_covariate")
+
 
 def fit_pwe(
     frame: pd.DataFrame,
@@ -470,21 +565,44 @@ def fit_pwe(
     prior_set: PriorSet | str | None = None,
     sampler: sampling.SamplerSettings | None = None,
     baseline: str = "rw",
+    time_varying: bool = False,
+    covariates=None,
+    ps=None,
+    spline_df: int = 4,
+    pair=None,
+    pair_effect: bool = False,
 ) -> az.InferenceData:
     """Fit the PWE model to ``endpoint`` (``"os"`` / ``"pfs"``) of a cohort by NUTS.
 
-    ``adjust="none"``: unweighted, the crude marginal HR. ``adjust="iptw"``: ``weights`` (one
-    per row of ``frame``, or the name of a column) enter a weighted pseudo-likelihood; weights are
-    rescaled to sum to n (which leaves the maximiser unchanged and keeps the information on the
-    sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight uncertainty use
-    :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`.
+    ``adjust``:
+
+    * ``"none"``: unweighted; the crude marginal HR in the cohort.
+    * ``"iptw"``: ``weights`` (one per row of ``frame``, or a column name) enter a weighted
+      pseudo-likelihood, rescaled to sum to n (the maximiser is unchanged; the information stays
+      on the sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
+      uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal (ATE).
+    * ``"ps_covariate"``: a natural cubic regression spline (``spline_df`` columns, patsy ``cr``,
+      each column standardised) of the logit propensity score ``ps`` (a column name or array of
+      probabilities) in the linear predictor, coefficients ~ ``survival.ps_spline``. Conditional HR.
+    * ``"covariates"``: the named ``covariates`` columns, standardised (mean 0, SD 1),
+      coefficients ~ ``survival.covariate``. Conditional HR.
+    * ``"psm"``: ``frame`` is the matched subset. Without ``pair_effect``: the marginal HR in the
+      matched sample (ATT when treated patients were matched). With ``pair_effect=True``: a random
+      effect per matched pair (column ``pair``; non-centred, sd ~ ``survival.pair_sd``), giving a
+      pair-conditional HR.
+
+    ``time_varying=True``: the log-HR follows a random walk across intervals (first level
+    ~ ``survival.log_hr``, step sd ~ ``survival.log_hr_rw_sd``); posterior ``log_hr_t``/``hr_t``,
+    and ``log_hr`` becomes their mean weighted by the share of events per interval (a summary).
     ``cuts``: None (8 quantile intervals of the event times), or a list starting at 0.
 
     Returns an InferenceData with ``posterior`` (``log_hr``, ``hr``, ``log_lambda`` [intervals],
-    ``hazard`` [arm, intervals], plus baseline parameters), ``sample_stats``,
-    ``log_likelihood`` (``events`` per arm-interval), ``posterior_predictive`` (``events``),
-    ``observed_data`` (``events``), ``constant_data`` (``exposure``) and ``attrs`` (see
-    :func:`_attrs`: endpoint, adjustment, estimand, cuts, prior, method, n_treated, n_control, ...).
+    ``hazard`` [arm, intervals] at covariates 0 / pair effect 0, ``expected_events`` [arm,
+    intervals], model parameters), ``sample_stats``, ``log_likelihood`` (``events``: per
+    arm-interval for collapsed models, per patient for patient-level ones),
+    ``posterior_predictive`` and ``observed_data`` (``events`` per arm-interval),
+    ``constant_data`` and ``attrs`` (endpoint, adjustment, estimand, estimand_detail, cuts,
+    baseline, prior, method, n_treated, n_control, max_follow_up, layout, time_varying, ...).
     """
     if adjust not in ADJUSTMENTS:
         raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
@@ -492,23 +610,63 @@ def fit_pwe(
     t, d, x = endpoint_columns(frame, endpoint)
     w = _resolve_weights(frame, adjust, weights)
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
-    ps = _prior_set(prior_set)
+    if time_varying and len(cuts) < 2:
+        raise InputError("time_varying: a time-varying HR needs at least two intervals.")
+    prior = _prior_set(prior_set)
     settings = sampler or sampling.SamplerSettings()
     coll = collapse(t, d, x, cuts, w)
-    entry = _cached(len(cuts), baseline, ps)
-    idata = _run_sampler(entry, _data_values(coll, baseline, ps), settings)
-    if adjust == "iptw":
-        method = f"PWE Poisson ({baseline} baseline), NUTS; {FIXED_WEIGHT_METHOD}"
+    J = len(cuts)
+
+    Z, names, cov_prior, pair_index, n_pairs = None, [], "survival.covariate", None, 0
+    if adjust == "covariates":
+        Z, names = _standardised_covariates(frame, covariates)
+    elif adjust == "ps_covariate":
+        Z, names = _ps_spline_basis(frame, ps, spline_df)
+        cov_prior = "survival.ps_spline"
+    elif adjust == "psm" and pair_effect:
+        pair_index, pair_labels = _pair_index(frame, pair)
+        n_pairs = len(pair_labels)
+    elif covariates is not None or ps is not None:
+        raise InputError(f"covariates/ps: only used with adjust='covariates' / 'ps_covariate', not '{adjust}'.")
+    patient_layout = Z is not None or n_pairs > 0
+    spec = ModelSpec(
+        J, baseline, "patient" if patient_layout else "collapsed", time_varying,
+        0 if Z is None else Z.shape[1], cov_prior, n_pairs,
+    )
+    patient = None
+    if patient_layout:
+        patient = {
+            "event": d.astype(float),
+            "interval_index": _interval_index(t, cuts).astype("int64"),
+            "exposure": _exposure_matrix(t, cuts),
+            "treatment": x.astype(float),
+            "weight": np.ones(t.size),
+        }
+        if Z is not None:
+            patient["covariates"] = Z
+        if n_pairs:
+            patient["pair_index"] = pair_index
+        data = dict(patient)
     else:
-        method = f"PWE Poisson ({baseline} baseline), NUTS"
-    attrs = _attrs(endpoint, adjust, cuts, ps, method, coll, baseline)
-    return finish_idata(idata, coll, attrs, seed=settings.seed)
+        data = _collapsed_values(coll)
+    if time_varying:
+        data["event_share"] = _event_share(coll)
+    entry = _cached(spec, prior)
+    idata = _run_sampler(entry, _values(spec, data, prior), settings)
+    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect)
+    if names:
+        attrs["covariates"] = list(names)
+    if adjust == "ps_covariate":
+        attrs["spline_df"] = int(spline_df)
+    if n_pairs:
+        attrs["n_pairs"] = int(n_pairs)
+    return finish_idata(idata, coll, attrs, seed=settings.seed, patient=patient, covariate_names=names)
 
 
 def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
-    if adjust == "none":
+    if adjust != "iptw":
         if weights is not None:
-            raise InputError("weights: given with adjust='none'; use adjust='iptw' for weighted fits.")
+            raise InputError(f"weights: given with adjust='{adjust}'; use adjust='iptw' for weighted fits.")
         return None
     if weights is None:
         raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
@@ -523,20 +681,102 @@ def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
     return w * (w.size / w.sum())
 
 
-def _attrs(endpoint, adjust, cuts, prior_set, method, coll, baseline) -> dict:
+def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarray, list]:
+    if not covariates:
+        raise InputError("covariates: adjust='covariates' needs a list of covariate column names.")
+    names = [covariates] if isinstance(covariates, str) else list(covariates)
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise InputError(f"covariates: column(s) {', '.join(missing)} not in the cohort.")
+    Z = np.empty((len(frame), len(names)))
+    for k, c in enumerate(names):
+        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise InputError(f"covariates: column '{c}', {describe_rows(bad + 1)}: expected a number.")
+        sd = v.std()
+        if sd == 0:
+            raise InputError(f"covariates: column '{c}' is constant; drop it.")
+        Z[:, k] = (v - v.mean()) / sd
+    return Z, names
+
+
+def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list]:
+    """Natural cubic regression spline basis (patsy ``cr``, centred) of logit(ps); columns
+    standardised to SD 1 so the coefficient prior is per SD of each basis column."""
+    import patsy
+
+    if ps is None:
+        raise InputError("ps: adjust='ps_covariate' needs the propensity score (a column name or array).")
+    if isinstance(ps, str):
+        if ps not in frame.columns:
+            raise InputError(f"ps: column '{ps}' not in the cohort.")
+        ps = frame[ps].to_numpy()
+    p = np.asarray(ps, float).ravel()
+    bad = np.flatnonzero(~np.isfinite(p) | (p <= 0) | (p >= 1))
+    if p.size != len(frame) or bad.size:
+        raise InputError(
+            f"ps: expected {len(frame)} probabilities strictly between 0 and 1"
+            + (f"; {describe_rows(bad + 1)} are not" if bad.size else f"; found {p.size} values")
+            + "."
+        )
+    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 3:
+        raise InputError(f"spline_df: expected an integer >= 3; found {df!r}.")
+    logit = np.log(p / (1 - p))
+    B = np.asarray(patsy.dmatrix(f"cr(x, df={int(df)}) - 1", {"x": logit}))
+    B = (B - B.mean(axis=0)) / B.std(axis=0)
+    return B, [f"ps_spline_{k + 1}" for k in range(B.shape[1])]
+
+
+def _pair_index(frame: pd.DataFrame, pair) -> tuple[np.ndarray, np.ndarray]:
+    if pair is None:
+        raise InputError("pair: adjust='psm' with pair_effect=True needs the matched-pair column name.")
+    if pair not in frame.columns:
+        raise InputError(f"pair: column '{pair}' not in the cohort.")
+    codes, labels = pd.factorize(frame[pair])
+    if np.any(codes < 0):
+        raise InputError(f"pair: column '{pair}' has missing values; fit only matched patients.")
+    return codes.astype("int64"), np.asarray(labels)
+
+
+_ESTIMANDS = {
+    "none": ("marginal", "crude marginal HR in the cohort (no confounding adjustment)"),
+    "iptw": ("marginal", "marginal HR (ATE) in the IPT-weighted pseudo-population"),
+    "psm": ("marginal", "marginal HR in the matched sample (ATT when treated patients were matched)"),
+    "psm_pairs": ("conditional", "HR conditional on matched pair (random pair effects)"),
+    "covariates": ("conditional", "HR conditional on the covariates"),
+    "ps_covariate": ("conditional", "HR conditional on the propensity score (spline of logit PS)"),
+}
+
+
+def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None) -> dict:
+    estimand, detail = _ESTIMANDS["psm_pairs" if (adjust == "psm" and pair_effect) else adjust]
+    if spec.time_varying:
+        detail += "; time-varying HR(t): log_hr is the event-weighted mean of log_hr_t"
+    if spec.layout == "patient":
+        detail += "; arm-level curves standardised over the analysed cohort"
+    if method is None:
+        method = f"PWE Poisson ({spec.baseline} baseline"
+        method += ", random-walk log HR(t)" if spec.time_varying else ""
+        method += {
+            "covariates": ", standardised covariates",
+            "ps_covariate": ", spline of logit PS",
+            "psm": ", matched sample" + (" with pair random effects" if pair_effect else ""),
+        }.get(adjust, "")
+        method += "), NUTS"
+        if adjust == "iptw":
+            method += f"; {FIXED_WEIGHT_METHOD}"
     return {
         "model": "pwe",
         "endpoint": endpoint,
         "adjustment": adjust,
-        "estimand": "marginal",
-        "estimand_detail": (
-            "crude marginal HR in the cohort (no confounding adjustment)"
-            if adjust == "none"
-            else "marginal HR (ATE) in the IPT-weighted pseudo-population"
-        ),
+        "estimand": estimand,
+        "estimand_detail": detail,
         "cuts": [float(c) for c in cuts],
         "time_unit": "months",
-        "baseline": baseline,
+        "baseline": spec.baseline,
+        "layout": spec.layout,
+        "time_varying": int(spec.time_varying),
         "prior": prior_set.label(),
         "method": method,
         "n_treated": int(coll.attrs["n_treated"]),
@@ -552,28 +792,98 @@ def poisson_loglik(events, exposure, hazard) -> np.ndarray:
     return special.xlogy(events, mu) - mu - special.gammaln(events + 1.0)
 
 
-def finish_idata(idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: int) -> az.InferenceData:
+def _patient_lp(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
+    """Per-patient linear predictor without treatment, z_i' coef + u_pair(i): (chain, draw, patient)."""
+    n = const.sizes["patient"]
+    lp = np.zeros((post.sizes["chain"], post.sizes["draw"], n))
+    if "covariate_values" in const:
+        coef = post["coef"].transpose("chain", "draw", "covariates").values
+        lp += coef @ const["covariate_values"].transpose("patient", "covariates").values.T
+    if "pair_index" in const:
+        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
+        lp += u[..., const["pair_index"].values]
+    return lp
+
+
+def _patient_loglik(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
+    """Per-patient PWE log-likelihood d_i log h_i(t_i) - H_i(t_i): (chain, draw, patient)."""
+    lp = _patient_lp(post, const)
+    log_lambda = post["log_lambda"].transpose("chain", "draw", "intervals").values
+    if "log_hr_t" in post:
+        log_hr_t = post["log_hr_t"].transpose("chain", "draw", "intervals").values
+    else:
+        log_hr_t = post["log_hr"].values[..., None] * np.ones(log_lambda.shape[-1])
+    x = const["treatment"].values
+    idx = const["interval_index"].values
+    expo = const["exposure"].transpose("patient", "intervals").values
+    w = const["weight"].values
+    out = np.empty_like(lp)
+    for k in (0, 1):  # arm-specific log hazard (chain, draw, J), then per patient
+        m = x == k
+        eta_k = log_lambda + k * log_hr_t
+        cum = np.exp(eta_k) @ expo[m].T  # (chain, draw, n_k)
+        out[..., m] = w[m] * (const["event"].values[m] * (eta_k[..., idx[m]] + lp[..., m]) - cum * np.exp(lp[..., m]))
+    return out
+
+
+def finish_idata(
+    idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: int, patient: dict | None = None, covariate_names=()
+) -> az.InferenceData:
     """Label the intervals, drop internal data, add log_likelihood / posterior_predictive /
-    observed_data / constant_data for the collapsed counts, and set ``attrs``."""
+    observed_data / constant_data, and set ``attrs``.
+
+    ``observed_data.events`` and ``posterior_predictive.events`` are the (weighted) events per
+    arm and interval (replicates are Poisson with the posterior expected counts; for weighted
+    data an approximation). ``log_likelihood.events`` is per arm-interval (collapsed models) or
+    per patient (``patient`` data given: covariate and pair-effect models).
+    """
     labels = coll["intervals"].values
     post = idata.posterior.assign_coords(intervals=labels)
-    drop = [v for v in post.data_vars if "__" in v]
-    post = post.drop_vars(drop)
+    if "covariates" in post.dims and len(covariate_names):
+        post = post.assign_coords(covariates=list(covariate_names))
+    post = post.drop_vars([v for v in post.data_vars if "__" in v])
     post.attrs.update(attrs)
     hazard = post["hazard"].transpose("chain", "draw", "arm", "intervals")
     D = coll["events"].values
     E = coll["exposure"].values
-    ll = poisson_loglik(D, E, hazard.values)
+    if "expected_events" in post:
+        mu = post["expected_events"].transpose("chain", "draw", "arm", "intervals").values
+    else:
+        mu = E * hazard.values
     rng = np.random.default_rng(seed)
-    pp = rng.poisson(E * hazard.values).astype(float)
+    pp = rng.poisson(mu).astype(float)
     dims4 = ("chain", "draw", "arm", "intervals")
     coords4 = {k: hazard[k].values for k in dims4}
+    const = xr.Dataset({"exposure": coll["exposure"]})
+    if patient is None:
+        ll = xr.Dataset({"events": (dims4, poisson_loglik(D, E, hazard.values))}, coords=coords4)
+    else:
+        pc = {"patient": np.arange(len(patient["event"])), "intervals": labels}
+        pdata = {
+            "event": ("patient", patient["event"]),
+            "interval_index": ("patient", patient["interval_index"]),
+            "treatment": ("patient", patient["treatment"]),
+            "weight": ("patient", patient["weight"]),
+            "patient_exposure": (("patient", "intervals"), patient["exposure"]),
+        }
+        if "covariates" in patient:
+            pdata["covariate_values"] = (("patient", "covariates"), patient["covariates"])
+            pc["covariates"] = list(covariate_names)
+        if "pair_index" in patient:
+            pdata["pair_index"] = ("patient", patient["pair_index"])
+        pconst = xr.Dataset(pdata, coords=pc)
+        const = xr.merge([const, pconst])
+        lv = _patient_loglik(post, pconst.rename({"patient_exposure": "exposure"}))
+        ll = xr.Dataset(
+            {"events": (("chain", "draw", "patient"), lv)},
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, "patient": pc["patient"]},
+        )
     groups = {
         "posterior": post,
-        "log_likelihood": xr.Dataset({"events": (dims4, ll)}, coords=coords4),
+        "log_likelihood": ll,
         "posterior_predictive": xr.Dataset({"events": (dims4, pp)}, coords=coords4),
         "observed_data": xr.Dataset({"events": coll["events"]}),
-        "constant_data": xr.Dataset({"exposure": coll["exposure"]}),
+        "constant_data": const,
     }
     if "sample_stats" in idata.groups():
         groups["sample_stats"] = idata.sample_stats
@@ -630,6 +940,58 @@ def rmst(hazard: np.ndarray, cuts, tau: float) -> np.ndarray:
     return np.sum(np.exp(-Hc) * part, axis=-1)
 
 
+def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chunk: int = 64) -> np.ndarray:
+    """Standardised survival S(t) = mean_i exp(-H(t) exp(lp_i)).
+
+    ``hazard``: (draws, arm, intervals) at linear predictor 0; ``elp``: (draws, patients),
+    exp of each patient's linear predictor; ``times``: (T,) months or (draws, arm) per-draw
+    times. Returns (draws, arm, T) or (draws, arm). Computed in chunks of draws."""
+    c = validate_cuts(cuts)
+    times = np.asarray(times, float)
+    out = []
+    for s in range(0, hazard.shape[0], chunk):
+        h, e = hazard[s : s + chunk], elp[s : s + chunk]
+        if times.ndim == 1:
+            H = cumulative_hazard(h, c, times)  # (d, arm, T)
+            out.append(np.mean(np.exp(-H[..., None] * e[:, None, None, :]), axis=-1))
+        else:
+            tt = times[s : s + chunk]
+            H = np.sum(h * _exposure_matrix(tt.ravel(), c).reshape(tt.shape + (c.size,)), axis=-1)
+            out.append(np.mean(np.exp(-H[..., None] * e[:, None, :]), axis=-1))
+    return np.concatenate(out, axis=0)
+
+
+def _standardised_median(hazard, elp, cuts, upper: float) -> np.ndarray:
+    """Bisection for the standardised median (draws, arm); inf if S(upper * 2^10) > 0.5."""
+    lo = np.zeros(hazard.shape[:2])
+    hi = np.full(hazard.shape[:2], float(upper))
+    for _ in range(10):  # expand until S(hi) <= 0.5
+        above = standardised_survival(hazard, elp, cuts, hi) > 0.5
+        if not above.any():
+            break
+        hi = np.where(above, hi * 2, hi)
+    never = standardised_survival(hazard, elp, cuts, hi) > 0.5
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        above = standardised_survival(hazard, elp, cuts, mid) > 0.5
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.where(never, np.inf, (lo + hi) / 2)
+
+
+def _standardised_rmst(hazard, elp, cuts, tau: float) -> np.ndarray:
+    """int_0^tau of the standardised survival (draws, arm): Gauss-Legendre, 16 nodes per
+    piece between cut points (the integrand is smooth within each interval)."""
+    c = validate_cuts(cuts)
+    edges = np.unique(np.concatenate([c[c < tau], [tau]]))
+    x, wq = np.polynomial.legendre.leggauss(16)
+    nodes, weights = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        nodes.append((b - a) / 2 * x + (a + b) / 2)
+        weights.append((b - a) / 2 * wq)
+    S = standardised_survival(hazard, elp, cuts, np.concatenate(nodes))
+    return S @ np.concatenate(weights)
+
+
 def survival_estimands(
     idata: az.InferenceData,
     times=None,
@@ -640,9 +1002,12 @@ def survival_estimands(
 ) -> tuple[pd.DataFrame, xr.Dataset]:
     """Arm-level survival estimands from posterior draws of the per-arm PWE hazard.
 
-    For the unadjusted and IPTW models, arm ``k``'s survival is
-    ``S_k(t) = exp(-sum_j lambda_j exp(beta k) |interval j within (0, t]|)`` (months), the
-    marginal survival in the cohort (unadjusted) or in the weighted pseudo-population (IPTW).
+    For the unadjusted, IPTW and PSM (no pair effect) models, arm ``k``'s survival is
+    ``S_k(t) = exp(-sum_j lambda_j exp(beta_j k) |interval j within (0, t]|)`` (months), the
+    marginal survival in the cohort (unadjusted), the weighted pseudo-population (IPTW) or the
+    matched sample. For patient-level models (covariates, PS spline, pair effects) the curves
+    are standardised over the analysed cohort: ``S_k(t) = mean_i S(t | arm k, z_i, u_pair(i))``
+    for every draw; medians then come from bisection and RMST from Gauss-Legendre quadrature.
     Beyond the last cut the hazard of the open last interval is extrapolated; medians beyond
     the maximum follow-up are flagged (``extrapolated`` = share of draws beyond it).
 
@@ -658,10 +1023,21 @@ def survival_estimands(
     haz = _hazard_draws(idata)
     h = haz.values
     lm = np.asarray(landmarks, float)
-    surv = np.exp(-cumulative_hazard(h, cuts, times))
-    s_at = np.exp(-cumulative_hazard(h, cuts, lm))
-    med = median_survival(h, cuts)
-    rm = rmst(h, cuts, rmst_tau)
+    const = idata.get("constant_data")
+    if const is not None and "patient" in const.dims and ("covariate_values" in const or "pair_index" in const):
+        shape = h.shape[:2]
+        hf = h.reshape((-1,) + h.shape[2:])
+        elp = np.exp(_patient_lp(idata.posterior, const)).reshape(hf.shape[0], -1)
+        upper = 2.0 * max(float(cuts[-1]), float(idata.attrs.get("max_follow_up", 1.0)), 1.0)
+        surv = standardised_survival(hf, elp, cuts, times).reshape(shape + (2, times.size))
+        s_at = standardised_survival(hf, elp, cuts, lm).reshape(shape + (2, lm.size))
+        med = _standardised_median(hf, elp, cuts, upper).reshape(shape + (2,))
+        rm = _standardised_rmst(hf, elp, cuts, rmst_tau).reshape(shape + (2,))
+    else:
+        surv = np.exp(-cumulative_hazard(h, cuts, times))
+        s_at = np.exp(-cumulative_hazard(h, cuts, lm))
+        med = median_survival(h, cuts)
+        rm = rmst(h, cuts, rmst_tau)
     cd = ("chain", "draw")
     coords = {"chain": haz["chain"].values, "draw": haz["draw"].values, "arm": haz["arm"].values}
     draws = xr.Dataset(

@@ -32,6 +32,7 @@ from .priors import PriorSet
 from .sampling import DEFAULT_SEED
 from .survival import (
     ARMS,
+    ModelSpec,
     _attrs,
     _prior_set,
     collapse,
@@ -213,6 +214,6 @@ def iptw_bayesian_bootstrap(
     method = BOOTSTRAP_METHOD + (
         "; each replicate penalised by the log prior density (posterior mode)" if penalise else ""
     )
-    attrs = _attrs(endpoint, "iptw", cuts, ps, method, coll_full, "independent")
+    attrs = _attrs(endpoint, "iptw", cuts, ps, coll_full, ModelSpec(J, "independent"), method=method)
     attrs.update({"bootstrap_n": int(n_boot), "bootstrap_seed": int(seed), "penalised": int(penalise)})
     return finish_idata(az.InferenceData(posterior=post), coll_full, attrs, seed=seed)
