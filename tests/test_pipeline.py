@@ -66,15 +66,18 @@ def test_main_job_writes_labelled_results(main_run):
 
 def test_report_has_every_section_and_the_synthetic_banner(main_run):
     out, _ = main_run
-    html = (out / "index.html").read_text()
-    for section in ("summary", "published", "cohort", "design", "os", "pfs", "response",
-                    "methods", "provenance", "limitations"):
-        assert f'<section id="{section}">' in html
-    assert "SYNTHETIC DATA" in html
-    # the published section comes before any patient-level section
-    assert html.index('<section id="published">') < html.index('<section id="cohort">')
-    assert "<script" not in html.lower()  # self-contained, no scripts
-    assert not re.search(r'src="(?!data:)', html)  # every image embedded
+    index = (out / "index.html").read_text()
+    assert '<section id="summary">' in index
+    for section in ("published", "cohort", "design", "os", "pfs", "response", "methods",
+                    "provenance", "limitations"):
+        page = (out / f"{section}.html").read_text()
+        assert f'<section id="{section}">' in page
+        assert f'href="{section}.html"' in index  # linked from the summary page
+        assert "SYNTHETIC DATA" in page  # the banner is on every page
+        assert "<script" not in page.lower()  # self-contained, no scripts
+        assert not re.search(r'src="(?!data:)', page)  # every image embedded
+    # the published evidence comes before any patient-level section
+    assert index.index('href="published.html"') < index.index('href="cohort.html"')
 
 
 def test_bad_config_writes_nothing(tmp_path):

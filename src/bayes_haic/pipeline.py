@@ -131,13 +131,13 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.sections["summary"] = summary
     sections = [state.sections[k] for k in order if k in state.sections]
     banner = SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None
-    html = rp.render(
+    pages = rp.render_site(
         "Bayesian reanalysis: HAIC-LEN-P vs LEN-P in HCC with extrahepatic metastases",
         sections, banner=banner, alerts=state.alerts,
         footer=f"bayes-haic {package_versions()['bayes-haic']}; Int J Surg 2024, PMID 38549220.")
     out.mkdir(parents=True, exist_ok=True)
     write_results(state.rows, out / "results.csv")
-    rp.write_report(out / "index.html", html)
+    rp.write_site(out, pages)
     echo(f"wrote {out / 'index.html'} and {out / 'results.csv'} ({len(state.rows)} estimates) in "
          f"{time.perf_counter() - progress.started:.0f} s")
     return state

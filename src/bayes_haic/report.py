@@ -121,26 +121,47 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(title: str, sections: list[Section], *, banner: str | None = None,
-           alerts: list[str] | None = None, footer: str = "") -> str:
-    """Render the whole report page to an HTML string."""
+def _page(title, sections, nav, banner, alerts, footer) -> str:
     tmpl = _environment().get_template("report.html")
     css = (Path(__file__).parent / "templates" / "report.css").read_text()
-    return tmpl.render(
-        title=title,
-        sections=sections,
-        banner=banner,
-        alerts=alerts or [],
-        footer=footer,
-        css=css,
-        tier_labels=TIER_LABELS,
-        Text=Text,
-        Table=Table,
-        Figure=Figure,
-    )
+    return tmpl.render(title=title, sections=sections, nav=nav, banner=banner,
+                       alerts=alerts or [], footer=footer, css=css, tier_labels=TIER_LABELS)
+
+
+def render(title: str, sections: list[Section], *, banner: str | None = None,
+           alerts: list[str] | None = None, footer: str = "") -> str:
+    """Render all sections as one page (navigation by in-page anchors); an HTML string."""
+    nav = [{"href": f"#{s.id}", "label": s.nav_label, "current": False} for s in sections]
+    return _page(title, sections, nav, banner, alerts, footer)
+
+
+def page_name(section: Section, index: int) -> str:
+    """File name of a section's page: the first section is ``index.html``."""
+    return "index.html" if index == 0 else f"{section.id}.html"
+
+
+def render_site(title: str, sections: list[Section], *, banner: str | None = None,
+                alerts: list[str] | None = None, footer: str = "") -> dict[str, str]:
+    """Render one page per section, linked by a shared navigation bar; returns
+    ``{file name: html}`` with the first section as ``index.html``. Banner and alerts are on
+    every page."""
+    names = [page_name(s, i) for i, s in enumerate(sections)]
+    pages = {}
+    for i, sec in enumerate(sections):
+        nav = [{"href": n, "label": s.nav_label, "current": n == names[i]}
+               for n, s in zip(names, sections)]
+        pages[names[i]] = _page(f"{title}: {sec.nav_label}" if i else title, [sec], nav,
+                                banner, alerts, footer)
+    return pages
 
 
 def write_report(path: str | Path, html: str) -> Path:
     """Write the page atomically (temporary file, then rename)."""
     atomic_write_text(path, html)
     return Path(path)
+
+
+def write_site(folder: str | Path, pages: dict[str, str]) -> list[Path]:
+    """Write every page of :func:`render_site` atomically into ``folder``."""
+    folder = Path(folder)
+    return [write_report(folder / name, html) for name, html in pages.items()]
