@@ -7,6 +7,16 @@ are the model parameters, each an inline table naming the distribution::
     [survival]
     log_hr = { dist = "Normal", mu = 0.0, sigma = 2.5 }
 
+A normal prior on a log ratio (log HR, log OR) may instead be stated in plain words, by its
+median ratio and one tail probability (Spiegelhalter, Freedman & Parmar 1994)::
+
+    # skeptical: centred on HR = 1, 5% probability of HR < 0.5
+    log_hr = { dist = "Normal", median_ratio = 1.0, tail_ratio = 0.5, tail_prob = 0.05 }
+
+which is ``Normal(mu = log(median_ratio), sigma = |log(tail_ratio / median_ratio)| / z)`` with
+``z`` the upper ``tail_prob`` quantile of N(0, 1); the tail is the side of ``tail_ratio`` away
+from the median. :data:`RATIO_FORM` names the keys.
+
 :func:`load_prior_set` validates every key and value and reports mistakes as
 :class:`~bayes_haic.errors.InputError` naming the file, the key and the expected form.
 """
@@ -35,6 +45,9 @@ DISTRIBUTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "Beta": (("alpha", "beta"), ("alpha", "beta")),
 }
 
+# the plain-words form of a normal prior on a log ratio (converted to mu, sigma on loading)
+RATIO_FORM = ("median_ratio", "tail_ratio", "tail_prob")
+
 # section -> keys every complete prior set defines (the parameters the models use)
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "survival": (
@@ -57,6 +70,8 @@ class Prior:
 
     dist: str
     params: dict = field(default_factory=dict)
+    # the plain-words form it was given in, if any, e.g. "median ratio 1, P(ratio < 0.5) = 0.05"
+    statement: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         inner = ", ".join(f"{k}: {v:g}" for k, v in self.params.items())
@@ -67,6 +82,14 @@ class Prior:
         import pymc as pm
 
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
+
+    def logpdf(self, x):
+        """Log density at ``x`` (any array shape); ``-inf`` outside the support."""
+        dist = self.to_scipy()
+        with np.errstate(divide="ignore"):
+            if hasattr(dist, "logpdf"):
+                return dist.logpdf(x)
+            return np.log(dist.pdf(x))
 
     def to_scipy(self):
         """The same distribution as a frozen ``scipy.stats`` object (for plots and closed forms)."""
@@ -138,6 +161,18 @@ class PriorSet:
         """Name recorded with every result, e.g. ``reference`` or ``reference+overrides``."""
         return self.name + ("+" + ";".join(self.overrides) if self.overrides else "")
 
+    def with_prior(self, dotted: str, prior: Prior) -> "PriorSet":
+        """A copy with the prior at ``"section.key"`` replaced (recorded in the label, e.g.
+        ``reference+survival.log_hr=Normal(mu: 0, sigma: 0.1)``); the key must exist."""
+        self.get(dotted)  # raises for an unknown key
+        if not isinstance(prior, Prior) or prior.dist not in DISTRIBUTIONS:
+            raise InputError(f"with_prior({dotted!r}): expected a Prior of a known distribution.")
+        section, _, key = dotted.partition(".")
+        sections = {s: dict(d) for s, d in self.sections.items()}
+        sections[section][key] = prior
+        return PriorSet(self.name, self.description, self.source, sections,
+                        self.overrides + (f"{dotted}={prior}",))
+
 
 def _parse_prior(raw, where: str) -> Prior:
     if not isinstance(raw, dict) or "dist" not in raw:
@@ -152,6 +187,8 @@ def _parse_prior(raw, where: str) -> Prior:
         )
     required, positive = DISTRIBUTIONS[dist]
     params = {k: v for k, v in raw.items() if k != "dist"}
+    if dist == "Normal" and any(k in params for k in RATIO_FORM):
+        return _parse_ratio_form(params, where)
     missing = [k for k in required if k not in params]
     unknown = [k for k in params if k not in required]
     if missing or unknown:
@@ -170,6 +207,50 @@ def _parse_prior(raw, where: str) -> Prior:
             raise InputError(f"{where}: parameter '{k}' must be positive; found {v!r}.")
         clean[k] = float(v)
     return Prior(dist, clean)
+
+
+def _parse_ratio_form(params: dict, where: str) -> Prior:
+    """``Normal`` given as ``median_ratio``, ``tail_ratio``, ``tail_prob`` (see module docstring)."""
+    form = ", ".join(RATIO_FORM)
+    missing = [k for k in RATIO_FORM if k not in params]
+    unknown = [k for k in params if k not in RATIO_FORM]
+    if missing or unknown:
+        raise InputError(
+            f"{where}: a Normal prior on a log ratio stated in words takes {form}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)} (give either mu, sigma or {form})" if unknown else "")
+            + "."
+        )
+    for k in RATIO_FORM:
+        v = params[k]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            raise InputError(f"{where}: parameter '{k}' must be a finite number; found {v!r}.")
+    median, tail, prob = (float(params[k]) for k in RATIO_FORM)
+    for k, v in (("median_ratio", median), ("tail_ratio", tail)):
+        if v <= 0:
+            raise InputError(f"{where}: parameter '{k}' is a ratio (HR, OR) and must be positive; "
+                             f"found {v!r}.")
+    if median == tail:
+        raise InputError(f"{where}: 'tail_ratio' must differ from 'median_ratio' (both {median!r}).")
+    if not 0 < prob < 0.5:
+        raise InputError(
+            f"{where}: parameter 'tail_prob' is the probability beyond 'tail_ratio', on the side "
+            f"away from the median, so it must be strictly between 0 and 0.5; found {prob!r}."
+        )
+    side = "<" if tail < median else ">"
+    mu = float(np.log(median))
+    sigma = float(abs(np.log(tail) - mu) / stats.norm.isf(prob))
+    return Prior("Normal", {"mu": mu, "sigma": sigma},
+                 statement=f"median ratio {median:g}, P(ratio {side} {tail:g}) = {prob:g}")
+
+
+def shipped_prior_names() -> list[str]:
+    """Names of the prior sets in ``models/priors/``: ``reference`` first, then the others in
+    the order of the reanalysis family (skeptical, enthusiastic, pessimistic, evidence_based),
+    then any further files alphabetically."""
+    names = sorted(q.stem for q in priors_dir().glob("*.toml"))
+    order = ["reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based"]
+    return [n for n in order if n in names] + [n for n in names if n not in order]
 
 
 def resolve_prior_path(name_or_path: str | Path) -> Path:
@@ -215,7 +296,8 @@ def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> Prio
                 f"{', '.join(REQUIRED_KEYS[section])}."
             )
         sections[section] = {
-            k: _parse_prior(v, f"{path}: key '{section}.{k}'") for k, v in entries.items()
+            k: _parse_prior(v, f"{path}: key '{section}.{k}'" + _overridden(overrides, section, k))
+            for k, v in entries.items()
         }
     for section, keys in REQUIRED_KEYS.items():
         missing = [k for k in keys if k not in sections.get(section, {})]
@@ -227,6 +309,12 @@ def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> Prio
     return PriorSet(name, description, str(path), sections, tuple(overrides))
 
 
+def _overridden(overrides, section: str, key: str) -> str:
+    """`` (after --set a=b; ...)`` when ``section.key`` was changed on the command line."""
+    hits = [o for o in overrides if o.partition("=")[0].strip().startswith(f"{section}.{key}.")]
+    return f" (after --set {'; '.join(hits)})" if hits else ""
+
+
 def _apply_override(raw: dict, item: str, path: Path) -> None:
     key, sep, value = item.partition("=")
     parts = key.strip().split(".")
@@ -235,9 +323,12 @@ def _apply_override(raw: dict, item: str, path: Path) -> None:
             f"--set {item!r}: expected section.key.parameter=value, e.g. survival.log_hr.sigma=1.0."
         )
     section, name, param = parts
-    entry = raw.get(section, {}).get(name)
+    table = raw.get(section)
+    entry = table.get(name) if isinstance(table, dict) else None
     if entry is None:
         raise InputError(f"--set {item!r}: {path} has no prior '{section}.{name}'.")
+    if not isinstance(entry, dict):
+        return  # not an inline table: reported, naming the file and key, when it is parsed
     value = value.strip()
     if param == "dist":
         entry["dist"] = value
