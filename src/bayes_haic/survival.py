@@ -687,7 +687,7 @@ def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarra
     names = [covariates] if isinstance(covariates, str) else list(covariates)
     missing = [c for c in names if c not in frame.columns]
     if missing:
-        raise InputError(f"covariates: column(s) {', '.join(missing)} not in the cohort.")
+        raise InputError(f"covariates: column(s) {', '.join(repr(c) for c in missing)} not in the cohort.")
     Z = np.empty((len(frame), len(names)))
     for k, c in enumerate(names):
         v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
