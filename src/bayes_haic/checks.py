@@ -1,0 +1,979 @@
+r"""Model checks: posterior predictive checks (PPC), pointwise log-likelihood with PSIS-LOO,
+and MCMC convergence diagnostics, for the fits of the main job (time unit: months).
+
+Survival PPC (:func:`survival_ppc`)
+-----------------------------------
+For :math:`S` thinned posterior draws (default 200, evenly spaced over chains and draws) a
+replicate data set is simulated under the fitted piecewise-exponential (PWE) model *with the
+observed censoring*: patient :math:`i` of arm :math:`k` gets an event time :math:`T_i` from the
+piecewise-constant hazard :math:`h_{kj}` of the draw (inverse cumulative hazard of a unit
+exponential), and a censoring time :math:`C_i`:
+
+* censored patients: :math:`C_i` = their observed censoring time;
+* patients with an event at :math:`t_i`: :math:`C_i` is unobserved; it is drawn from the arm's
+  reverse Kaplan-Meier censoring distribution :math:`\hat G_k` conditional on
+  :math:`C_i > t_i` (Schemper & Smith 1996, Control Clin Trials 17:343). Mass that
+  :math:`\hat G_k` leaves beyond its last censoring time is put at the administrative end of
+  follow-up, :math:`\tau` = the largest observed time of the endpoint (both arms).
+
+The replicate observes :math:`(\min(T_i, C_i), 1[T_i \le C_i])`. Each replicate's Kaplan-Meier
+curve per arm is computed on a time grid; the figure shows the 95% pointwise band of the replicate
+curves with the observed Kaplan-Meier curve on top. The discrepancy per arm is the standardised
+squared distance :math:`D = \sum_t (\hat S(t) - m(t))^2 / v(t)` over grid times up to the arm's
+90th percentile of follow-up, with :math:`m, v` the pointwise mean and variance of the replicate
+curves; the posterior predictive p-value is the share of replicates with a larger :math:`D`
+(Gelman, Meng & Stern 1996, Stat Sinica 6:733). "both arms" adds the two distances.
+
+Events per interval and arm, conditional on the observed exposure: observed :math:`D_{kj}`
+against replicates :math:`D^{rep}_{kj}`, with a two-sided mid-p-value per cell,
+:math:`2\min(p, 1 - p)`, :math:`p = P(D^{rep} > D) + \tfrac12 P(D^{rep} = D)`, and an overall
+realised Pearson discrepancy :math:`X^2(D, \theta) = \sum_{kj} (D_{kj} - \mu_{kj})^2 / V_{kj}`
+with p-value :math:`P(X^2(D^{rep}, \theta) \ge X^2(D, \theta))`. Unweighted fits: the model's
+own ``posterior_predictive.events`` (Poisson, mean ``expected_events`` :math:`\mu = E h`,
+:math:`V = \mu`), all draws.
+
+IPTW fits (weighted analogues)
+------------------------------
+The observed curve is the IPT-weighted Kaplan-Meier curve (the fit's full-sample weights,
+rescaled to sum to n); each replicate keeps every patient's weight and censoring and its
+weighted Kaplan-Meier curve is compared. Weighted events per cell are checked against
+replicates :math:`\sum_i w_i d^{rep}_{ij}`, :math:`d^{rep}_{ij} \sim Poisson(e_{ij} h_{kj})` per
+patient and interval at risk (the model's own Poisson replicates of weighted counts understate
+their variance, :math:`V = \sum_i w_i^2 e_{ij} h_{kj}`, and are not used). This checks the
+marginal (pseudo-population) piecewise hazards and their proportionality; it does not check the
+propensity model (see the balance table), and because replicate event times ignore covariates
+the band approximates the weighted curve's sampling variability.
+
+Response PPC (:func:`response_ppc`)
+-----------------------------------
+The (weighted, for IPTW) proportion of responders per arm against the model's
+``posterior_predictive.y`` replicates, with two-sided mid-p-values. The crude and IPTW models
+have one parameter per arm and so reproduce the arm totals by construction: the check can only
+reveal gross errors there; it has power for covariate models.
+
+Pointwise log-likelihood and PSIS-LOO (:func:`pointwise_loglik`, :func:`loo_table`)
+------------------------------------------------------------------------------------
+For patient :math:`i` with time :math:`t_i`, event indicator :math:`d_i` (in interval
+:math:`j(i)`), arm :math:`x_i`, time at risk :math:`e_{ij}` in interval :math:`j`:
+
+.. math:: \ell_i = \sum_j \left[d_{ij} \log(\lambda_j e^{\beta_j x_i})
+                               - \lambda_j e^{\beta_j x_i} e_{ij}\right]
+          = d_i \log h_{x_i j(i)} - \sum_j h_{x_i j} e_{ij},
+
+the log density of the observed (time, event) under the PWE model (plus the linear predictor of
+covariate or pair-effect models). Its sum over patients equals the collapsed Poisson
+log-likelihood minus :math:`\sum_{kj} D_{kj}\log E_{kj} - \log D_{kj}!` (Holford 1980), which
+depends on the cut points: only the per-patient form compares models with different cuts.
+PSIS-LOO (Vehtari, Gelman & Gabry 2017, Stat Comput 27:1413) via ``az.loo``/``az.compare``;
+Pareto :math:`\hat k > 0.7` marks unreliable estimates. Not defined for IPTW fits (a weighted
+pseudo-likelihood or a Bayesian bootstrap has no predictive density of the data).
+
+Convergence (:func:`diagnostics_table`, :func:`failures`)
+---------------------------------------------------------
+Per NUTS fit over every posterior variable (:func:`bayes_haic.sampling.convergence`):
+rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions, energy
+BFMI >= 0.3 and at least 2 chains (:data:`THRESHOLDS`; Vehtari et al. 2021, Bayesian Anal
+16:667). Bayesian-bootstrap fits are independent replicates, not a Markov chain: not applicable.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+
+from . import report as rp
+from . import sampling
+from . import survival as sv
+from .errors import InputError
+from .sampling import DEFAULT_SEED
+
+THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
+              "bfmi_min": 0.3, "chains": 2}
+PPC_DRAWS = 200
+KM_UPPER_QUANTILE = 0.9  # KM discrepancy: grid up to this quantile of each arm's follow-up
+PARETO_K = 0.7
+ARM_CODES = {"control": 0, "treated": 1}
+ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
+ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
+STRATEGY_LABELS = {"none": "unadjusted", "iptw": "IPTW", "ps_covariate": "PS spline covariate",
+                   "psm": "PS matching", "covariates": "covariate adjustment"}
+# LOO candidates refitted next to each unweighted main fit (keys are fit_pwe options;
+# "n_intervals" means quantile cut points of the event times): one coarser cut-point set and a
+# time-varying HR (the proportional-hazards check); FULL_CANDIDATES adds a finer cut-point set
+# and an independent baseline (about twice the sampling time)
+DEFAULT_CANDIDATES = ({"n_intervals": 4}, {"time_varying": True})
+FULL_CANDIDATES = ({"n_intervals": 4}, {"n_intervals": 12}, {"time_varying": True},
+                   {"baseline": "independent"})
+
+
+def candidate_settings(sampler: sampling.SamplerSettings | None = None) -> sampling.SamplerSettings:
+    """Sampler settings of the LOO candidate fits: ``sampler``'s draws, chains and seed, at
+    most 500 tuning steps and target_accept >= 0.95 (fewer divergences in the random-walk
+    funnels of the time-varying HR and baseline)."""
+    s = sampler or sampling.SamplerSettings()
+    return replace(s, tune=min(s.tune, 500), target_accept=max(s.target_accept, 0.95))
+
+
+def _rng(seed: int, label: str) -> np.random.Generator:
+    """A generator per (seed, fit label): fits do not share random streams, and a fit's
+    replicates do not depend on which other fits were checked."""
+    return np.random.default_rng([int(seed), zlib.crc32(label.encode())])
+
+
+def is_bootstrap(idata: az.InferenceData) -> bool:
+    """A Bayesian-bootstrap fit (independent replicates, no Markov chain)."""
+    return "bootstrap_n" in idata.attrs or "Bayesian bootstrap" in str(idata.attrs.get("method", ""))
+
+
+def _label(key) -> str:
+    if isinstance(key, tuple):
+        return " ".join([str(key[0]).upper(), *(str(k) for k in key[1:])])
+    return str(key)
+
+
+# --------------------------------------------------------------------------- the data of a fit
+
+
+@dataclass
+class SurvivalData:
+    """The patient-level data a PWE fit was made on (months).
+
+    ``weight`` is None for unweighted fits, else the fit's IPT weights rescaled to sum to n.
+    ``lp``: per-draw linear predictor beyond treatment (chain, draw, patient) for covariate or
+    pair-effect models, else None.
+    """
+
+    time: np.ndarray
+    event: np.ndarray
+    treatment: np.ndarray
+    cuts: np.ndarray
+    weight: np.ndarray | None = None
+    lp: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        return self.time.size
+
+    def exposure(self) -> np.ndarray:
+        """Months at risk of each patient (rows) in each interval (columns)."""
+        return _exposure_matrix(self.time, self.cuts)
+
+    def interval_index(self) -> np.ndarray:
+        """Interval of each patient's event/censoring time ((c_j, c_{j+1}], t = 0 in the first)."""
+        return np.clip(np.searchsorted(self.cuts, self.time, side="left") - 1, 0, self.cuts.size - 1)
+
+
+def _exposure_matrix(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    ends = np.append(cuts[1:], np.inf)
+    return np.clip(np.minimum(t[:, None], ends[None, :]) - cuts[None, :], 0.0, None)
+
+
+def _patient_lp(idata: az.InferenceData) -> np.ndarray | None:
+    """z_i' coef + u_pair(i) per draw (chain, draw, patient) for patient-level fits, else None."""
+    const = idata.get("constant_data")
+    if const is None or "patient" not in const.dims:
+        return None
+    post = idata.posterior
+    lp = np.zeros((post.sizes["chain"], post.sizes["draw"], const.sizes["patient"]))
+    if "covariate_values" in const:
+        coef = post["coef"].transpose("chain", "draw", "covariates").values
+        lp += coef @ const["covariate_values"].transpose("patient", "covariates").values.T
+    if "pair_index" in const:
+        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
+        lp += u[..., const["pair_index"].values.astype(int)]
+    return lp
+
+
+def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights=None) -> SurvivalData:
+    """The patient-level data of a PWE fit, checked against the fit's own statistics.
+
+    Patient-level fits (covariates, pair effects) carry their data in ``constant_data`` (the
+    time is the row sum of the exposure). Collapsed fits (unadjusted, IPTW, matched sample)
+    need ``frame`` (the analysed rows: the matched subset for PSM) and, for IPTW, ``weights``
+    (one per row of ``frame`` or a column name; rescaled to sum to n). The collapsed events and
+    exposure of the data given must reproduce the fit's ``observed_data`` / ``constant_data``
+    (else :class:`~bayes_haic.errors.InputError`).
+    """
+    cuts = sv.validate_cuts(idata.attrs["cuts"], "fit attrs 'cuts'")
+    endpoint = idata.attrs.get("endpoint", "?")
+    const = idata.get("constant_data")
+    if const is not None and "patient" in const.dims and "patient_exposure" in const:
+        expo = const["patient_exposure"].transpose("patient", "intervals").values
+        w = const["weight"].values.astype(float) if "weight" in const else None
+        return SurvivalData(
+            time=expo.sum(axis=1), event=const["event"].values.astype(int),
+            treatment=const["treatment"].values.astype(int), cuts=cuts,
+            weight=None if w is None or np.all(w == 1.0) else w, lp=_patient_lp(idata))
+    if frame is None:
+        raise InputError(f"checks: the {endpoint.upper()} fit is collapsed; pass the analysed "
+                         "cohort rows (frame) to reconstruct its patient-level data.")
+    t, d, x = sv.endpoint_columns(frame, endpoint)
+    w = None
+    if idata.attrs.get("adjustment") == "iptw":
+        if weights is None:
+            raise InputError(f"checks: the {endpoint.upper()} IPTW fit needs its IPT weights "
+                             "(design.weights) to reconstruct the weighted data.")
+        w = frame[weights].to_numpy(float) if isinstance(weights, str) else np.asarray(weights, float).ravel()
+        if w.size != t.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise InputError(f"checks: weights: expected {t.size} finite non-negative IPT weights.")
+        w = w * (w.size / w.sum())
+    coll = sv.collapse(t, d, x, cuts, w)
+    same = np.allclose(coll["events"].values, idata.observed_data["events"].values, rtol=1e-8, atol=1e-8)
+    if same and const is not None and "exposure" in const:
+        same = np.allclose(coll["exposure"].values, const["exposure"].values, rtol=1e-8, atol=1e-8)
+    if not same:
+        raise InputError(
+            f"checks: the data given do not reproduce the {endpoint.upper()} fit "
+            f"(adjustment '{idata.attrs.get('adjustment')}'): its events/exposure per arm and "
+            "interval differ (another cohort, subset, weights or cut points?).")
+    return SurvivalData(t, d.astype(int), x.astype(int), cuts, w)
+
+
+# --------------------------------------------------------------------------- Kaplan-Meier
+
+
+def kaplan_meier(time, event, weights=None):
+    """(Weighted) Kaplan-Meier estimate, row-wise.
+
+    ``time``, ``event`` (and ``weights``): arrays (..., n). Returns ``(t_sorted, surv)`` of the
+    same shape: the sorted times and S just after each (events before censorings at ties;
+    tied events give the usual product-limit factor 1 - sum w d / at-risk weight).
+    """
+    t = np.asarray(time, float)
+    d = np.asarray(event, float)
+    w = np.ones_like(t) if weights is None else np.broadcast_to(np.asarray(weights, float), t.shape)
+    order = np.lexsort((1.0 - d, t), axis=-1)
+    ts = np.take_along_axis(t, order, -1)
+    ds = np.take_along_axis(d, order, -1)
+    ws = np.take_along_axis(w, order, -1)
+    at_risk = np.flip(np.cumsum(np.flip(ws, -1), -1), -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(at_risk > 0, 1.0 - ws * ds / np.where(at_risk > 0, at_risk, 1.0), 1.0)
+    return ts, np.cumprod(factor, axis=-1)
+
+
+def km_on_grid(time, event, grid, weights=None) -> np.ndarray:
+    """Kaplan-Meier S(t) (right-continuous) at ``grid`` times, row-wise: (..., n) -> (..., G)."""
+    ts, s = kaplan_meier(time, event, weights)
+    grid = np.asarray(grid, float)
+    flat_t = ts.reshape(-1, ts.shape[-1])
+    flat_s = s.reshape(-1, s.shape[-1])
+    out = np.empty((flat_t.shape[0], grid.size))
+    for r in range(flat_t.shape[0]):
+        k = np.searchsorted(flat_t[r], grid, side="right")
+        out[r] = np.where(k > 0, flat_s[r][np.maximum(k - 1, 0)], 1.0)
+    return out.reshape(ts.shape[:-1] + (grid.size,))
+
+
+# --------------------------------------------------------------------------- replicate data
+
+
+def thin_indices(n_total: int, n: int) -> np.ndarray:
+    """``n`` evenly spaced indices into ``n_total`` stacked (chain, draw) samples (all if fewer)."""
+    if n_total <= n:
+        return np.arange(n_total)
+    return np.unique(np.linspace(0, n_total - 1, n).round().astype(int))
+
+
+def _stacked(da: xr.DataArray, *dims) -> np.ndarray:
+    return da.transpose("chain", "draw", *dims).values.reshape((-1,) + tuple(da.sizes[d] for d in dims))
+
+
+def simulate_event_times(hazard: np.ndarray, cuts, rng: np.random.Generator, lp=None) -> np.ndarray:
+    """Event times (months) from piecewise-constant hazards, one per row and patient.
+
+    ``hazard``: (S, n, J) per-patient hazards per month on ``cuts``; ``lp``: optional (S, n)
+    linear predictor (hazard multiplied by exp(lp)). Inverts the cumulative hazard of a unit
+    exponential draw; the last interval's hazard continues for ever (inf if it is 0).
+    """
+    c = np.asarray(cuts, float)
+    h = np.asarray(hazard, float)
+    if lp is not None:
+        h = h * np.exp(lp)[..., None]
+    target = rng.exponential(size=h.shape[:-1])
+    Hc = np.concatenate([np.zeros(h.shape[:-1] + (1,)), np.cumsum(h[..., :-1] * np.diff(c), -1)], -1)
+    j = np.sum(target[..., None] >= Hc, axis=-1) - 1
+    hj = np.take_along_axis(h, j[..., None], -1)[..., 0]
+    Hj = np.take_along_axis(Hc, j[..., None], -1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(hj > 0, c[j] + (target - Hj) / np.where(hj > 0, hj, 1.0), np.inf)
+
+
+def simulate_censoring(data: SurvivalData, n_rep: int, rng: np.random.Generator) -> np.ndarray:
+    """Censoring times (n_rep, n): observed for censored patients; for patients with an event,
+    from the arm's reverse Kaplan-Meier censoring distribution given C > t_i, with its residual
+    mass at the administrative end of follow-up (largest observed time, both arms)."""
+    t, d, x = data.time, data.event, data.treatment
+    tau = float(t.max())
+    C = np.broadcast_to(t, (n_rep, t.size)).copy()
+    for k in (0, 1):
+        arm = x == k
+        ev = np.flatnonzero(arm & (d == 1))
+        if ev.size == 0:
+            continue
+        ts, G = kaplan_meier(t[arm], 1 - d[arm])  # P(C > t) after each sorted time
+        # G at each event patient's own time (right-continuous step function)
+        pos = np.searchsorted(ts, t[ev], side="right")
+        G_t = np.where(pos > 0, G[np.maximum(pos - 1, 0)], 1.0)
+        u = rng.random((n_rep, ev.size)) * G_t
+        # first sorted time with G <= u (G is non-increasing): a censoring time after t_i
+        idx = np.searchsorted(-G, -u, side="left")
+        draw = np.where(idx < ts.size, ts[np.minimum(idx, ts.size - 1)], tau)
+        C[:, ev] = np.maximum(draw, t[ev])
+    return C
+
+
+def simulate_replicates(data: SurvivalData, hazard: np.ndarray, rng: np.random.Generator, lp=None):
+    """Replicate (time, event) arrays (S, n) under draws ``hazard`` (S, arm, intervals) with
+    the observed censoring (see the module docstring)."""
+    h = np.asarray(hazard)[:, data.treatment, :]  # (S, n, J)
+    T = simulate_event_times(h, data.cuts, rng, lp)
+    C = simulate_censoring(data, h.shape[0], rng)
+    return np.minimum(T, C), (T <= C).astype(int)
+
+
+# --------------------------------------------------------------------------- survival PPC
+
+
+def _two_sided_mid_p(rep: np.ndarray, obs, axis=0) -> np.ndarray:
+    upper = np.mean(rep > obs, axis=axis) + 0.5 * np.mean(rep == obs, axis=axis)
+    return 2.0 * np.minimum(upper, 1.0 - upper)
+
+
+@dataclass
+class SurvivalPPC:
+    """A survival posterior predictive check of one fit (see the module docstring).
+
+    ``curves``: per arm a dict with ``grid`` (months), ``lower``, ``median``, ``upper`` (95%
+    band of replicate Kaplan-Meier curves), ``km_time`` and ``km_surv`` (the observed, for
+    IPTW weighted, Kaplan-Meier step function). ``p_km``: p-values per arm and ``"both"``.
+    ``events``: one row per arm and interval (observed, predictive median and 95% interval,
+    two-sided mid-p). ``p_events``: the Pearson-discrepancy p-value. ``replicates``: the
+    replicate (time, event) arrays (S, n), for reproducibility checks.
+    """
+
+    endpoint: str
+    adjustment: str
+    weighted: bool
+    n_draws: int
+    curves: dict
+    p_km: dict
+    events: pd.DataFrame
+    p_events: float
+    events_source: str
+    replicates: tuple = field(repr=False, default=())
+
+    def summary(self) -> dict:
+        ev = self.events
+        return {
+            "endpoint": self.endpoint.upper(),
+            "adjustment": STRATEGY_LABELS.get(self.adjustment, self.adjustment),
+            "checked": "IPT-weighted KM and weighted events" if self.weighted else "KM and events",
+            "replicates": self.n_draws,
+            "KM p (LEN-P)": self.p_km["control"],
+            "KM p (HAIC-LEN-P)": self.p_km["treated"],
+            "KM p (both)": self.p_km["both"],
+            "events X² p": self.p_events,
+            "cells p < 0.05": f"{int(np.sum(ev['p_value'] < 0.05))} of {len(ev)}",
+        }
+
+
+def _km_check(data: SurvivalData, y_rep, d_rep, n_grid: int):
+    curves, dist_obs, dist_rep = {}, {}, {}
+    for arm, k in ARM_CODES.items():
+        m = data.treatment == k
+        w = None if data.weight is None else data.weight[m]
+        grid = np.linspace(0.0, float(data.time[m].max()), n_grid)
+        km_obs = km_on_grid(data.time[m], data.event[m], grid, w)
+        km_rep = km_on_grid(y_rep[:, m], d_rep[:, m], grid, w)
+        mean, var = km_rep.mean(0), km_rep.var(0, ddof=1)
+        use = (grid <= np.quantile(data.time[m], KM_UPPER_QUANTILE)) & (var > 1e-12)
+        dist_obs[arm] = np.sum((km_obs[use] - mean[use]) ** 2 / var[use])
+        dist_rep[arm] = np.sum((km_rep[:, use] - mean[use]) ** 2 / var[use], axis=1)
+        ts, s = kaplan_meier(data.time[m], data.event[m], w)
+        lo, med, hi = np.quantile(km_rep, [0.025, 0.5, 0.975], axis=0)
+        curves[arm] = {"grid": grid, "lower": lo, "median": med, "upper": hi,
+                       "km_time": np.concatenate([[0.0], ts]), "km_surv": np.concatenate([[1.0], s])}
+    p = {arm: float(np.mean(dist_rep[arm] >= dist_obs[arm])) for arm in ARM_CODES}
+    p["both"] = float(np.mean(sum(dist_rep.values()) >= sum(dist_obs.values())))
+    return curves, p
+
+
+def _events_replicates(idata, data: SurvivalData, hazard, lp, rng):
+    """(D_obs (2, J), D_rep (S, 2, J), mu (S, 2, J), V (S, 2, J), source text)."""
+    D = idata.observed_data["events"].transpose("arm", "intervals").values.astype(float)
+    pp = idata.get("posterior_predictive")
+    post = idata.posterior
+    if data.weight is None and pp is not None and "events" in pp and "expected_events" in post:
+        rep = _stacked(pp["events"], "arm", "intervals")
+        mu = _stacked(post["expected_events"], "arm", "intervals")
+        return D, rep, mu, mu, "the model's posterior_predictive events (Poisson, all draws)"
+    # per-patient Poisson replicates conditional on each patient's exposure, weighted sums
+    w = np.ones(data.n) if data.weight is None else data.weight
+    expo = data.exposure()  # (n, J)
+    mu_i = hazard[:, data.treatment, :] * expo[None]  # (S, n, J)
+    if lp is not None:
+        mu_i = mu_i * np.exp(lp)[..., None]
+    rep_i = rng.poisson(mu_i)
+    X = np.stack([data.treatment == 0, data.treatment == 1]).astype(float)  # (2, n)
+    rep = np.einsum("kn,snj->skj", X * w, rep_i)
+    mu = np.einsum("kn,snj->skj", X * w, mu_i)
+    V = np.einsum("kn,snj->skj", X * w**2, mu_i)
+    src = ("weighted per-patient Poisson replicates given each patient's exposure"
+           if data.weight is not None else "per-patient Poisson replicates given exposure")
+    return D, rep, mu, V, src
+
+
+def survival_ppc(idata: az.InferenceData, frame: pd.DataFrame | None = None, *, weights=None,
+                 n_draws: int = PPC_DRAWS, seed: int = DEFAULT_SEED, n_grid: int = 120,
+                 label: str | None = None) -> SurvivalPPC:
+    """Posterior predictive check of a PWE fit (:func:`bayes_haic.survival.fit_pwe` or the
+    IPTW Bayesian bootstrap): replicate Kaplan-Meier band and events per interval.
+
+    ``frame``/``weights``: the fit's data (see :func:`fit_data`). ``n_draws`` thinned posterior
+    draws (evenly spaced); ``seed`` with ``label`` (default ``"<ENDPOINT> <adjustment>"``)
+    seeds the replicates, so the same arguments give identical replicates.
+    """
+    data = fit_data(idata, frame, weights)
+    endpoint, adjustment = idata.attrs.get("endpoint", "?"), idata.attrs.get("adjustment", "?")
+    rng = _rng(seed, label or f"{endpoint.upper()} {adjustment}")
+    haz_all = _stacked(idata.posterior["hazard"], "arm", "intervals")
+    idx = thin_indices(haz_all.shape[0], n_draws)
+    hazard = haz_all[idx]
+    lp = None if data.lp is None else data.lp.reshape(-1, data.n)[idx]
+    y_rep, d_rep = simulate_replicates(data, hazard, rng, lp)
+    curves, p_km = _km_check(data, y_rep, d_rep, n_grid)
+
+    D, rep, mu, V, source = _events_replicates(idata, data, hazard, lp, rng)
+    lo, med, hi = np.quantile(rep, [0.025, 0.5, 0.975], axis=0)
+    p_cell = _two_sided_mid_p(rep, D[None], axis=0)
+    ok = V > 0
+    x2_obs = np.sum(np.where(ok, (D[None] - mu) ** 2 / np.where(ok, V, 1.0), 0.0), axis=(1, 2))
+    x2_rep = np.sum(np.where(ok, (rep - mu) ** 2 / np.where(ok, V, 1.0), 0.0), axis=(1, 2))
+    labels = sv.interval_labels(data.cuts)
+    rows = []
+    for k, arm in enumerate(sv.ARMS):
+        for j, lab in enumerate(labels):
+            rows.append({"endpoint": endpoint, "adjustment": adjustment, "arm": arm, "interval": lab,
+                         "observed": D[k, j], "predicted_median": med[k, j],
+                         "predicted_lower": lo[k, j], "predicted_upper": hi[k, j], "p_value": p_cell[k, j]})
+    return SurvivalPPC(endpoint, adjustment, data.weight is not None, int(idx.size), curves, p_km,
+                       pd.DataFrame(rows), float(np.mean(x2_rep >= x2_obs)), source, (y_rep, d_rep))
+
+
+# --------------------------------------------------------------------------- response PPC
+
+
+@dataclass
+class ResponsePPC:
+    """A response posterior predictive check: ``table`` (one row per arm) and ``replicates``
+    (per arm, the replicate proportions)."""
+
+    adjustment: str
+    table: pd.DataFrame
+    replicates: dict
+
+
+def response_ppc(idata: az.InferenceData) -> ResponsePPC:
+    """Observed vs posterior predictive responders per arm of a response fit.
+
+    One row per arm: ``n``, ``responders`` (observed count), ``observed`` (proportion, IPT-
+    weighted for IPTW fits), predictive median and 95% interval of the same proportion over the
+    model's ``posterior_predictive.y`` replicates (all draws), and the two-sided mid-p-value.
+    """
+    y = idata.observed_data["y"].values.astype(float)
+    rep = _stacked(idata.posterior_predictive["y"], "patient")
+    const = idata.constant_data
+    x = const["treatment"].values.astype(int)
+    w = const["weights"].values.astype(float) if "weights" in const else np.ones_like(y)
+    adjustment = idata.attrs.get("adjustment", "?")
+    rows, reps = [], {}
+    for arm, k in ARM_CODES.items():
+        m = x == k
+        obs = np.sum(w[m] * y[m]) / np.sum(w[m])
+        r = rep[:, m] @ w[m] / np.sum(w[m])
+        lo, med, hi = np.quantile(r, [0.025, 0.5, 0.975])
+        reps[arm] = r
+        rows.append({"adjustment": adjustment, "arm": arm, "n": int(m.sum()),
+                     "responders": int(y[m].sum()), "weighted": bool(np.any(w[m] != 1.0)),
+                     "observed": float(obs), "predicted_median": float(med),
+                     "predicted_lower": float(lo), "predicted_upper": float(hi),
+                     "p_value": float(_two_sided_mid_p(r, obs))})
+    return ResponsePPC(adjustment, pd.DataFrame(rows), reps)
+
+
+# --------------------------------------------------------------------------- log-likelihood, LOO
+
+
+def pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = None) -> xr.DataArray:
+    """Per-patient PWE log-likelihood (chain, draw, patient), exactly
+    :math:`d_i \\log h_{x_i j(i)} - \\sum_j h_{x_i j} e_{ij}` (plus the linear predictor of
+    patient-level fits), from the posterior ``hazard`` (arm, intervals), so it covers
+    proportional and time-varying HRs and both baselines. ``frame``: the fit's rows (see
+    :func:`fit_data`). Not defined for IPTW / weighted fits (:class:`InputError`)."""
+    if idata.attrs.get("adjustment") == "iptw" or is_bootstrap(idata):
+        raise InputError("pointwise log-likelihood: not defined for IPTW fits (weighted "
+                         "pseudo-likelihood or Bayesian bootstrap); LOO compares unweighted fits.")
+    data = fit_data(idata, frame)
+    if data.weight is not None:
+        raise InputError("pointwise log-likelihood: the fit is weighted (a pseudo-likelihood).")
+    post = idata.posterior
+    h = post["hazard"].transpose("chain", "draw", "arm", "intervals").values
+    expo, idx = data.exposure(), data.interval_index()
+    out = np.empty(h.shape[:2] + (data.n,))
+    with np.errstate(divide="ignore"):
+        logh = np.log(h)
+    for k in (0, 1):
+        m = data.treatment == k
+        cum = h[:, :, k, :] @ expo[m].T
+        own = logh[:, :, k, :][..., idx[m]]
+        d = data.event[m]
+        if data.lp is None:
+            out[..., m] = np.where(d == 1, own, 0.0) - cum
+        else:
+            lp = data.lp[..., m]
+            out[..., m] = np.where(d == 1, own + lp, 0.0) - cum * np.exp(lp)
+    return xr.DataArray(out, dims=("chain", "draw", "patient"),
+                        coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                "patient": np.arange(data.n)}, name="survival")
+
+
+def with_pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = None) -> az.InferenceData:
+    """A new InferenceData with the fit's posterior (and sample_stats) and ``log_likelihood``
+    = :func:`pointwise_loglik` (variable ``survival``), ready for ``az.loo``."""
+    groups = {"posterior": idata.posterior,
+              "log_likelihood": xr.Dataset({"survival": pointwise_loglik(idata, frame)})}
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update(idata.attrs)
+    return out
+
+
+def model_label(idata: az.InferenceData) -> str:
+    """Short description of a PWE fit's structure, e.g. ``"8 intervals, rw baseline, PH"``."""
+    a = idata.attrs
+    tv = bool(int(a.get("time_varying", 0)))
+    return (f"{len(a['cuts'])} intervals, {a.get('baseline', 'rw')} baseline, "
+            f"{'time-varying HR' if tv else 'PH'}")
+
+
+def loo_table(models: dict, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """PSIS-LOO comparison of PWE fits to the same patients (``az.compare``).
+
+    ``models``: label -> InferenceData (unweighted fits of one endpoint to ``frame``). One row
+    per model, best first: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff`` (vs the best),
+    ``dse`` (SE of the difference), ``weight`` (stacking), ``k > 0.7`` (patients with an
+    unreliable PSIS estimate), ``max k``.
+    """
+    if len(models) < 2:
+        raise InputError("LOO comparison: needs at least two models.")
+    loos, ks, n = {}, {}, set()
+    for label, idata in models.items():
+        ll = with_pointwise_loglik(idata, frame)
+        n.add(ll.log_likelihood.sizes["patient"])
+        with warnings.catch_warnings():  # the k > 0.7 warning is reported in the table
+            warnings.simplefilter("ignore")
+            loos[label] = az.loo(ll, pointwise=True, var_name="survival")
+        k = np.asarray(loos[label].pareto_k)
+        ks[label] = (int(np.sum(k > PARETO_K)), float(np.max(k)))
+    if len(n) > 1:
+        raise InputError(f"LOO comparison: the models were fitted to different patients ({sorted(n)}).")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cmp = az.compare(loos, ic="loo")
+    out = cmp[["elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"]].astype(float).copy()
+    out.insert(0, "model", cmp.index)
+    out[f"k > {PARETO_K:g}"] = [ks[m][0] for m in cmp.index]
+    out["max k"] = [ks[m][1] for m in cmp.index]
+    return out.reset_index(drop=True)
+
+
+def fit_loo_candidates(frame: pd.DataFrame, endpoint: str, base: az.InferenceData, *,
+                       candidates=DEFAULT_CANDIDATES, prior_set=None,
+                       sampler: sampling.SamplerSettings | None = None) -> tuple[dict, list]:
+    """Refit the unweighted PWE model of ``endpoint`` under alternative structures.
+
+    Each candidate is a dict of changes to ``base``'s structure: ``n_intervals`` (quantile cut
+    points of the event times), ``baseline`` (``"rw"`` / ``"independent"``), ``time_varying``
+    (only if :func:`bayes_haic.survival.fit_pwe` offers it). Returns ``(models, notes)``:
+    label -> InferenceData with ``base`` first (label ``"main: ..."``), and notes on skipped
+    candidates (unsupported option, or cut points identical to another model's).
+    """
+    t, d, _ = sv.endpoint_columns(frame, endpoint)
+    supported = inspect.signature(sv.fit_pwe).parameters
+    models = {f"main: {model_label(base)}": base}
+    seen = {(tuple(base.attrs["cuts"]), base.attrs.get("baseline", "rw"),
+             bool(int(base.attrs.get("time_varying", 0))))}
+    notes = []
+    for cand in candidates:
+        opts = dict(cand)
+        unknown = set(opts) - {"n_intervals", "baseline", "time_varying"}
+        if unknown:
+            raise InputError(f"LOO candidates: unknown option(s) {sorted(unknown)}.")
+        if opts.get("time_varying") and "time_varying" not in supported:
+            notes.append("time-varying HR: not offered by survival.fit_pwe; not compared.")
+            continue
+        cuts = (sv.cut_points(t, d, n_intervals=int(opts["n_intervals"])) if "n_intervals" in opts
+                else np.asarray(base.attrs["cuts"], float))
+        baseline = opts.get("baseline", base.attrs.get("baseline", "rw"))
+        tv = bool(opts.get("time_varying", int(base.attrs.get("time_varying", 0))))
+        key = (tuple(float(c) for c in cuts), baseline, tv)
+        if key in seen:
+            notes.append(f"candidate {cand}: same structure as another model; skipped.")
+            continue
+        seen.add(key)
+        kwargs = {"cuts": cuts, "baseline": baseline, "prior_set": prior_set, "sampler": sampler}
+        if tv:
+            kwargs["time_varying"] = True
+        fit = sv.fit_pwe(frame, endpoint, **kwargs)
+        models[model_label(fit)] = fit
+    return models, notes
+
+
+# --------------------------------------------------------------------------- convergence
+
+
+def diagnostics_table(fits: dict) -> pd.DataFrame:
+    """Convergence diagnostics of every fit, one row each, with pass/fail.
+
+    ``fits``: key -> InferenceData; keys ``(endpoint, strategy)`` or text. Columns: ``fit``,
+    ``endpoint``, ``adjustment``, ``sampler`` (NUTS / Bayesian bootstrap), ``chains``,
+    ``draws``, ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``, ``bfmi_min``
+    (over every posterior variable; :func:`bayes_haic.sampling.convergence`), ``status``
+    (``pass`` / ``fail`` / ``not applicable``) and ``problems``. Thresholds: :data:`THRESHOLDS`.
+    """
+    rows = []
+    for key, idata in fits.items():
+        post = idata.posterior
+        row = {"fit": _label(key), "endpoint": str(idata.attrs.get("endpoint", "")).upper(),
+               "adjustment": idata.attrs.get("adjustment", ""),
+               "sampler": "Bayesian bootstrap" if is_bootstrap(idata) else "NUTS",
+               "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
+        nan = {k: math.nan for k in ("rhat_max", "ess_bulk_min", "ess_tail_min", "divergences", "bfmi_min")}
+        if is_bootstrap(idata):
+            rows.append({**row, **nan, "status": "not applicable",
+                         "problems": "Bayesian bootstrap: independent replicates, not a Markov chain"})
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            conv = sampling.convergence(idata)
+        stats = idata.get("sample_stats")
+        notes = []
+        if stats is None or "diverging" not in stats:
+            conv["divergences"] = math.nan
+            notes.append("no divergence information")
+        if stats is None or "energy" not in stats:
+            notes.append("no energy (BFMI) information")
+        bad = _problems(conv, row["chains"])
+        rows.append({**row, **{k: conv[k] for k in nan}, "status": "fail" if bad else "pass",
+                     "problems": "; ".join(bad + notes)})
+    return pd.DataFrame(rows, columns=["fit", "endpoint", "adjustment", "sampler", "chains", "draws",
+                                       "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences",
+                                       "bfmi_min", "status", "problems"])
+
+
+def _problems(conv: dict, chains: int) -> list[str]:
+    T = THRESHOLDS
+    bad = []
+    if chains < T["chains"]:
+        bad.append(f"{chains} chain (R-hat needs >= {T['chains']})")
+    r = conv["rhat_max"]
+    if not np.isfinite(r):
+        bad.append("R-hat not computable")
+    elif r > T["rhat_max"]:
+        bad.append(f"R-hat {r:.3f} > {T['rhat_max']:g}")
+    for k, name in (("ess_bulk_min", "bulk ESS"), ("ess_tail_min", "tail ESS")):
+        v = conv[k]
+        if not np.isfinite(v) or v < T[k]:
+            bad.append(f"{name} {v:.0f} < {T[k]:g}")
+    dv = conv["divergences"]
+    if np.isfinite(dv) and dv > T["divergences"]:
+        bad.append(f"{int(dv)} divergent transition{'s' if dv != 1 else ''}")
+    b = conv["bfmi_min"]
+    if np.isfinite(b) and b < T["bfmi_min"]:
+        bad.append(f"BFMI {b:.2f} < {T['bfmi_min']:g}")
+    return bad
+
+
+def failures(table: pd.DataFrame) -> list[str]:
+    """One message per failing fit of :func:`diagnostics_table`, for the top of the report."""
+    return [f"Convergence problem: {r.fit}: {r.problems}." for r in table.itertuples()
+            if r.status == "fail"]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _fmt_p(p: float) -> str:
+    return "–" if not np.isfinite(p) else ("< 0.005" if p < 0.005 else f"{p:.2f}")
+
+
+def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
+    """One column per fit: top, the 95% band of replicate Kaplan-Meier curves per arm with the
+    observed (IPTW: weighted) Kaplan-Meier curve; bottom, events per interval and arm, observed
+    (dots) against the predictive median and 95% interval."""
+    n = len(ppcs)
+    fig = Figure(figsize=(3.6 * n + 0.4, 6.2), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    for c, ppc in enumerate(ppcs):
+        ax = axes[0, c]
+        for arm in ("treated", "control"):
+            cv, col = ppc.curves[arm], ARM_COLORS[arm]
+            ax.fill_between(cv["grid"], cv["lower"], cv["upper"], color=col, alpha=0.2, lw=0, step=None)
+            ax.step(cv["km_time"], cv["km_surv"], where="post", color=col, lw=1.4,
+                    label=f"{ARM_NAMES[arm]} (p = {_fmt_p(ppc.p_km[arm])})")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlim(0, None)
+        ax.set_xlabel("months", fontsize=8)
+        ax.set_ylabel("survival probability" if c == 0 else "", fontsize=8)
+        kind = "weighted KM" if ppc.weighted else "KM"
+        ax.set_title(f"{STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)}: {kind} vs "
+                     f"{ppc.n_draws} replicates", fontsize=9)
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+        ax.tick_params(labelsize=7)
+        ax = axes[1, c]
+        ev = ppc.events
+        labels = ev[ev["arm"] == "control"]["interval"].tolist()
+        x = np.arange(len(labels))
+        for arm, shift in (("control", -0.17), ("treated", 0.17)):
+            e, col = ev[ev["arm"] == arm], ARM_COLORS[arm]
+            ax.vlines(x + shift, e["predicted_lower"], e["predicted_upper"], color=col, lw=2, alpha=0.35)
+            ax.plot(x + shift, e["predicted_median"], "_", color=col, ms=8)
+            ax.plot(x + shift, e["observed"], "o", color=col, ms=4, label=ARM_NAMES[arm])
+        ax.set_xticks(x, labels, rotation=45, fontsize=7)
+        ax.set_xlabel("interval (months)", fontsize=8)
+        ax.set_ylabel(("weighted " if ppc.weighted else "") + "events", fontsize=8)
+        ax.set_title(f"events per interval (X² p = {_fmt_p(ppc.p_events)})", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        if c == 0:
+            ax.legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
+    """One panel per fit: replicate (weighted) responder proportions per arm (histograms) with
+    the observed proportion (vertical line)."""
+    n = len(ppcs)
+    fig = Figure(figsize=(3.6 * n + 0.4, 2.8), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, ppc in zip(axes, ppcs):
+        tab = ppc.table.set_index("arm")
+        for arm in ("control", "treated"):
+            col = ARM_COLORS[arm]
+            n_arm = int(tab.loc[arm, "n"])
+            bins = 30 if tab.loc[arm, "weighted"] else (np.arange(n_arm + 2) - 0.5) / n_arm
+            ax.hist(ppc.replicates[arm], bins=bins, color=col, alpha=0.35, density=True)
+            ax.axvline(tab.loc[arm, "observed"], color=col, lw=1.6,
+                       label=f"{ARM_NAMES[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
+        weighted = bool(tab["weighted"].any())
+        ax.set_xlabel(("IPT-weighted " if weighted else "") + "proportion of responders", fontsize=8)
+        ax.set_yticks([])
+        ax.set_title(STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment), fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+        ax.tick_params(labelsize=7)
+    return fig
+
+
+# --------------------------------------------------------------------------- the report section
+
+
+@dataclass
+class Checks:
+    """Everything :func:`run_checks` computed: the report ``section``, the convergence
+    ``diagnostics`` table (main fits and LOO candidates) and its ``failures``, the PPCs, the
+    LOO tables per endpoint, the candidate fits, notes and the elapsed seconds."""
+
+    section: rp.Section
+    diagnostics: pd.DataFrame
+    failures: list
+    survival: dict
+    response: dict
+    loo: dict
+    candidate_fits: dict
+    notes: list
+    seconds: float
+
+
+def _survival_frame(cohort, strategy: str, design):
+    """(frame, weights) of a collapsed fit of ``strategy`` to ``cohort``."""
+    if strategy == "iptw":
+        if design is None:
+            raise InputError("IPTW fit: the propensity design (its weights) was not given.")
+        return cohort.frame, design.weights
+    if strategy == "psm":
+        if design is None:
+            raise InputError("PSM fit: the propensity design (its matched set) was not given.")
+        return design.matched_frame(cohort.frame), None
+    return cohort.frame, None
+
+
+def _events_wide(ppcs: list[SurvivalPPC]) -> pd.DataFrame:
+    """Events per interval (rows) for every fit and arm (columns): 'observed | median (95% PI)
+    p'."""
+    out = None
+    for ppc in ppcs:
+        for arm in ("control", "treated"):
+            e = ppc.events[ppc.events["arm"] == arm]
+            digits = 1 if ppc.weighted else 0
+            col = f"{ARM_NAMES[arm]}, {STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)}"
+            cells = [f"{r.observed:.{digits}f} | {r.predicted_median:.{digits}f} "
+                     f"({r.predicted_lower:.{digits}f}–{r.predicted_upper:.{digits}f}) p {_fmt_p(r.p_value)}"
+                     for r in e.itertuples()]
+            if out is None:
+                out = pd.DataFrame({"interval (months)": e["interval"].tolist()})
+            out[col] = cells
+    return out
+
+
+def run_checks(cohort, fits: dict, *, design=None, prior_set=None,
+               sampler: sampling.SamplerSettings | None = None, seed: int = DEFAULT_SEED,
+               n_draws: int = PPC_DRAWS, compare_models: bool = True,
+               candidates=DEFAULT_CANDIDATES, candidate_sampler: sampling.SamplerSettings | None = None,
+               echo=None) -> Checks:
+    """All checks of the main job's fits and the "Checks" report section.
+
+    ``fits``: ``(endpoint, strategy) -> InferenceData`` as in ``RunState.fits`` (endpoints
+    ``os``/``pfs`` are PWE fits, ``orr`` response fits). ``design``: the propensity design (IPT
+    weights and matched set of the IPTW/PSM fits). ``compare_models``: refit each unweighted
+    survival model under ``candidates`` (:func:`fit_loo_candidates`, with ``prior_set`` and
+    ``candidate_sampler``, default :func:`candidate_settings` of ``sampler``) and compare by
+    PSIS-LOO; the candidates' convergence is part of ``diagnostics`` (this is the costly part:
+    one NUTS fit per candidate and endpoint). ``seed``/``n_draws``: the PPC replicates.
+    """
+    import time
+
+    started = time.perf_counter()
+    say = echo or (lambda *_: None)
+    notes, surv, resp, loo, cand_fits = [], {}, {}, {}, {}
+    for key, idata in fits.items():
+        endpoint, strategy = key
+        try:
+            if endpoint == "orr":
+                resp[key] = response_ppc(idata)
+            else:
+                frame, weights = (None, None)
+                const = idata.get("constant_data")
+                if const is None or "patient" not in const.dims:
+                    frame, weights = _survival_frame(cohort, strategy, design)
+                surv[key] = survival_ppc(idata, frame, weights=weights, n_draws=n_draws, seed=seed,
+                                         label=_label(key))
+        except InputError as err:
+            notes.append(f"{_label(key)}: posterior predictive check not computed: {err}")
+    if compare_models:
+        for (endpoint, strategy), idata in fits.items():
+            if endpoint == "orr" or strategy != "none" or is_bootstrap(idata):
+                continue
+            say(f"checks: {endpoint.upper()} PSIS-LOO candidates")
+            models, cnotes = fit_loo_candidates(cohort.frame, endpoint, idata, candidates=candidates,
+                                                prior_set=prior_set,
+                                                sampler=candidate_sampler or candidate_settings(sampler))
+            notes.extend(f"{endpoint.upper()} LOO: {n}" for n in cnotes)
+            loo[endpoint] = loo_table(models, cohort.frame)
+            for label, fit in models.items():
+                if not label.startswith("main: "):
+                    cand_fits[f"{endpoint.upper()} LOO candidate: {label}"] = fit
+    diag = diagnostics_table({**fits, **cand_fits})
+    fails = failures(diag)
+    section = _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed)
+    return Checks(section, diag, fails, surv, resp, loo, cand_fits, notes,
+                  time.perf_counter() - started)
+
+
+def checks_section(cohort, fits: dict, **kwargs) -> rp.Section:
+    """The "Checks" report section (id ``checks``); see :func:`run_checks` for the arguments."""
+    return run_checks(cohort, fits, **kwargs).section
+
+
+def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -> rp.Section:
+    sec = rp.Section("checks", "Model checks: posterior predictive checks, LOO and convergence",
+                     tier=getattr(cohort, "data_tier", None), nav="Checks")
+    sec.add(rp.Text(
+        "Posterior predictive checks ask whether data simulated from each fitted model look like "
+        "the observed data; p-values near 0 or 1 flag misfit (they are conservative: a model can "
+        "fit badly without an extreme p-value, so the figures matter more than the numbers). "
+        "PSIS-LOO compares the expected predictive accuracy of alternative survival model "
+        "structures; the convergence table checks every MCMC fit."))
+    # convergence
+    show = diag.drop(columns=["endpoint", "adjustment"]).rename(columns={
+        "rhat_max": "max R-hat", "ess_bulk_min": "min bulk ESS", "ess_tail_min": "min tail ESS",
+        "bfmi_min": "min BFMI"})
+    T = THRESHOLDS
+    sec.add(rp.Table(show, f"Convergence of every fit over all posterior variables (pass: R-hat <= "
+                     f"{T['rhat_max']:g}, bulk and tail ESS >= {T['ess_bulk_min']:g}, no divergent "
+                     f"transitions, BFMI >= {T['bfmi_min']:g}, >= {T['chains']} chains). Bayesian-"
+                     "bootstrap fits draw independent replicates: MCMC diagnostics do not apply."))
+    if fails:
+        sec.add(*(rp.Text(f, "warning") for f in fails))
+    else:
+        sec.add(rp.Text("Every MCMC fit passed the convergence checks.", "note"))
+    # survival PPC
+    if surv:
+        sec.add(rp.Text(
+            f"Survival: {n_draws} thinned posterior draws per fit, each simulating one replicate "
+            "cohort with the observed censoring (censored patients keep their censoring time; "
+            "for patients with an event, a censoring time is drawn from their arm's reverse "
+            "Kaplan-Meier censoring distribution beyond their event time, residual mass at the "
+            "last follow-up). Bands: 95% of replicate Kaplan-Meier curves; KM p: standardised "
+            "squared distance of the observed curve from the replicates' mean, up to the 90th "
+            "percentile of follow-up. Events per interval are checked given the observed time at "
+            "risk (Pearson X² discrepancy and per-cell two-sided mid-p). IPTW fits: the IPT-"
+            "weighted Kaplan-Meier curve and weighted events against replicates that keep each "
+            "patient's weight — a check of the marginal (pseudo-population) hazards, not of the "
+            f"propensity model. Replicates are seeded ({seed})."))
+        sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]),
+                         "Survival posterior predictive p-values per fit", digits=2))
+        for endpoint in dict.fromkeys(k[0] for k in surv):
+            ppcs = [p for k, p in surv.items() if k[0] == endpoint]
+            name = {"os": "Overall survival", "pfs": "Progression-free survival"}.get(endpoint, endpoint)
+            sec.add(rp.Figure.from_matplotlib(
+                plot_survival_ppc(ppcs),
+                f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
+                "(top) and events per interval, observed (dots) vs predictive median and 95% "
+                "interval (bottom), one column per adjustment strategy."))
+            sec.add(rp.Table(_events_wide(ppcs),
+                             f"{name}: events per interval — observed | predictive median (95% "
+                             "interval), two-sided p"))
+    # response PPC
+    if resp:
+        ppcs = list(resp.values())
+        tab = pd.concat([p.table for p in ppcs], ignore_index=True)
+        tab["adjustment"] = [STRATEGY_LABELS.get(a, a) for a in tab["adjustment"]]
+        tab["arm"] = [ARM_NAMES[a] for a in tab["arm"]]
+        tab = tab.rename(columns={"observed": "observed proportion", "predicted_median": "predicted",
+                                  "predicted_lower": "2.5%", "predicted_upper": "97.5%",
+                                  "p_value": "p"})
+        sec.add(rp.Table(tab, "Objective response: observed proportion of responders (IPT-weighted "
+                         "for IPTW) vs posterior predictive replicates. Models with one parameter "
+                         "per arm reproduce the arm totals by construction; p-values near 1 are "
+                         "expected there."))
+        sec.add(rp.Figure.from_matplotlib(plot_response_ppc(ppcs),
+                                          "Objective response: replicate proportions per arm "
+                                          "(histograms) and the observed proportion (lines)."))
+    # LOO
+    for endpoint, tab in loo.items():
+        k_col = f"k > {PARETO_K:g}"
+        sec.add(rp.Table(tab, f"{endpoint.upper()}: PSIS-LOO comparison of unadjusted PWE models "
+                         "(per-patient log-likelihood; best first; elpd_diff and dse relative to "
+                         f"the best; '{k_col}': patients with an unreliable PSIS estimate)", digits=3))
+        if int(tab[k_col].sum()):
+            sec.add(rp.Text(f"{endpoint.upper()}: {int(tab[k_col].sum())} Pareto k value(s) > "
+                            f"{PARETO_K:g}: those models' LOO estimates are unreliable.", "warning"))
+    if any(is_bootstrap(v) or v.attrs.get("adjustment") == "iptw" for k, v in fits.items() if k[0] != "orr"):
+        sec.add(rp.Text("IPTW survival fits are not in the LOO comparison: a weighted pseudo-"
+                        "likelihood or Bayesian bootstrap has no predictive density of the data.",
+                        "note"))
+    for n in notes:
+        sec.add(rp.Text(n, "note"))
+    return sec
