@@ -67,7 +67,7 @@ def main(argv=None):
           f"{a.draws} tune + {a.draws} draws x 2 chains, median of {a.repeats} repeats")
     sv.fit_pwe(df, "os", cuts=cuts, sampler=settings)  # warm the compilation caches once
     c_wall, c_rate = report("collapsed (PyMC NUTS)", timed(lambda: sv.fit_pwe(df, "os", cuts=cuts, sampler=settings), a.repeats))
-    naive = lambda: sample(sv.build_pwe_rows_model(rows, len(cuts)), settings)  # noqa: E731
+    naive = lambda: sample(sv.build_pwe_rows_model(rows, len(cuts)), settings)
     r_wall, r_rate = report("per-row (PyMC NUTS)", timed(naive, a.repeats))
     print(f"ratio per-row / collapsed: wall {r_wall / c_wall:.1f}x, ESS/s {c_rate / r_rate:.1f}x")
     if a.nutpie:
