@@ -112,9 +112,15 @@ def test_patient_loglik_of_a_fit_matches_its_collapsed_loglik(good):
     np.testing.assert_allclose(ll, cells - const, rtol=1e-10)
 
 
-def test_patient_loglik_of_a_covariate_fit_matches_the_fits_own():
-    df = simulate(120, [0, 5], [0.1, 0.05], [0.07, 0.035], seed=4)
-    fit = sv.fit_pwe(df, "os", adjust="covariates", covariates=["z"], cuts=[0, 5], sampler=TINY)
+@pytest.fixture(scope="module")
+def covariate_fit():
+    """A patient-level fit (a prognostic covariate z in the linear predictor; short chains)."""
+    df = simulate(150, [0, 5], [0.1, 0.05], [0.07, 0.035], seed=4)
+    return df, sv.fit_pwe(df, "os", adjust="covariates", covariates=["z"], cuts=[0, 5], sampler=TINY)
+
+
+def test_patient_loglik_of_a_covariate_fit_matches_the_fits_own(covariate_fit):
+    _, fit = covariate_fit
     mine = ck.pointwise_loglik(fit)  # patient-level fit: data from constant_data
     np.testing.assert_allclose(mine.values, fit.log_likelihood["events"].values, rtol=1e-10, atol=1e-10)
 
@@ -241,6 +247,19 @@ def test_ppc_flags_a_hazard_change_inside_a_long_interval():
     assert ppc.p_events > 0.05
 
 
+def test_ppc_of_a_patient_level_fit_uses_each_patients_hazard(covariate_fit):
+    df, fit = covariate_fit
+    data = ck.fit_data(fit)
+    np.testing.assert_allclose(data.time, df.os_time.to_numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(data.event, df.os_event.to_numpy())
+    assert data.weight is None and data.lp.shape == (1, 150, 150)
+    coef = fit.posterior["coef"].values[..., 0]  # one standardised covariate
+    z = (df.z - df.z.mean()) / df.z.std(ddof=0)
+    np.testing.assert_allclose(data.lp, coef[..., None] * z.to_numpy(), rtol=1e-10)
+    ppc = ck.survival_ppc(fit, n_draws=30, seed=1)
+    np.testing.assert_array_equal(ppc.events["observed"].to_numpy(), fit.observed_data["events"].values.ravel())
+
+
 # --------------------------------------------------------------------------- weighted / bootstrap fits
 
 
@@ -333,7 +352,14 @@ def test_response_ppc(good, orr):
         assert ppc.replicates[arm].shape == (orr.posterior.sizes["chain"] * orr.posterior.sizes["draw"],)
 
 
-def test_loo_table_and_checks_section(good, orr):
+@pytest.fixture(scope="module")
+def tv(good):
+    """A time-varying-HR fit of the good data (as the main job's HR(t) fit; short chains)."""
+    df, fit = good
+    return sv.fit_pwe(df, "os", cuts=fit.attrs["cuts"], time_varying=True, sampler=TINY)
+
+
+def test_loo_table_and_checks_section(good, orr, tv):
     df, fit = good
     boot = _bootstrap(df)
     cohort = SimpleNamespace(frame=df, data_tier="synthetic")
@@ -341,11 +367,12 @@ def test_loo_table_and_checks_section(good, orr):
     fits = {("os", "none"): fit, ("os", "iptw"): boot, ("orr", "none"): orr}
     res = ck.run_checks(cohort, fits, design=design, candidates=({"n_intervals": 2},),
                         candidate_sampler=FAST, n_draws=40)
-    loo = res.loo["os"]
+    (key, loo), = res.loo.items()
+    assert key == ("os", "OS: model structures (unadjusted)")
     assert len(loo) == 2 and loo["elpd_diff"].iloc[0] == 0.0
     assert {"elpd_loo", "se", "elpd_diff", "dse", "k > 0.7", "max k"} <= set(loo.columns)
     assert loo["model"].str.startswith("main: ").sum() == 1
-    # the elpd is the sum of the pointwise elpd over patients; LOO <= in-sample lpd
+    # elpd_loo = lpd - p_loo, with lpd the in-sample log pointwise predictive density
     main = loo.set_index("model").loc[f"main: {ck.model_label(fit)}"]
     ll = ck.pointwise_loglik(fit, df).stack(s=("chain", "draw")).values  # (patient, sample)
     lpd = float(np.sum(special.logsumexp(ll, axis=1) - np.log(ll.shape[1])))
@@ -356,10 +383,24 @@ def test_loo_table_and_checks_section(good, orr):
     sec = res.section
     assert sec.id == "checks" and sec.nav_label == "Checks" and sec.tier == "synthetic"
     kinds = [type(b).__name__ for b in sec.blocks]
-    assert kinds.count("Figure") == 2 and kinds.count("Table") >= 5
+    assert kinds.count("Figure") == 2 and kinds.count("Table") >= 4
     html = rp.render("checks", [sec])
     assert "PSIS-LOO" in html and "posterior predictive" in html
     assert set(res.survival) == {("os", "none"), ("os", "iptw")} and set(res.response) == {("orr", "none")}
+    assert len(res.events_table()) == 2 * 2 * len(fit.attrs["cuts"])
+
+
+def test_time_varying_fit_is_compared_without_refitting(good, tv):
+    df, fit = good
+    cohort = SimpleNamespace(frame=df, data_tier="user")
+    res = ck.run_checks(cohort, {("os", "none"): fit}, time_varying_fits={"os": tv}, n_draws=20,
+                        candidates=({"time_varying": True},))
+    assert res.candidate_fits == {}  # the time-varying candidate is covered by the given fit
+    (key, loo), = res.loo.items()
+    assert key[0] == "os" and "time-varying" in key[1]
+    assert set(loo["model"]) == {f"main: {ck.model_label(fit)}", ck.model_label(tv)}
+    assert "OS none time-varying HR" in set(res.diagnostics["fit"])
+    assert any("not refitted" in n for n in res.notes)
 
 
 def test_fit_loo_candidates_time_varying_and_duplicates(good):
@@ -375,6 +416,8 @@ def test_fit_loo_candidates_time_varying_and_duplicates(good):
     const = np.sum(special.xlogy(D, E)) - np.sum(special.gammaln(D + 1))
     cells = tv[0].log_likelihood["events"].sum(("arm", "intervals")).values
     np.testing.assert_allclose(ll.sum("patient").values, cells - const, rtol=1e-10)
+    with pytest.raises(InputError, match="unknown option"):
+        ck.fit_loo_candidates(df, "os", fit, candidates=({"knots": 3},))
 
 
 # --------------------------------------------------------------------------- slow

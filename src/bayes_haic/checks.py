@@ -719,29 +719,29 @@ def _fmt_p(p: float) -> str:
 
 
 def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
-    """One column per fit: top, the 95% band of replicate Kaplan-Meier curves per arm with the
-    observed (IPTW: weighted) Kaplan-Meier curve; bottom, events per interval and arm, observed
-    (dots) against the predictive median and 95% interval."""
+    """One row per fit: left, the 95% band of replicate Kaplan-Meier curves per arm with the
+    observed (IPTW: weighted) Kaplan-Meier curve; right, events per interval and arm, observed
+    (dots) against the predictive median (dash) and 95% interval (bar)."""
     n = len(ppcs)
-    fig = Figure(figsize=(3.6 * n + 0.4, 6.2), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False)
-    for c, ppc in enumerate(ppcs):
-        ax = axes[0, c]
+    fig = Figure(figsize=(8.6, 2.7 * n + 0.5), layout="constrained")
+    axes = fig.subplots(n, 2, squeeze=False)
+    for r, ppc in enumerate(ppcs):
+        name = STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)
+        ax = axes[r, 0]
         for arm in ("treated", "control"):
             cv, col = ppc.curves[arm], ARM_COLORS[arm]
-            ax.fill_between(cv["grid"], cv["lower"], cv["upper"], color=col, alpha=0.2, lw=0, step=None)
+            ax.fill_between(cv["grid"], cv["lower"], cv["upper"], color=col, alpha=0.2, lw=0)
             ax.step(cv["km_time"], cv["km_surv"], where="post", color=col, lw=1.4,
                     label=f"{ARM_NAMES[arm]} (p = {_fmt_p(ppc.p_km[arm])})")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, None)
         ax.set_xlabel("months", fontsize=8)
-        ax.set_ylabel("survival probability" if c == 0 else "", fontsize=8)
-        kind = "weighted KM" if ppc.weighted else "KM"
-        ax.set_title(f"{STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)}: {kind} vs "
-                     f"{ppc.n_draws} replicates", fontsize=9)
+        ax.set_ylabel("survival probability", fontsize=8)
+        ax.set_title(f"{name}: {'weighted ' if ppc.weighted else ''}KM vs {ppc.n_draws} replicates",
+                     fontsize=9)
         ax.legend(fontsize=7, frameon=False, loc="upper right")
         ax.tick_params(labelsize=7)
-        ax = axes[1, c]
+        ax = axes[r, 1]
         ev = ppc.events
         labels = ev[ev["arm"] == "control"]["interval"].tolist()
         x = np.arange(len(labels))
@@ -753,9 +753,9 @@ def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
         ax.set_xticks(x, labels, rotation=45, fontsize=7)
         ax.set_xlabel("interval (months)", fontsize=8)
         ax.set_ylabel(("weighted " if ppc.weighted else "") + "events", fontsize=8)
-        ax.set_title(f"events per interval (X² p = {_fmt_p(ppc.p_events)})", fontsize=9)
+        ax.set_title(f"{name}: events per interval (X² p = {_fmt_p(ppc.p_events)})", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
-        if c == 0:
+        if r == 0:
             ax.legend(fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -763,11 +763,15 @@ def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
 
 
 def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
-    """One panel per fit: replicate (weighted) responder proportions per arm (histograms) with
-    the observed proportion (vertical line)."""
+    """One panel per fit (three per row): replicate (weighted) responder proportions per arm
+    (histograms) with the observed proportion (vertical line)."""
     n = len(ppcs)
-    fig = Figure(figsize=(3.6 * n + 0.4, 2.8), layout="constrained")
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    ncol = min(n, 3)
+    nrow = -(-n // ncol)
+    fig = Figure(figsize=(3.0 * ncol + 0.4, 2.5 * nrow), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_axis_off()
     for ax, ppc in zip(axes, ppcs):
         tab = ppc.table.set_index("arm")
         for arm in ("control", "treated"):
@@ -779,6 +783,7 @@ def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
                        label=f"{ARM_NAMES[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
         weighted = bool(tab["weighted"].any())
         ax.set_xlabel(("IPT-weighted " if weighted else "") + "proportion of responders", fontsize=8)
+        ax.set_xlim(0, 1)
         ax.set_yticks([])
         ax.set_title(STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment), fontsize=9)
         ax.legend(fontsize=7, frameon=False)
@@ -791,9 +796,11 @@ def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
 
 @dataclass
 class Checks:
-    """Everything :func:`run_checks` computed: the report ``section``, the convergence
-    ``diagnostics`` table (main fits and LOO candidates) and its ``failures``, the PPCs, the
-    LOO tables per endpoint, the candidate fits, notes and the elapsed seconds."""
+    """Everything :func:`run_checks` computed: the report ``section``; the convergence
+    ``diagnostics`` table (main fits, time-varying fits and LOO candidates) and its
+    ``failures``; the PPCs (``survival``, ``response``: fit key -> check); ``loo``: (endpoint,
+    comparison title) -> :func:`loo_table`; the ``candidate_fits``; ``notes``; ``seconds``
+    elapsed."""
 
     section: rp.Section
     diagnostics: pd.DataFrame
@@ -804,6 +811,10 @@ class Checks:
     candidate_fits: dict
     notes: list
     seconds: float
+
+    def events_table(self) -> pd.DataFrame:
+        """Observed vs predictive events of every survival fit, one row per arm and interval."""
+        return pd.concat([p.events for p in self.survival.values()], ignore_index=True)
 
 
 def _survival_frame(cohort, strategy: str, design):
@@ -819,38 +830,45 @@ def _survival_frame(cohort, strategy: str, design):
     return cohort.frame, None
 
 
-def _events_wide(ppcs: list[SurvivalPPC]) -> pd.DataFrame:
-    """Events per interval (rows) for every fit and arm (columns): 'observed | median (95% PI)
-    p'."""
-    out = None
-    for ppc in ppcs:
-        for arm in ("control", "treated"):
-            e = ppc.events[ppc.events["arm"] == arm]
-            digits = 1 if ppc.weighted else 0
-            col = f"{ARM_NAMES[arm]}, {STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)}"
-            cells = [f"{r.observed:.{digits}f} | {r.predicted_median:.{digits}f} "
-                     f"({r.predicted_lower:.{digits}f}–{r.predicted_upper:.{digits}f}) p {_fmt_p(r.p_value)}"
-                     for r in e.itertuples()]
-            if out is None:
-                out = pd.DataFrame({"interval (months)": e["interval"].tolist()})
-            out[col] = cells
+def _is_patient_level(idata) -> bool:
+    const = idata.get("constant_data")
+    return const is not None and "patient" in const.dims
+
+
+def _loo_models(fits: dict, time_varying_fits: dict, cohort, design):
+    """Comparisons that need no new fit: each endpoint's time-varying fit against the
+    proportional-hazards fit of the same strategy -> {(endpoint, title): (models, frame)}."""
+    out = {}
+    for endpoint, tv in (time_varying_fits or {}).items():
+        strategy = tv.attrs.get("adjustment", "")
+        ph = fits.get((endpoint, strategy))
+        if ph is None or is_bootstrap(ph) or is_bootstrap(tv):
+            continue
+        frame = None if _is_patient_level(ph) else _survival_frame(cohort, strategy, design)[0]
+        title = (f"{endpoint.upper()}: proportional vs time-varying HR "
+                 f"({STRATEGY_LABELS.get(strategy, strategy)})")
+        out[(endpoint, title)] = ({f"main: {model_label(ph)}": ph, model_label(tv): tv}, frame)
     return out
 
 
-def run_checks(cohort, fits: dict, *, design=None, prior_set=None,
-               sampler: sampling.SamplerSettings | None = None, seed: int = DEFAULT_SEED,
-               n_draws: int = PPC_DRAWS, compare_models: bool = True,
-               candidates=DEFAULT_CANDIDATES, candidate_sampler: sampling.SamplerSettings | None = None,
-               echo=None) -> Checks:
+def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | None = None,
+               prior_set=None, sampler: sampling.SamplerSettings | None = None,
+               seed: int = DEFAULT_SEED, n_draws: int = PPC_DRAWS, compare_models: bool = True,
+               candidates=DEFAULT_CANDIDATES,
+               candidate_sampler: sampling.SamplerSettings | None = None, echo=None) -> Checks:
     """All checks of the main job's fits and the "Checks" report section.
 
     ``fits``: ``(endpoint, strategy) -> InferenceData`` as in ``RunState.fits`` (endpoints
     ``os``/``pfs`` are PWE fits, ``orr`` response fits). ``design``: the propensity design (IPT
-    weights and matched set of the IPTW/PSM fits). ``compare_models``: refit each unweighted
-    survival model under ``candidates`` (:func:`fit_loo_candidates`, with ``prior_set`` and
-    ``candidate_sampler``, default :func:`candidate_settings` of ``sampler``) and compare by
-    PSIS-LOO; the candidates' convergence is part of ``diagnostics`` (this is the costly part:
-    one NUTS fit per candidate and endpoint). ``seed``/``n_draws``: the PPC replicates.
+    weights and matched set of the IPTW/PSM fits). ``time_varying_fits``: endpoint ->
+    time-varying-HR fit (``RunState.hr_t``); each is compared by PSIS-LOO with the
+    proportional-hazards fit of its strategy at no extra cost. ``compare_models``: also refit
+    each endpoint's unadjusted model under ``candidates`` (:func:`fit_loo_candidates`, with
+    ``prior_set`` and ``candidate_sampler``, default :func:`candidate_settings` of ``sampler``;
+    a time-varying candidate is skipped when ``time_varying_fits`` already covers the
+    endpoint) -- one NUTS fit per candidate and endpoint, the costly part. The candidates'
+    and the time-varying fits' convergence is part of ``diagnostics``. ``seed``/``n_draws``:
+    the PPC replicates. ``echo``: progress messages.
     """
     import time
 
@@ -863,28 +881,44 @@ def run_checks(cohort, fits: dict, *, design=None, prior_set=None,
             if endpoint == "orr":
                 resp[key] = response_ppc(idata)
             else:
-                frame, weights = (None, None)
-                const = idata.get("constant_data")
-                if const is None or "patient" not in const.dims:
-                    frame, weights = _survival_frame(cohort, strategy, design)
+                frame, weights = (None, None) if _is_patient_level(idata) else \
+                    _survival_frame(cohort, strategy, design)
                 surv[key] = survival_ppc(idata, frame, weights=weights, n_draws=n_draws, seed=seed,
                                          label=_label(key))
         except InputError as err:
             notes.append(f"{_label(key)}: posterior predictive check not computed: {err}")
+    free = _loo_models(fits, time_varying_fits, cohort, design)
+    for (endpoint, title), (models, frame) in free.items():
+        try:
+            loo[(endpoint, title)] = loo_table(models, frame)
+        except InputError as err:
+            notes.append(f"{title}: LOO not computed: {err}")
     if compare_models:
+        covered = {ep for ep, _ in free}
         for (endpoint, strategy), idata in fits.items():
             if endpoint == "orr" or strategy != "none" or is_bootstrap(idata):
                 continue
-            say(f"checks: {endpoint.upper()} PSIS-LOO candidates")
-            models, cnotes = fit_loo_candidates(cohort.frame, endpoint, idata, candidates=candidates,
+            cands = list(candidates)
+            if endpoint in covered and any(c.get("time_varying") for c in cands):
+                cands = [c for c in cands if not c.get("time_varying")]
+                notes.append(f"{endpoint.upper()} LOO: the time-varying HR is compared under the "
+                             "strategy of the main job's time-varying fit; not refitted unadjusted.")
+            if not cands:
+                continue
+            say(f"checks: {endpoint.upper()} PSIS-LOO candidate fits ({len(cands)})")
+            models, cnotes = fit_loo_candidates(cohort.frame, endpoint, idata, candidates=cands,
                                                 prior_set=prior_set,
                                                 sampler=candidate_sampler or candidate_settings(sampler))
             notes.extend(f"{endpoint.upper()} LOO: {n}" for n in cnotes)
-            loo[endpoint] = loo_table(models, cohort.frame)
+            if len(models) > 1:
+                title = f"{endpoint.upper()}: model structures (unadjusted)"
+                loo[(endpoint, title)] = loo_table(models, cohort.frame)
             for label, fit in models.items():
                 if not label.startswith("main: "):
                     cand_fits[f"{endpoint.upper()} LOO candidate: {label}"] = fit
-    diag = diagnostics_table({**fits, **cand_fits})
+    tv_fits = {f"{ep.upper()} {v.attrs.get('adjustment', '')} time-varying HR": v
+               for ep, v in (time_varying_fits or {}).items()}
+    diag = diagnostics_table({**fits, **tv_fits, **cand_fits})
     fails = failures(diag)
     section = _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed)
     return Checks(section, diag, fails, surv, resp, loo, cand_fits, notes,
@@ -896,13 +930,25 @@ def checks_section(cohort, fits: dict, **kwargs) -> rp.Section:
     return run_checks(cohort, fits, **kwargs).section
 
 
+def _flagged_cells(ppcs: list[SurvivalPPC]) -> pd.DataFrame:
+    rows = []
+    for ppc in ppcs:
+        e = ppc.events[ppc.events["p_value"] < 0.05]
+        for r in e.itertuples():
+            rows.append({"adjustment": STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment),
+                         "arm": ARM_NAMES[r.arm], "interval (months)": r.interval,
+                         "observed": r.observed, "predicted": r.predicted_median,
+                         "2.5%": r.predicted_lower, "97.5%": r.predicted_upper, "p": r.p_value})
+    return pd.DataFrame(rows)
+
+
 def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -> rp.Section:
     sec = rp.Section("checks", "Model checks: posterior predictive checks, LOO and convergence",
                      tier=getattr(cohort, "data_tier", None), nav="Checks")
     sec.add(rp.Text(
         "Posterior predictive checks ask whether data simulated from each fitted model look like "
-        "the observed data; p-values near 0 or 1 flag misfit (they are conservative: a model can "
-        "fit badly without an extreme p-value, so the figures matter more than the numbers). "
+        "the observed data; p-values near 0 flag misfit (they are conservative: a model can fit "
+        "badly without an extreme p-value, so the figures matter more than the numbers). "
         "PSIS-LOO compares the expected predictive accuracy of alternative survival model "
         "structures; the convergence table checks every MCMC fit."))
     # convergence
@@ -928,10 +974,11 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
             "last follow-up). Bands: 95% of replicate Kaplan-Meier curves; KM p: standardised "
             "squared distance of the observed curve from the replicates' mean, up to the 90th "
             "percentile of follow-up. Events per interval are checked given the observed time at "
-            "risk (Pearson X² discrepancy and per-cell two-sided mid-p). IPTW fits: the IPT-"
-            "weighted Kaplan-Meier curve and weighted events against replicates that keep each "
-            "patient's weight — a check of the marginal (pseudo-population) hazards, not of the "
-            f"propensity model. Replicates are seeded ({seed})."))
+            "risk (Pearson X² discrepancy and per-cell two-sided mid-p). Covariate and PS-spline "
+            "models simulate each patient from their own hazard. IPTW fits: the IPT-weighted "
+            "Kaplan-Meier curve and weighted events against replicates that keep each patient's "
+            "weight — a check of the marginal (pseudo-population) hazards, not of the propensity "
+            f"model. PSM fits: the matched set. Replicates are seeded ({seed})."))
         sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]),
                          "Survival posterior predictive p-values per fit", digits=2))
         for endpoint in dict.fromkeys(k[0] for k in surv):
@@ -940,11 +987,16 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
             sec.add(rp.Figure.from_matplotlib(
                 plot_survival_ppc(ppcs),
                 f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
-                "(top) and events per interval, observed (dots) vs predictive median and 95% "
-                "interval (bottom), one column per adjustment strategy."))
-            sec.add(rp.Table(_events_wide(ppcs),
-                             f"{name}: events per interval — observed | predictive median (95% "
-                             "interval), two-sided p"))
+                "(left) and events per interval and arm, observed (dots) vs predictive median and "
+                "95% interval (right); one row per adjustment strategy."))
+            flagged = _flagged_cells(ppcs)
+            if len(flagged):
+                sec.add(rp.Table(flagged, f"{name}: arm-interval cells whose observed events fall "
+                                 "outside the central 95% of the replicates (two-sided p < 0.05; "
+                                 f"about 1 in 20 cells by chance, {sum(len(p.events) for p in ppcs)} "
+                                 "cells checked)", digits=3))
+            else:
+                sec.add(rp.Text(f"{name}: no arm-interval cell with two-sided p < 0.05.", "note"))
     # response PPC
     if resp:
         ppcs = list(resp.values())
@@ -962,16 +1014,17 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
                                           "Objective response: replicate proportions per arm "
                                           "(histograms) and the observed proportion (lines)."))
     # LOO
-    for endpoint, tab in loo.items():
-        k_col = f"k > {PARETO_K:g}"
-        sec.add(rp.Table(tab, f"{endpoint.upper()}: PSIS-LOO comparison of unadjusted PWE models "
-                         "(per-patient log-likelihood; best first; elpd_diff and dse relative to "
-                         f"the best; '{k_col}': patients with an unreliable PSIS estimate)", digits=3))
+    k_col = f"k > {PARETO_K:g}"
+    for (endpoint, title), tab in loo.items():
+        sec.add(rp.Table(tab, f"{title}: PSIS-LOO (per-patient log-likelihood; best first; "
+                         "elpd_diff and dse relative to the best; a difference within about 2 dse "
+                         f"is not a clear preference; '{k_col}': patients with an unreliable PSIS "
+                         "estimate)", digits=3))
         if int(tab[k_col].sum()):
-            sec.add(rp.Text(f"{endpoint.upper()}: {int(tab[k_col].sum())} Pareto k value(s) > "
+            sec.add(rp.Text(f"{title}: {int(tab[k_col].sum())} Pareto k value(s) > "
                             f"{PARETO_K:g}: those models' LOO estimates are unreliable.", "warning"))
-    if any(is_bootstrap(v) or v.attrs.get("adjustment") == "iptw" for k, v in fits.items() if k[0] != "orr"):
-        sec.add(rp.Text("IPTW survival fits are not in the LOO comparison: a weighted pseudo-"
+    if any(v.attrs.get("adjustment") == "iptw" for k, v in fits.items() if k[0] != "orr"):
+        sec.add(rp.Text("IPTW survival fits are not in the LOO comparisons: a weighted pseudo-"
                         "likelihood or Bayesian bootstrap has no predictive density of the data.",
                         "note"))
     for n in notes:
