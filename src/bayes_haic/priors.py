@@ -161,7 +161,7 @@ class PriorSet:
         """Name recorded with every result, e.g. ``reference`` or ``reference+overrides``."""
         return self.name + ("+" + ";".join(self.overrides) if self.overrides else "")
 
-    def with_prior(self, dotted: str, prior: Prior) -> "PriorSet":
+    def with_prior(self, dotted: str, prior: Prior) -> PriorSet:
         """A copy with the prior at ``"section.key"`` replaced (recorded in the label, e.g.
         ``reference+survival.log_hr=Normal(mu: 0, sigma: 0.1)``); the key must exist."""
         self.get(dotted)  # raises for an unknown key

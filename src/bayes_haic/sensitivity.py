@@ -1,0 +1,1085 @@
+r"""Prior sensitivity of the hazard ratio: prior sets, cut points, power-scaling, tipping point.
+
+What is computed
+----------------
+For each endpoint (OS, PFS; months) and adjustment strategy, the piecewise-exponential model of
+:mod:`bayes_haic.survival` is fitted under every prior set (``models/priors/*.toml``) and every
+choice of cut points (default: 8, 4 and 12 quantile intervals of the event times and the fixed
+grid 0, 3, 6, 9, 12, 18, 24 months). The estimand is the strategy's hazard ratio HAIC-LEN-P vs
+LEN-P (``none``: the crude marginal HR in the cohort). Reported per posterior: median, 95%
+equal-tailed credible interval, :math:`P(HR < 1)` and how it was obtained (``method``).
+
+Reweighting instead of refitting
+--------------------------------
+A posterior under prior :math:`p_B` is the posterior under :math:`p_A` reweighted by
+:math:`w_s \propto p_B(\theta_s) / p_A(\theta_s)` (only the priors that differ matter). The raw
+ratios are Pareto-smoothed (PSIS; Vehtari et al. 2024, JMLR 25(72)) with ``az.psislw``; the
+estimated Pareto shape :math:`\hat k` says whether this is reliable: below
+:math:`\min(0.7,\, 1 - 1/\log_{10} S)` for :math:`S` draws it is used (``method`` "PSIS
+reweighting (k=0.23)"), otherwise the model is refitted (``method`` "refit"). Refits reuse the
+model graph that :mod:`bayes_haic.survival` caches per structure (same number of intervals and
+prior families; new data and prior values), and with the ``nutpie`` backend its compilation, so
+a refit costs about a second.
+
+On the main cut set (the first) every prior set is refitted, because the power-scaling
+diagnostics need unweighted draws; the reweighted estimate from the first prior's fit is
+computed as well and compared with the refit (:attr:`SensitivityStudy.reweighting_check`), so
+every run shows whether reweighting can be trusted where it is used (the other cut sets, the
+tipping point).
+
+Power-scaling sensitivity
+-------------------------
+Kallioinen, Paananen, Bürkner & Vehtari (2023, Stat Comput 34:57): the prior (or likelihood)
+is raised to a power :math:`\alpha` near 1 by importance weighting and the change of the
+posterior of log HR is measured by the cumulative Jensen-Shannon distance per unit of
+:math:`\log_2\alpha` (``az.psens``). Above 0.05 a component is influential. Prior sensitivity
+is computed for the log-HR prior alone and for every prior of the set (log HR, baseline
+hazard, random-walk sd; the structural N(0, 1) innovations of the non-centred random walk are
+not power-scaled); the log prior densities are added to the InferenceData
+(:func:`add_log_prior`) from the prior objects and the posterior draws. Diagnosis as in the
+``priorsense`` package: prior and likelihood both >= 0.05, "potential prior-data conflict";
+prior >= 0.05 and likelihood < 0.05, "potential strong prior and weak likelihood".
+
+Tipping point
+-------------
+How skeptical must a prior be before the evidence of benefit falls below a threshold? The
+skeptical family is :math:`\log HR \sim N(0, s^2)` with the other priors of the first set;
+:math:`P(HR < 1 \mid s)` decreases as :math:`s` decreases (the prior pulls the estimate to
+HR = 1). The tipping scale :math:`s^*` solves :math:`P(HR < 1 \mid s^*) = ` threshold (default
+0.95).
+
+* Patient level: :math:`P(HR < 1 \mid s)` on a grid of :math:`s` from the first prior's scale
+  down, each by PSIS reweighting from the nearest fitted :math:`s` where :math:`\hat k` allows,
+  else by a refit at that :math:`s` (which then serves the next values); the crossing is refined
+  by bisection in :math:`\log s`. Its Monte Carlo uncertainty is propagated from the MCSE of
+  :math:`P` through the slope of the curve.
+* Published tier (the study's published IPTW HR, :mod:`bayes_haic.reanalysis`): with the normal
+  likelihood :math:`\log\widehat{HR} \sim N(\theta, se^2)`, :math:`y = \log\widehat{HR} < 0`,
+  :math:`P(HR < 1 \mid s) = \Phi\!\left(-y s / (se\sqrt{s^2 + se^2})\right)`, so exactly
+  :math:`s^* = z\,se^2 / \sqrt{y^2 - z^2 se^2}` with :math:`z = \Phi^{-1}(\text{threshold})`;
+  if :math:`|y|/se \le z` no prior of the family reaches the threshold.
+
+Each tipping point is also said in words: the prior's :math:`P(HR < 0.5)` and 95% prior interval
+at :math:`s^*`, next to the shipped skeptical prior (:math:`s = 0.421`, :math:`P(HR < 0.5) = 5\%`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from . import analysis, survival
+from . import report as rp
+from .errors import InputError
+from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
+from .results import result_row
+from .sampling import SamplerSettings
+
+DEFAULT_THRESHOLD = 0.95
+K_MAX = 0.7  # Pareto k above which importance reweighting is not trusted (Vehtari et al. 2024)
+# smallest PSIS effective sample size for a reweighted posterior (the main job's bulk-ESS alert
+# level): with fewer, tail probabilities such as P(HR < 1) are poorly estimated even when k is low
+MIN_ESS = 400
+PSENS_THRESHOLD = 0.05  # Kallioinen et al. (2023): power-scaling sensitivity worth attention
+HR_KEY = "survival.log_hr"
+SENSITIVITY_METHOD = "sensitivity study"
+
+
+# --------------------------------------------------------------------------- cut sets
+
+
+@dataclass(frozen=True)
+class CutSet:
+    """A choice of PWE cut points: ``n_intervals`` quantile intervals of the event times, or a
+    fixed ``grid`` of months (starting at 0)."""
+
+    label: str
+    method: str = "quantile"  # "quantile" | "grid"
+    n_intervals: int = 8
+    grid: tuple = ()
+
+    def cuts(self, cohort, endpoint: str) -> np.ndarray:
+        """The cut points (months) for ``endpoint`` of ``cohort``."""
+        spec = list(self.grid) if self.method == "grid" else "quantile"
+        return analysis.endpoint_cuts(cohort, endpoint, spec, self.n_intervals)
+
+
+def quantile_cuts(n_intervals: int) -> CutSet:
+    return CutSet(f"{n_intervals} quantile intervals", "quantile", int(n_intervals))
+
+
+def grid_cuts(grid) -> CutSet:
+    g = tuple(float(x) for x in survival.validate_cuts(grid, "cut grid"))
+    return CutSet("grid " + ", ".join(f"{x:g}" for x in g) + " months", "grid", len(g), g)
+
+
+DEFAULT_CUT_SETS = (
+    quantile_cuts(8),
+    quantile_cuts(4),
+    quantile_cuts(12),
+    grid_cuts([0, 3, 6, 9, 12, 18, 24]),
+)
+
+
+def as_cut_set(value) -> CutSet:
+    """A :class:`CutSet` from itself, an integer (quantile intervals), a string ``"quantile:8"``
+    / ``"8"`` / ``"0,3,6,12"`` or a sequence of months (a grid)."""
+    if isinstance(value, CutSet):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        if value < 1:
+            raise InputError(f"cut set: expected a positive number of intervals; found {value}.")
+        return quantile_cuts(int(value))
+    if isinstance(value, str):
+        text = value.strip().removeprefix("quantile:").strip()
+        try:
+            if "," in text:
+                return grid_cuts([float(x) for x in text.split(",")])
+            return as_cut_set(int(text))
+        except ValueError:
+            raise InputError(
+                f"cut set {value!r}: expected 'quantile:N' (N quantile intervals) or a "
+                "comma-separated grid of months starting at 0, e.g. '0,3,6,9,12,18,24'."
+            ) from None
+    try:
+        return grid_cuts(list(value))
+    except TypeError:
+        raise InputError(f"cut set: cannot read {value!r}.") from None
+
+
+# --------------------------------------------------------------------------- log prior
+
+
+def model_spec(idata: az.InferenceData) -> survival.ModelSpec:
+    """The PWE model structure of a fit, from its ``attrs``."""
+    a = idata.attrs
+    return survival.ModelSpec(
+        n_intervals=len(a["cuts"]),
+        baseline=a.get("baseline", "rw"),
+        layout=a.get("layout", "collapsed"),
+        time_varying=bool(a.get("time_varying", 0)),
+        n_covariates=len(a.get("covariates", ()) or ()),
+        covariate_prior="survival.ps_spline" if a.get("adjustment") == "ps_covariate" else "survival.covariate",
+        n_pairs=int(a.get("n_pairs", 0)),
+    )
+
+
+def prior_variables(idata: az.InferenceData) -> dict[str, str]:
+    """Posterior variable -> prior key (``"survival.log_hr"``, ...) for every free parameter
+    whose prior comes from the prior set (structural N(0, 1) innovations excluded)."""
+    return {v: k for v, k in model_spec(idata).prior_vars().items() if v in idata.posterior}
+
+
+def log_prior(idata: az.InferenceData, prior_set: PriorSet) -> xr.Dataset:
+    """Log prior density of each prior-set parameter at every posterior draw (dims as in the
+    posterior, e.g. ``(chain, draw)``)."""
+    out = {}
+    for var, key in prior_variables(idata).items():
+        da = idata.posterior[var]
+        out[var] = xr.DataArray(prior_set.get(key).logpdf(da.values), dims=da.dims, coords=da.coords)
+    return xr.Dataset(out)
+
+
+def add_log_prior(idata: az.InferenceData, prior_set: PriorSet) -> az.InferenceData:
+    """A copy of ``idata`` with a ``log_prior`` group (see :func:`log_prior`), as ``az.psens``
+    needs; other groups are shared, not copied."""
+    groups = {g: idata[g] for g in idata.groups() if g != "log_prior"}
+    out = az.InferenceData(**groups, log_prior=log_prior(idata, prior_set))
+    out.attrs.update(idata.attrs)
+    return out
+
+
+def _sum_log_prior(idata, prior_set) -> np.ndarray:
+    lp = log_prior(idata, prior_set)
+    total = np.zeros((idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]))
+    for var in lp.data_vars:
+        da = lp[var]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        total += (da.sum(extra) if extra else da).transpose("chain", "draw").values
+    return total
+
+
+# --------------------------------------------------------------------------- weighted draws
+
+
+def weighted_quantile(x, weights, q) -> np.ndarray:
+    """Quantiles of draws ``x`` with normalised ``weights`` (midpoint interpolation of the
+    weighted ECDF; equal weights give the usual sample quantiles up to interpolation)."""
+    x = np.asarray(x, float).ravel()
+    w = np.asarray(weights, float).ravel()
+    order = np.argsort(x)
+    xs, ws = x[order], w[order] / w.sum()
+    cw = np.cumsum(ws) - ws / 2
+    return np.interp(q, cw, xs)
+
+
+@dataclass(frozen=True)
+class Reweighting:
+    """PSIS weights that turn draws from one posterior into draws from another.
+
+    ``weights``: normalised, flattened over (chain, draw); ``k``: Pareto shape estimate;
+    ``ess``: effective sample size ``r_eff / sum(w^2)``; ``k_threshold``:
+    ``min(k_max, 1 - 1/log10(S))``. Reliable: ``k < k_threshold`` and ``ess >= min_ess``."""
+
+    weights: np.ndarray
+    k: float
+    ess: float
+    r_eff: float
+    k_threshold: float
+    min_ess: float = MIN_ESS
+
+    @property
+    def reliable(self) -> bool:
+        return bool(self.k < self.k_threshold and self.ess >= self.min_ess)  # False for NaN k
+
+
+def psis_weights(log_ratio: np.ndarray, *, k_max: float = K_MAX, min_ess: float = MIN_ESS) -> Reweighting:
+    """Pareto-smoothed importance weights from log density ratios ``(chain, draw)``; ``r_eff``
+    (relative efficiency of the draws for the weights) from the ESS of the raw ratios."""
+    lr = np.asarray(log_ratio, float)
+    if lr.ndim == 1:
+        lr = lr[None, :]
+    flat = lr.ravel()
+    n = flat.size
+    thr = min(k_max, 1 - 1 / math.log10(n))
+    if not np.all(np.isfinite(flat)):
+        return Reweighting(np.full(n, 1.0 / n), math.inf, 0.0, 1.0, thr, min_ess)
+    if np.ptp(flat) < 1e-12:  # same prior: equal weights
+        return Reweighting(np.full(n, 1.0 / n), -math.inf, float(n), 1.0, thr, min_ess)
+    raw = np.exp(lr - lr.max())
+    r_eff = 1.0
+    if lr.shape[0] > 1 and lr.shape[1] > 3:
+        e = float(az.ess(raw, method="mean"))
+        if np.isfinite(e):
+            r_eff = float(np.clip(e / n, 0.01, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lw, k = az.psislw(flat, r_eff)
+    w = np.exp(lw - lw.max())
+    w /= w.sum()
+    return Reweighting(w, float(k), float(r_eff / np.sum(w**2)), r_eff, thr, min_ess)
+
+
+def psis_reweight(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSet, *, k_max: float = K_MAX,
+                  min_ess: float = MIN_ESS) -> Reweighting:
+    """PSIS weights from the posterior ``idata`` (fitted under ``from_set``) to the posterior
+    under ``to_set`` (same model and data): log ratio = log p_to(theta) - log p_from(theta)."""
+    return psis_weights(_sum_log_prior(idata, to_set) - _sum_log_prior(idata, from_set), k_max=k_max,
+                        min_ess=min_ess)
+
+
+# --------------------------------------------------------------------------- one posterior
+
+
+@dataclass
+class HRPosterior:
+    """The posterior of the hazard ratio for one endpoint, strategy, cut set and prior set.
+
+    ``log_hr``: draws (chain, draw); ``weights``: normalised weights over the flattened draws
+    (``None``: equal, i.e. MCMC or bootstrap draws). ``how``: ``"refit"``, ``"PSIS reweighting
+    (k=0.23)"`` or ``"prior not used"``."""
+
+    endpoint: str
+    strategy: str
+    cut_set: CutSet
+    cuts: tuple
+    prior_set: PriorSet
+    log_hr: np.ndarray
+    weights: np.ndarray | None
+    how: str
+    k: float = math.nan
+    ess: float = math.nan
+    mcse_median: float = math.nan  # of the posterior median of log HR
+    base: str = ""  # label of the fit that was reweighted
+    fit_method: str = ""  # the fitted model, from idata.attrs["method"]
+    estimand: str = ""
+    n_treated: int = -1
+    n_control: int = -1
+    diagnostics: dict = field(default_factory=dict)
+    idata: az.InferenceData | None = None  # kept for refits on the main cut set
+
+    @property
+    def prior_label(self) -> str:
+        return self.prior_set.label()
+
+    @property
+    def prior_log_hr(self) -> Prior:
+        return self.prior_set.get(HR_KEY)
+
+    def _w(self) -> np.ndarray:
+        n = self.log_hr.size
+        return np.full(n, 1.0 / n) if self.weights is None else self.weights
+
+    def quantile(self, q) -> np.ndarray:
+        """Quantiles of log HR."""
+        return weighted_quantile(self.log_hr, self._w(), q)
+
+    def prob_below(self, ratio: float) -> float:
+        """Posterior P(HR < ratio)."""
+        return float(np.sum(self._w() * (self.log_hr.ravel() < math.log(ratio))))
+
+    def summary(self) -> dict:
+        lo, med, hi = np.exp(self.quantile([0.025, 0.5, 0.975]))
+        return {"median": float(med), "lower": float(lo), "upper": float(hi),
+                "p_hr_below_1": self.prob_below(1.0), "p_hr_below_0.7": self.prob_below(0.7)}
+
+    @property
+    def method(self) -> str:
+        """``method`` of the results row: how, cut set, fitted model."""
+        return (f"{SENSITIVITY_METHOD}: {self.how}"
+                + (f" of the '{self.base}' fit" if self.weights is not None else "")
+                + f"; cuts: {self.cut_set.label}; {self.fit_method}")
+
+
+def _mcse_median_weighted(log_hr, weights, ess) -> float:
+    """MCSE of a weighted median: half the distance between the quantiles at
+    0.5 -+ sqrt(0.25 / ESS) (the normal approximation of the median's binomial count)."""
+    if not ess > 1:
+        return math.nan
+    d = math.sqrt(0.25 / ess)
+    lo, hi = weighted_quantile(log_hr, weights, [0.5 - d, 0.5 + d])
+    return float(hi - lo) / 2
+
+
+def _prior_used(idata) -> bool:
+    """False for the unpenalised IPTW Bayesian bootstrap, whose draws ignore the prior."""
+    return not ("bootstrap_n" in idata.attrs and not int(idata.attrs.get("penalised", 0)))
+
+
+def _is_mcmc(idata) -> bool:
+    return "sample_stats" in idata.groups() and "bootstrap_n" not in idata.attrs
+
+
+def _diagnostics(idata) -> dict:
+    return survival._diagnostics(idata)
+
+
+def _from_fit(idata, endpoint, strategy, cut_set, prior_set, how="refit", keep=False) -> HRPosterior:
+    lh = idata.posterior["log_hr"].transpose("chain", "draw").values
+    mcse = math.nan
+    ess = math.nan
+    if _is_mcmc(idata):
+        mcse = float(az.mcse(lh, method="median")) if lh.shape[0] > 1 else math.nan
+        ess = float(az.ess(lh, method="bulk")) if lh.shape[0] > 1 else math.nan
+    else:
+        n = lh.size
+        ess = float(n)
+        mcse = _mcse_median_weighted(lh, np.full(n, 1.0 / n), n)
+    a = idata.attrs
+    return HRPosterior(
+        endpoint, strategy, cut_set, tuple(float(c) for c in a["cuts"]), prior_set, lh, None, how,
+        ess=ess, mcse_median=mcse, fit_method=a.get("method", ""), estimand=a.get("estimand", ""),
+        n_treated=int(a.get("n_treated", -1)), n_control=int(a.get("n_control", -1)),
+        diagnostics=_diagnostics(idata), idata=idata if keep else None)
+
+
+def _from_weights(base: HRPosterior, base_idata, prior_set, rw: Reweighting) -> HRPosterior:
+    lh = base.log_hr
+    d = dict(base.diagnostics)
+    if "ess_bulk_min" in d and np.isfinite(d["ess_bulk_min"]):
+        d["ess_bulk_min"] = min(d["ess_bulk_min"], rw.ess)
+    return replace(
+        base, prior_set=prior_set, weights=rw.weights, how=f"PSIS reweighting (k={rw.k:.2f})",
+        k=rw.k, ess=rw.ess, mcse_median=_mcse_median_weighted(lh, rw.weights, rw.ess),
+        base=base.prior_label, diagnostics=d, idata=None)
+
+
+# --------------------------------------------------------------------------- power scaling
+
+
+def _psens_value(res) -> float:
+    if isinstance(res, xr.Dataset):
+        res = res[next(iter(res.data_vars))]
+    return float(np.asarray(res))
+
+
+def power_scaling(idata: az.InferenceData, prior_set: PriorSet, var: str = "log_hr") -> dict:
+    """Power-scaling sensitivity (``az.psens``, Kallioinen et al. 2023) of the posterior of
+    ``var`` to the log-HR prior alone, to every prior of the set, and to the likelihood, with
+    the ``priorsense`` diagnosis. ``idata`` needs a ``log_likelihood`` group (MCMC fits of
+    :func:`bayes_haic.survival.fit_pwe` have one)."""
+    data = add_log_prior(idata, prior_set)
+    pv = prior_variables(idata)
+    hr_vars = [v for v, k in pv.items() if k == HR_KEY]
+    prior_hr = _psens_value(az.psens(data, component="prior", component_var_names=hr_vars, var_names=[var]))
+    prior_all = _psens_value(az.psens(data, component="prior", var_names=[var]))
+    lik = _psens_value(az.psens(data, component="likelihood", var_names=[var]))
+    prior = max(prior_hr, prior_all)
+    if prior >= PSENS_THRESHOLD and lik >= PSENS_THRESHOLD:
+        diagnosis = "potential prior-data conflict"
+    elif prior >= PSENS_THRESHOLD:
+        diagnosis = "potential strong prior and weak likelihood"
+    else:
+        diagnosis = "-"
+    return {"variable": var, "prior_log_hr": prior_hr, "prior_all": prior_all,
+            "likelihood": lik, "diagnosis": diagnosis,
+            "priors_scaled": ", ".join(pv)}
+
+
+# --------------------------------------------------------------------------- tipping point
+
+
+def normal_scale_prior(scale: float) -> Prior:
+    return Prior("Normal", {"mu": 0.0, "sigma": float(scale)})
+
+
+def prior_prob_below(scale: float, ratio: float = 0.5) -> float:
+    """P(HR < ratio) under the Normal(0, scale) prior on log HR."""
+    return float(stats.norm.cdf(math.log(ratio) / scale))
+
+
+def _fmt_p(p: float) -> str:
+    if p < 1e-4:
+        return f"{p:.1e}"
+    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
+
+
+def describe_scale(scale: float) -> str:
+    """A Normal(0, scale) prior on log HR in words."""
+    z = stats.norm.isf(0.025)
+    lo, hi = math.exp(-z * scale), math.exp(z * scale)
+    return (f"Normal(0, {scale:.3g}) on log HR: 95% prior probability that HR lies between "
+            f"{lo:.2f} and {hi:.2f}, P(HR < 0.5) = {_fmt_p(prior_prob_below(scale))}, "
+            f"P(HR < 0.7) = {_fmt_p(prior_prob_below(scale, 0.7))}")
+
+
+def conjugate_prob_benefit(log_hr: float, se: float, scale) -> np.ndarray:
+    """P(HR < 1) for log HR-hat ~ N(theta, se^2) and theta ~ N(0, scale^2), exactly:
+    Phi(-y s / (se sqrt(s^2 + se^2)))."""
+    s = np.asarray(scale, float)
+    return stats.norm.cdf(-log_hr * s / (se * np.sqrt(s**2 + se**2)))
+
+
+def conjugate_tipping_scale(log_hr: float, se: float, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """The s at which P(HR < 1) = ``threshold`` under a Normal(0, s) prior on log HR and a normal
+    likelihood (exact). ``inf`` if even a flat prior gives P(HR < 1) <= threshold (no prior of
+    the family reaches it)."""
+    _check_threshold(threshold)
+    if not se > 0:
+        raise InputError(f"tipping point: the SE of log HR must be positive; found {se}.")
+    z = stats.norm.ppf(threshold)
+    gap = log_hr**2 - (z * se) ** 2
+    if log_hr >= 0 or gap <= 0:
+        return math.inf
+    return float(z * se**2 / math.sqrt(gap))
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0.5 < threshold < 1:
+        raise InputError(
+            f"threshold: expected a probability between 0.5 and 1 (P(HR < 1) under a prior "
+            f"centred on HR = 1 is at least 0.5); found {threshold!r}.")
+
+
+@dataclass
+class TippingPoint:
+    """P(HR < 1) against the scale s of a Normal(0, s) prior on log HR, and the tipping s.
+
+    ``status``: ``"tips"`` (crossing found, ``scale`` = s*), ``"never"`` (P(HR < 1) stays at or
+    above the threshold down to the smallest s tried; or, with ``scale`` = inf, never reaches
+    it under any s), ``"already"`` (below the threshold even at the widest s)."""
+
+    data_tier: str
+    endpoint: str
+    strategy: str
+    threshold: float
+    scales: np.ndarray
+    p_benefit: np.ndarray
+    mcse: np.ndarray
+    how: list
+    scale: float
+    scale_range: tuple = (math.nan, math.nan)
+    status: str = "tips"
+    n_refits: int = 0
+    base_label: str = ""
+    detail: str = ""  # e.g. the published HR and SE
+
+    def text(self) -> str:
+        """The tipping point in plain words."""
+        who = f"{self.endpoint.upper()}" + (f" ({self.strategy})" if self.strategy else "")
+        thr = f"{self.threshold:g}"
+        if self.status == "already":
+            return (f"{who}: P(HR < 1) is already below {thr} under the widest prior tried "
+                    f"(Normal(0, {self.scales.max():.3g}) on log HR); there is no tipping point.")
+        if self.status == "never":
+            if math.isinf(self.scale):
+                return (f"{who}: P(HR < 1) does not reach {thr} under any Normal(0, s) prior on "
+                        "log HR (not even a flat one), so there is no tipping point.")
+            return (f"{who}: P(HR < 1) stays at or above {thr} for every prior tried, down to "
+                    f"{describe_scale(self.scales.min())}.")
+        rng = ""
+        if np.all(np.isfinite(self.scale_range)) and self.scale_range[0] != self.scale_range[1]:
+            rng = f" (Monte Carlo range {self.scale_range[0]:.3g} to {self.scale_range[1]:.3g})"
+        sk = 0.421404
+        compare = ("more skeptical than" if self.scale < sk else "less skeptical than")
+        return (
+            f"{who}: P(HR < 1) stays at or above {thr} unless the prior on log HR is Normal(0, s) "
+            f"with s below {self.scale:.3g}{rng}. At that point the prior is "
+            f"{describe_scale(self.scale)}; it is {compare} the shipped skeptical prior "
+            f"(s = 0.421, P(HR < 0.5) = 0.05)."
+            + (f" {self.detail}" if self.detail else ""))
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"data_tier": self.data_tier, "endpoint": self.endpoint,
+                             "strategy": self.strategy, "scale": self.scales,
+                             "p_hr_below_1": self.p_benefit, "mcse": self.mcse, "how": self.how})
+
+
+def _bisect_log(f, lo: float, hi: float, target: float, steps: int = 40) -> float:
+    """s in [lo, hi] with f(s) = target, f increasing in s (bisection on log s)."""
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(steps):
+        m = (a + b) / 2
+        if f(math.exp(m)) >= target:
+            b = m
+        else:
+            a = m
+        if b - a < 1e-4:
+            break
+    return math.exp((a + b) / 2)
+
+
+def published_tipping(threshold: float = DEFAULT_THRESHOLD, *, evidence=None,
+                      endpoints=("os", "pfs"), scales=None, se_factors=(1.0, 0.75, 0.5)) -> dict:
+    """Tipping points of the published IPTW hazard ratios (data tier ``published``), exact.
+
+    Returns ``{endpoint: TippingPoint}``; each point's ``detail`` says which SE was assumed and
+    how the tipping scale changes if the true SE is smaller (``se_factors`` x the SE bound, all
+    consistent with the published "P < 0.001")."""
+    from . import reanalysis
+
+    _check_threshold(threshold)
+    scales = np.geomspace(3.0, 0.01, 121) if scales is None else np.sort(np.asarray(scales, float))[::-1]
+    out = {}
+    for endpoint in endpoints:
+        r = reanalysis.reanalyse_hr(endpoint, "reference", evidence=evidence)
+        s_star = conjugate_tipping_scale(r.log_hr, r.se, threshold)
+        p = conjugate_prob_benefit(r.log_hr, r.se, scales)
+        others = [(f, conjugate_tipping_scale(r.log_hr, f * r.se, threshold)) for f in se_factors if f != 1]
+        detail = (f"Published IPTW HR {r.hr:g}; {r.se_method}."
+                  + ("" if not others else " If the true SE were smaller (equally consistent with "
+                     "the published P value), the tipping scale would be smaller still: "
+                     + ", ".join(f"s = {s:.3g} at {f:g} x SE" for f, s in others) + "."))
+        status = "never" if math.isinf(s_star) else "tips"
+        out[endpoint] = TippingPoint(
+            "published", endpoint, "", threshold, scales, p, np.zeros_like(p),
+            ["closed form"] * len(scales), s_star, (s_star, s_star), status, 0,
+            "", detail)
+    return out
+
+
+def _indicator_mcse(ind: np.ndarray, w: np.ndarray, r_eff: float) -> tuple[float, float]:
+    """Self-normalised importance-sampling estimate of P = E[ind] and its Monte Carlo SE,
+    sqrt(sum w^2 (ind - P)^2 / r_eff) (equal weights: the usual binomial SE over ESS)."""
+    p = float(np.sum(w * ind))
+    return p, float(math.sqrt(np.sum(w**2 * (ind - p) ** 2) / max(r_eff, 1e-3)))
+
+
+def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Callable, *,
+                    threshold: float = DEFAULT_THRESHOLD, scales=None, k_max: float = K_MAX,
+                    min_ess: float = MIN_ESS, max_verify: int = 4, data_tier: str = "synthetic", endpoint: str = "",
+                    strategy: str = "") -> TippingPoint:
+    """Tipping point of a patient-level fit: P(HR < 1) under ``base_set`` with ``survival.log_hr``
+    replaced by Normal(0, s).
+
+    ``scales`` (default: 40 values from the base prior's sd, or 2.5, down to 0.005, log-spaced)
+    are evaluated from widest to narrowest. Each value is PSIS-reweighted from the fitted anchor
+    (the base fit and every refit so far) with the largest effective sample size among those
+    with Pareto k below the threshold; if there is none, ``fit_at(prior_set) -> InferenceData``
+    refits there and the refit becomes an anchor. The crossing of ``threshold`` is found by
+    bisection in log s, then verified by a refit at the crossing and bisected again from it
+    (at most ``max_verify`` times, until an anchor lies within 2% of the crossing), so that the
+    tipping value rests on draws from a posterior near it. The Monte Carlo range is s* times
+    exp(-+ 2 MCSE(P) / (dP / d log s)). ``base_idata`` is the fit under ``base_set``.
+    """
+    _check_threshold(threshold)
+    bp = base_set.get(HR_KEY)
+    s_base = bp.params["sigma"] if bp.dist == "Normal" and bp.params.get("mu") == 0 else None
+    top = s_base or 2.5
+    scales = np.geomspace(top, 0.005, 40) if scales is None else np.sort(np.asarray(scales, float))[::-1]
+    # fitted anchors: (s, or None if the base prior is not in the family; prior set; fit)
+    anchors = [(s_base, base_set, base_idata)]
+    refits = [0]
+
+    def family(s):
+        return base_set.with_prior(HR_KEY, normal_scale_prior(s))
+
+    def draws(aid):
+        return aid.posterior["log_hr"].transpose("chain", "draw").values
+
+    def refit(s: float):
+        target = family(s)
+        aid = fit_at(target)
+        refits[0] += 1
+        anchors.append((s, target, aid))
+
+    def evaluate(s: float, allow_refit: bool = True):
+        exact = [a for a in anchors if a[0] is not None and abs(math.log(a[0] / s)) < 1e-9]
+        if exact:
+            lh = draws(exact[0][2])
+            ind = (lh < 0).astype(float)
+            r_eff = 1.0
+            if ind.min() != ind.max() and lh.shape[0] > 1:  # ESS of the indicator of HR < 1
+                r_eff = min(1.0, float(az.ess(ind, method="mean")) / lh.size)
+            p, mcse = _indicator_mcse(ind.ravel(), np.full(lh.size, 1.0 / lh.size), r_eff)
+            return p, mcse, "refit"
+        target = family(s)
+        best = None
+        for _, aset, aid in anchors:
+            rw = psis_reweight(aid, aset, target, k_max=k_max, min_ess=min_ess)
+            if rw.reliable and (best is None or rw.ess > best[0].ess):
+                best = (rw, aid)
+        if best is None:
+            if not allow_refit:
+                return math.nan, math.nan, "not evaluated"
+            refit(s)
+            return evaluate(s)
+        rw, aid = best
+        p, mcse = _indicator_mcse((draws(aid).ravel() < 0).astype(float), rw.weights, rw.r_eff)
+        return p, mcse, f"PSIS reweighting (k={rw.k:.2f})"
+
+    p = np.array([evaluate(float(s))[0] for s in scales])
+    below = np.flatnonzero(p < threshold)
+    status, s_star, rng = "tips", math.nan, (math.nan, math.nan)
+    points = [float(s) for s in scales]
+    if below.size == 0:
+        status = "never"
+    elif below[0] == 0:
+        status = "already"
+    else:
+        i = below[0]
+        lo, hi = float(scales[i]), float(scales[i - 1])
+        for _ in range(max_verify + 1):
+            s_star = _bisect_log(lambda s: evaluate(s)[0], lo, hi, threshold)
+            near = [abs(math.log(a[0] / s_star)) for a in anchors if a[0] is not None]
+            if (near and min(near) < 0.02) or refits[0] >= 50:
+                break
+            refit(s_star)
+            lo, hi = s_star * 0.8, min(s_star * 1.25, float(scales[0]))
+            while evaluate(lo)[0] >= threshold and lo > 1e-6:
+                lo *= 0.8
+            while evaluate(hi)[0] < threshold and hi < float(scales[0]):
+                hi = min(hi * 1.25, float(scales[0]))
+        _, mcse_star, _ = evaluate(s_star)
+        h = 0.05
+        slope = (evaluate(s_star * math.exp(h))[0] - evaluate(s_star * math.exp(-h))[0]) / (2 * h)
+        d = 2 * mcse_star / slope if slope > 0 else 0.0
+        rng = (s_star * math.exp(-d), s_star * math.exp(d))
+        points += [s_star] + [a[0] for a in anchors if a[0] is not None]
+    # the curve, every value from the final set of anchors (so it is one consistent estimate)
+    points = sorted(set(points), reverse=True)
+    final = [evaluate(s, allow_refit=False) for s in points]
+    return TippingPoint(
+        data_tier, endpoint, strategy, threshold, np.array(points),
+        np.array([v[0] for v in final]), np.array([v[1] for v in final]),
+        [v[2] for v in final], s_star, rng, status, refits[0], base_set.label())
+
+
+# --------------------------------------------------------------------------- the study
+
+
+@dataclass
+class SensitivityStudy:
+    """Everything :func:`run_sensitivity` computed, with rows, a tidy table and a report
+    section."""
+
+    data_tier: str
+    source: str
+    threshold: float
+    cut_sets: tuple
+    prior_labels: list
+    posteriors: list  # HRPosterior
+    psens: pd.DataFrame
+    reweighting_check: pd.DataFrame
+    tipping: dict  # (endpoint, strategy) -> TippingPoint (patient level)
+    published_tipping: dict  # endpoint -> TippingPoint (published tier)
+    timings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def main_cut_set(self) -> CutSet:
+        return self.cut_sets[0]
+
+    def table(self) -> pd.DataFrame:
+        """Tidy table: one row per endpoint, strategy, cut set and prior set."""
+        recs = []
+        for p in self.posteriors:
+            s = p.summary()
+            recs.append({
+                "data_tier": self.data_tier, "endpoint": p.endpoint, "strategy": p.strategy,
+                "cut_set": p.cut_set.label, "n_intervals": len(p.cuts), "prior": p.prior_label,
+                "prior_log_hr": str(p.prior_log_hr), "median": s["median"], "lower": s["lower"],
+                "upper": s["upper"], "p_hr_below_1": s["p_hr_below_1"],
+                "p_hr_below_0.7": s["p_hr_below_0.7"], "method": p.how,
+                "pareto_k": p.k, "ess": p.ess, "mcse_median_log_hr": p.mcse_median,
+            })
+        return pd.DataFrame(recs)
+
+    def rows(self, data_tier: str | None = None, source: str | None = None, *, tipping: bool = True) -> list[dict]:
+        """Results-table rows (``results.result_row``): measure ``hr`` per posterior (``prior``
+        = the prior label, ``method`` says reweighted/refit and the cut set) and, with
+        ``tipping``, measure ``tipping_sd_log_hr`` per patient-level tipping point (median = s*,
+        lower/upper = its Monte Carlo range)."""
+        tier = data_tier or self.data_tier
+        src = source or self.source
+        out = []
+        for p in self.posteriors:
+            s = p.summary()
+            d = p.diagnostics
+            out.append(result_row(
+                data_tier=tier, endpoint=p.endpoint, measure="hr", adjustment=p.strategy,
+                estimand=p.estimand, prior=p.prior_label, median=s["median"], lower=s["lower"],
+                upper=s["upper"], prob_benefit=s["p_hr_below_1"],
+                rhat_max=d.get("rhat_max", math.nan), ess_bulk_min=d.get("ess_bulk_min", math.nan),
+                divergences=d.get("divergences", math.nan), method=p.method,
+                n_treated=p.n_treated, n_control=p.n_control, source=src))
+        if tipping:
+            n = {(p.endpoint, p.strategy): (p.n_treated, p.n_control) for p in self.posteriors}
+            for (endpoint, strategy), t in self.tipping.items():
+                out.append(_tipping_row(t, tier, src, *n.get((endpoint, strategy), (-1, -1))))
+        return out
+
+    def published_rows(self) -> list[dict]:
+        """Rows of the published-tier tipping points (data tier ``published``)."""
+        from .published import load_published
+        from .reanalysis import _source_label
+
+        src = _source_label(load_published())
+        return [_tipping_row(t, "published", src, -1, -1) for t in self.published_tipping.values()]
+
+    def section(self) -> rp.Section:
+        """The report section (id ``sensitivity``, nav ``Sensitivity``); see :func:`build_section`."""
+        return build_section(self)
+
+
+def _tipping_row(t: TippingPoint, tier, source, n1, n0) -> dict:
+    lo, hi = t.scale_range
+    return result_row(
+        data_tier=tier, endpoint=t.endpoint, measure="tipping_sd_log_hr",
+        adjustment=t.strategy or "published",
+        prior="Normal(0, s) on log HR" + (f"; other priors {t.base_label}" if t.base_label else ""),
+        estimand=f"sd s of a Normal(0, s) prior on log HR below which P(HR < 1) < {t.threshold:g}",
+        median=t.scale, lower=lo, upper=hi, prob_benefit=math.nan,
+        method=(f"{SENSITIVITY_METHOD}: tipping point, "
+                + ("closed form (conjugate normal)" if tier == "published"
+                   else f"PSIS reweighting with {t.n_refits} refit(s), bisection")
+                + f"; status {t.status}"),
+        n_treated=n1, n_control=n0, source=source)
+
+
+def _load_sets(prior_names, overrides) -> list[PriorSet]:
+    names = shipped_prior_names() if prior_names is None else list(prior_names)
+    if not names:
+        raise InputError("prior sets: give at least one prior set name or path.")
+    sets = [p if isinstance(p, PriorSet) else load_prior_set(p, overrides) for p in names]
+    labels = [s.label() for s in sets]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"prior sets: each set must appear once; found {', '.join(labels)}.")
+    return sets
+
+
+def run_sensitivity(
+    cohort,
+    *,
+    endpoints=("os", "pfs"),
+    strategies=("none",),
+    prior_names=None,
+    cut_sets=DEFAULT_CUT_SETS,
+    sampler: SamplerSettings | None = None,
+    design=None,
+    threshold: float = DEFAULT_THRESHOLD,
+    overrides=(),
+    k_max: float = K_MAX,
+    min_ess: float = MIN_ESS,
+    reweight: bool = True,
+    tipping: bool = True,
+    tipping_scales=None,
+    baseline: str = "rw",
+    n_boot: int = 400,
+    evidence=None,
+    echo: Callable | None = None,
+) -> SensitivityStudy:
+    """Fit every endpoint and strategy of ``cohort`` under every prior set and cut set.
+
+    ``prior_names``: names in ``models/priors/`` or paths or PriorSet objects (default: every
+    shipped set, ``reference`` first); the first is the base that others are reweighted from
+    and the tipping family's nuisance priors. ``cut_sets``: :class:`CutSet` objects or what
+    :func:`as_cut_set` reads; the first is the main set (every prior refitted there, power
+    scaling, tipping point). ``sampler``: default ``SamplerSettings(backend="nutpie")`` (the
+    compiled model is reused across refits; with the PyMC backend every refit recompiles).
+    ``reweight=False`` refits everywhere. ``threshold``: P(HR < 1) of the tipping point.
+    """
+    _check_threshold(threshold)
+    t_start = time.perf_counter()
+    say = echo or (lambda _m: None)
+    sampler = sampler or SamplerSettings(backend="nutpie")
+    if isinstance(cut_sets, (str, int, CutSet)):
+        cut_sets = (cut_sets,)
+    cut_sets = tuple(as_cut_set(c) for c in cut_sets)
+    if not cut_sets:
+        raise InputError("cut sets: give at least one.")
+    sets = _load_sets(prior_names, overrides)
+    base_set = sets[0]
+    for e in endpoints:
+        if e not in survival.ENDPOINTS:
+            raise InputError(f"endpoint: expected one of {', '.join(survival.ENDPOINTS)}; found {e!r}.")
+    posteriors, psens_rows, check_rows, tips = [], [], [], {}
+    n_fits = [0]
+    timings = {}
+
+    def fit(endpoint, strategy, cuts, prior_set):
+        n_fits[0] += 1
+        return analysis.fit_survival(cohort, endpoint, strategy, design=design, prior_set=prior_set,
+                                     sampler=sampler, cuts=cuts, baseline=baseline, n_boot=n_boot)
+
+    for endpoint in endpoints:
+        for strategy in strategies:
+            t0 = time.perf_counter()
+            for ci, cs in enumerate(cut_sets):
+                main = ci == 0
+                cuts = cs.cuts(cohort, endpoint)
+                say(f"sensitivity: {endpoint.upper()} '{strategy}', {cs.label}: fit under "
+                    f"'{base_set.label()}'")
+                base_idata = fit(endpoint, strategy, cuts, base_set)
+                base = _from_fit(base_idata, endpoint, strategy, cs, base_set, how="fit", keep=main)
+                posteriors.append(base)
+                prior_used = _prior_used(base_idata)
+                mcmc = _is_mcmc(base_idata)
+                if main and mcmc:
+                    psens_rows.append(_psens_row(base, base_idata, base_set))
+                for ps in sets[1:]:
+                    if not prior_used:
+                        posteriors.append(replace(base, prior_set=ps, how="prior not used (same draws "
+                                                  "under every prior)", idata=None))
+                        continue
+                    rw = (psis_reweight(base_idata, base_set, ps, k_max=k_max, min_ess=min_ess)
+                          if (mcmc and reweight) else None)
+                    if main or rw is None or not rw.reliable:
+                        idata = fit(endpoint, strategy, cuts, ps)
+                        post = _from_fit(idata, endpoint, strategy, cs, ps, keep=main)
+                        posteriors.append(post)
+                        if main and _is_mcmc(idata):
+                            psens_rows.append(_psens_row(post, idata, ps))
+                            if rw is not None:
+                                check_rows.append(_check_row(post, _from_weights(base, base_idata, ps, rw), rw))
+                    else:
+                        posteriors.append(_from_weights(base, base_idata, ps, rw))
+                if main and tipping and mcmc and prior_used:
+                    say(f"sensitivity: {endpoint.upper()} '{strategy}': tipping point")
+                    tips[(endpoint, strategy)] = patient_tipping(
+                        base_idata, base_set, lambda ps_, e=endpoint, s=strategy, c=cuts: fit(e, s, c, ps_),
+                        threshold=threshold, scales=tipping_scales, k_max=k_max, min_ess=min_ess,
+                        data_tier=cohort.data_tier, endpoint=endpoint, strategy=strategy)
+            timings[f"{endpoint}/{strategy}"] = time.perf_counter() - t0
+    pub = published_tipping(threshold, evidence=evidence) if tipping else {}
+    timings["total"] = time.perf_counter() - t_start
+    timings["fits"] = n_fits[0]
+    return SensitivityStudy(
+        data_tier=cohort.data_tier, source=cohort.name, threshold=threshold, cut_sets=cut_sets,
+        prior_labels=[s.label() for s in sets], posteriors=posteriors,
+        psens=pd.DataFrame(psens_rows), reweighting_check=pd.DataFrame(check_rows), tipping=tips,
+        published_tipping=pub, timings=timings,
+        settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
+                  "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)})
+
+
+def _psens_row(post: HRPosterior, idata, prior_set) -> dict:
+    return {"endpoint": post.endpoint, "strategy": post.strategy, "prior": prior_set.label(),
+            **power_scaling(idata, prior_set)}
+
+
+def _check_row(refit: HRPosterior, rw_post: HRPosterior, rw: Reweighting) -> dict:
+    a = float(refit.quantile(0.5))
+    b = float(rw_post.quantile(0.5))
+    se = math.hypot(refit.mcse_median, rw_post.mcse_median)
+    return {"endpoint": refit.endpoint, "strategy": refit.strategy, "prior": refit.prior_label,
+            "pareto_k": rw.k, "k_threshold": rw.k_threshold, "reliable": rw.reliable,
+            "psis_ess": rw.ess, "median_hr_reweighted": math.exp(b), "median_hr_refit": math.exp(a),
+            "diff_log_hr": b - a, "mcse_diff": se, "z": (b - a) / se if se > 0 else math.nan,
+            "p_below_1_reweighted": rw_post.prob_below(1.0), "p_below_1_refit": refit.prob_below(1.0)}
+
+
+# --------------------------------------------------------------------------- figures
+
+def _hr_axis(ax, lo, hi):
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ticks = [t for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 5) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(lo, hi)
+
+
+def plot_overlay(study: SensitivityStudy, endpoint: str, strategy: str = "none"):
+    """Posterior densities of the HR (log scale) under each prior set on the main cut set, one
+    curve per prior (solid), with each prior's density on log HR (dashed, same colour)."""
+    from matplotlib.figure import Figure
+
+    posts = [p for p in study.posteriors if p.endpoint == endpoint and p.strategy == strategy
+             and p.cut_set == study.main_cut_set]
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    qs = np.array([p.quantile([0.001, 0.999]) for p in posts])
+    lo, hi = float(qs[:, 0].min()) - 0.3, float(max(qs[:, 1].max(), 0.0)) + 0.3
+    x = np.linspace(lo, hi, 600)
+    for i, p in enumerate(posts):
+        color = f"C{i}"
+        kde = stats.gaussian_kde(p.log_hr.ravel(), weights=p._w())
+        s = p.summary()
+        ax.plot(np.exp(x), kde(x), color=color, lw=1.6,
+                label=f"{p.prior_label}: {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f}), "
+                      f"P(HR<1) = {s['p_hr_below_1']:.3f}")
+        ax.plot(np.exp(x), p.prior_log_hr.to_scipy().pdf(x), color=color, lw=0.8, ls="--")
+    ax.plot([], [], color="grey", lw=0.8, ls="--", label="prior on log(HR) (dashed)")
+    ax.axvline(1.0, color="black", lw=0.8)
+    _hr_axis(ax, math.exp(lo), math.exp(hi))
+    ax.set_ylim(0, None)
+    top = ax.get_ylim()[1]
+    ax.set_ylim(0, top * 1.45)
+    ax.set_xlabel("hazard ratio HAIC-LEN-P vs LEN-P (log scale)")
+    ax.set_ylabel("density per unit log(HR)")
+    ax.set_title(f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set, "
+                 f"{study.main_cut_set.label}", fontsize=9)
+    ax.legend(fontsize=6.8, frameon=False, loc="upper left")
+    return fig
+
+
+def plot_tipping(points: dict, title: str, threshold: float):
+    """P(HR < 1) against the sd s of a Normal(0, s) prior on log HR (log axis), one curve per
+    endpoint; the threshold (horizontal) and each tipping s (vertical); refits marked."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.8, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i, t in enumerate(points.values()):
+        color = f"C{i}"
+        order = np.argsort(t.scales)
+        label = f"{t.endpoint.upper()}" + (f" ({t.strategy})" if t.strategy else "")
+        if t.status == "tips":
+            label += f": tipping s = {t.scale:.3g}"
+        ax.plot(t.scales[order], t.p_benefit[order], color=color, lw=1.5, label=label)
+        if np.any(t.mcse > 0):
+            ax.fill_between(t.scales[order], (t.p_benefit - 2 * t.mcse)[order],
+                            (t.p_benefit + 2 * t.mcse)[order], color=color, alpha=0.15, lw=0)
+        refit = np.array([h == "refit" for h in t.how])
+        if refit.any():
+            ax.plot(t.scales[refit], t.p_benefit[refit], "o", color=color, ms=3.5, mfc="white")
+        if t.status == "tips":
+            ax.axvline(t.scale, color=color, lw=0.8, ls="--")
+    if any(np.any(np.array(t.how) == "refit") for t in points.values()):
+        ax.plot([], [], "o", color="grey", ms=3.5, mfc="white", label="refitted (others: PSIS reweighting)")
+    ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"threshold P(HR < 1) = {threshold:g}")
+    ax.axvline(0.421404, color="grey", lw=0.8, ls="-.", label="shipped skeptical prior (s = 0.421)")
+    ax.set_xscale("log")
+    ax.set_xlabel("s, sd of the Normal(0, s) prior on log HR (smaller = more skeptical)")
+    ax.set_ylabel("posterior P(HR < 1)")
+    ax.set_ylim(0.45, 1.01)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------- report section
+
+
+def _fmt_ci(s: dict) -> str:
+    return f"{s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f})"
+
+
+def build_section(study: SensitivityStudy) -> rp.Section:
+    """Report section: prior sets table and overlay figures, cut-point table, power scaling,
+    reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
+    tipping point, labelled as such."""
+    tier = study.data_tier
+    sec = rp.Section("sensitivity", "Sensitivity to the priors and the cut points", tier=tier,
+                     nav="Sensitivity")
+    main = study.main_cut_set
+    sec.add(rp.Text(
+        f"Patient-level PWE models of {study.source} (data tier '{tier}') refitted under each prior "
+        f"set ({', '.join(study.prior_labels)}) and each choice of cut points "
+        f"({'; '.join(c.label for c in study.cut_sets)}). Only the prior on the treatment "
+        "log hazard ratio differs between the shipped sets. Where Pareto-smoothed importance "
+        "reweighting of the first set's posterior is reliable (Pareto k below "
+        f"{study.settings.get('k_max', K_MAX):g} and an effective sample size of at least "
+        f"{study.settings.get('min_ess', MIN_ESS):g}) it replaces a refit; the method column says "
+        "which."))
+    if tier == "synthetic":
+        sec.add(rp.Text("The patient-level rows analyse a SYNTHETIC cohort; they show how the "
+                        "conclusions would depend on the priors, not what the study found.", "warning"))
+    table = study.table()
+    show = table[table["cut_set"] == main.label].copy()
+    show["HR (95% CrI)"] = [_fmt_ci(r) for r in show.to_dict("records")]
+    show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
+                 "p_hr_below_0.7", "method"]].rename(columns={
+                     "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
+                     "p_hr_below_0.7": "P(HR < 0.7)"})
+    sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
+    for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors):
+        sec.add(rp.Figure.from_matplotlib(
+            plot_overlay(study, endpoint, strategy),
+            f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) and "
+            "the prior on log(HR) (dashed)."))
+    if len(study.cut_sets) > 1:
+        wide = []
+        for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
+            row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
+            for r in g.to_dict("records"):
+                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {r['p_hr_below_1']:.3f}; " + (
+                    r["method"].replace("PSIS reweighting", "PSIS"))
+            wide.append(row)
+        sec.add(rp.Table(pd.DataFrame(wide), "HR (95% CrI), P(HR < 1) and method for every cut-point "
+                         "choice and prior set (PSIS: reweighted from the first prior's fit, with its "
+                         "Pareto k)"))
+    if len(study.psens):
+        ps = study.psens.rename(columns={
+            "prior_log_hr": "prior sensitivity (log-HR prior)",
+            "prior_all": "prior sensitivity (all priors)", "likelihood": "likelihood sensitivity"})
+        sec.add(rp.Table(ps.drop(columns=["variable", "priors_scaled"]),
+                         f"Power-scaling sensitivity of the posterior of log HR ({main.label}; "
+                         "Kallioinen et al. 2023, az.psens). Values >= 0.05 mean the component "
+                         "influences the posterior."))
+        sec.add(rp.Text(
+            "Power scaling raises the prior (or the likelihood) to a power near 1 and measures how "
+            "much the posterior of log HR moves (cumulative Jensen-Shannon distance per unit "
+            f"log2 power). 'All priors' scales {study.psens['priors_scaled'].iloc[0]}. A prior-data "
+            "conflict is flagged when both the prior and the likelihood are influential; a strong "
+            "prior with a weak likelihood when only the prior is.", "note"))
+    if len(study.reweighting_check):
+        rc = study.reweighting_check[["endpoint", "strategy", "prior", "pareto_k", "reliable",
+                                      "median_hr_reweighted", "median_hr_refit", "z"]].rename(
+            columns={"z": "difference / MCSE", "reliable": "k below threshold"})
+        sec.add(rp.Table(rc, "Check of the reweighting on the main cut set: median HR by PSIS "
+                         "reweighting of the first prior's fit against a refit (difference in "
+                         "units of its Monte Carlo standard error)"))
+    if study.tipping:
+        sec.add(rp.Text(
+            f"Tipping point ({tier} cohort, {main.label}): how skeptical must a prior centred on "
+            f"HR = 1, Normal(0, s) on log HR, be before P(HR < 1) drops below {study.threshold:g}?"))
+        for t in study.tipping.values():
+            sec.add(rp.Text(t.text()))
+        sec.add(rp.Figure.from_matplotlib(
+            plot_tipping(study.tipping, f"Tipping point, {tier} cohort ({main.label})", study.threshold),
+            f"{tier} cohort: posterior P(HR < 1) against the sd s of a Normal(0, s) prior on log HR "
+            "(band: +-2 Monte Carlo standard errors); dashed: the tipping s."))
+    if study.published_tipping:
+        sec.add(rp.Text(
+            "PUBLISHED TIER (the study's real published IPTW hazard ratios, not the cohort above): "
+            "the same question answered exactly, with the normal likelihood of the published "
+            "log HR (conjugate normal, closed form).", "note"))
+        for t in study.published_tipping.values():
+            sec.add(rp.Text("Published: " + t.text()))
+        sec.add(rp.Figure.from_matplotlib(
+            plot_tipping(study.published_tipping, "Tipping point, PUBLISHED tier (closed form)",
+                         study.threshold),
+            "Published tier: P(HR < 1) of the published IPTW HR against the sd s of a Normal(0, s) "
+            "prior on log HR, exact."))
+    return sec

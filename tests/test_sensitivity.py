@@ -1,0 +1,336 @@
+"""Prior sensitivity study: reweighting vs refitting, power scaling, tipping points, seeds, tiers.
+
+Tolerances come from Monte Carlo standard errors. The patient-level tests share one model
+structure (4 PWE intervals, nutpie), compiled once per session, so each extra fit costs well
+under a second.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.optimize import brentq
+
+from bayes_haic import reanalysis as ra
+from bayes_haic import report as rp
+from bayes_haic import sensitivity as sn
+from bayes_haic.errors import InputError
+from bayes_haic.paths import default_cohort_path
+from bayes_haic.priors import Prior, load_prior_set
+from bayes_haic.results import RESULT_COLUMNS
+from bayes_haic.sampling import SamplerSettings
+from bayes_haic.schema import load_cohort
+
+SAMPLER = SamplerSettings(draws=1000, tune=500, chains=2, backend="nutpie", seed=20240329)
+PRIORS = ("reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based")
+# two cut sets with the same number of intervals share the compiled model
+CUTS = (4, [0, 3, 9, 18])
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return load_cohort(default_cohort_path())
+
+
+def _run(cohort, **kw):
+    args = {"endpoints": ("os",), "prior_names": PRIORS, "cut_sets": CUTS, "sampler": SAMPLER}
+    args.update(kw)
+    return sn.run_sensitivity(cohort, **args)
+
+
+@pytest.fixture(scope="module")
+def study(cohort):
+    return _run(cohort)
+
+
+# --------------------------------------------------------------------------- published tier (exact)
+
+
+def test_conjugate_tipping_matches_direct_computation():
+    """The closed-form s* gives exactly P(HR < 1) = threshold when the published HR is
+    reanalysed (reanalysis.reanalyse_hr, conjugate normal) under a Normal(0, s*) prior."""
+    ref = load_prior_set("reference")
+    for endpoint in ("os", "pfs"):
+        r = ra.reanalyse_hr(endpoint, ref)
+        for threshold in (0.9, 0.95, 0.975, 0.99):
+            s = sn.conjugate_tipping_scale(r.log_hr, r.se, threshold)
+            ps = ref.with_prior(f"published.log_hr_{endpoint}", sn.normal_scale_prior(s))
+            direct = ra.reanalyse_hr(endpoint, ps)
+            assert direct.prob_below(1.0) == pytest.approx(threshold, abs=1e-9)
+            # and by brute-force root finding on the direct computation
+            def gap(x, endpoint=endpoint, threshold=threshold):
+                p = ref.with_prior(f"published.log_hr_{endpoint}", sn.normal_scale_prior(x))
+                return ra.reanalyse_hr(endpoint, p).prob_below(1.0) - threshold
+
+            assert brentq(gap, 1e-3, 10, xtol=1e-12) == pytest.approx(s, rel=1e-7)
+
+
+def test_conjugate_tipping_is_monotone():
+    y, se = math.log(0.384), 0.291
+    s = np.geomspace(10, 1e-3, 400)
+    p = sn.conjugate_prob_benefit(y, se, s)
+    assert np.all(np.diff(p) < 0)  # smaller s (more skeptical): smaller P(HR < 1)
+    assert p[0] == pytest.approx(stats.norm.cdf(-y / se), abs=1e-3)  # flat-prior limit
+    assert p[-1] == pytest.approx(0.5, abs=0.01)  # the prior at HR = 1 wins
+    # a stricter threshold needs a less skeptical prior to fail, i.e. a larger s*
+    thr = [0.8, 0.9, 0.95, 0.99]
+    assert np.all(np.diff([sn.conjugate_tipping_scale(y, se, t) for t in thr]) > 0)
+    # no tipping point if even a flat prior does not reach the threshold
+    assert math.isinf(sn.conjugate_tipping_scale(math.log(0.9), 0.2, 0.95))
+    assert math.isinf(sn.conjugate_tipping_scale(math.log(1.2), 0.2, 0.95))
+    for bad in (0.5, 1.0, 1.2, 0.3):
+        with pytest.raises(InputError, match="threshold"):
+            sn.conjugate_tipping_scale(y, se, bad)
+
+
+def test_published_tipping_in_words():
+    tips = sn.published_tipping(0.95)
+    t = tips["os"]
+    assert t.data_tier == "published" and t.status == "tips"
+    assert t.scale == pytest.approx(0.1679, abs=1e-3)  # 1.645 se^2 / sqrt(y^2 - 1.645^2 se^2)
+    text = t.text()
+    assert "s below 0.168" in text and "P(HR < 0.5) = 1.8e-05" in text
+    assert "P < 0.001 read as P = 0.001" in text and "0.75 x SE" in text
+    assert tips["pfs"].scale == pytest.approx(0.1191, abs=1e-3)
+    assert sn.prior_prob_below(0.421404) == pytest.approx(0.05, abs=1e-6)  # the shipped skeptic
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def test_psis_weights_reweight_a_known_case():
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 1, (2, 2000))
+    lr = stats.norm.logpdf(x, 0.3, 1) - stats.norm.logpdf(x, 0, 1)
+    rw = sn.psis_weights(lr)
+    assert rw.reliable and rw.k < 0.5
+    mean = float(np.sum(rw.weights * x.ravel()))
+    assert abs(mean - 0.3) < 4 / math.sqrt(rw.ess)
+    # far away and narrow: heavy-tailed weights, not reliable
+    bad = sn.psis_weights(stats.norm.logpdf(x, 3, 0.3) - stats.norm.logpdf(x, 0, 1))
+    assert not bad.reliable and (bad.k > bad.k_threshold or bad.ess < sn.MIN_ESS)
+    same = sn.psis_weights(np.zeros((2, 1000)))  # the same prior: equal weights
+    assert same.reliable and np.allclose(same.weights, 1 / 2000) and same.ess == 2000
+    assert rw.k_threshold == pytest.approx(min(0.7, 1 - 1 / math.log10(4000)))
+
+
+def test_weighted_quantile():
+    x = np.random.default_rng(2).normal(size=5001)
+    w = np.full(x.size, 1 / x.size)
+    np.testing.assert_allclose(sn.weighted_quantile(x, w, [0.1, 0.5, 0.9]),
+                               np.quantile(x, [0.1, 0.5, 0.9]), atol=2e-3)
+
+
+def test_cut_sets():
+    assert sn.as_cut_set(4) == sn.quantile_cuts(4)
+    assert sn.as_cut_set("quantile:12").n_intervals == 12
+    g = sn.as_cut_set("0,3,6,9,12,18,24")
+    assert g.method == "grid" and g.grid == (0, 3, 6, 9, 12, 18, 24)
+    assert g.label == "grid 0, 3, 6, 9, 12, 18, 24 months"
+    assert sn.DEFAULT_CUT_SETS[0].label == "8 quantile intervals"
+    for bad in ("quantile:x", "1,3", 0, "3,0"):
+        with pytest.raises(InputError):
+            sn.as_cut_set(bad)
+
+
+def test_bad_arguments(cohort):
+    with pytest.raises(InputError, match="threshold"):
+        sn.run_sensitivity(cohort, threshold=0.4)
+    with pytest.raises(InputError, match="prior set not found"):
+        sn.run_sensitivity(cohort, prior_names=("reference", "skeptic"))
+    with pytest.raises(InputError, match="endpoint"):
+        sn.run_sensitivity(cohort, endpoints=("orr",))
+
+
+# --------------------------------------------------------------------------- patient level
+
+
+def test_table_rows_and_tier(study, cohort):
+    t = study.table()
+    assert len(t) == len(PRIORS) * len(CUTS)
+    assert set(t["data_tier"]) == {cohort.data_tier} == {"synthetic"}
+    main, other = t[t["cut_set"] == "4 quantile intervals"], t[t["cut_set"] != "4 quantile intervals"]
+    assert set(main["method"]) == {"fit", "refit"}  # main cut set: every prior fitted
+    assert set(other["method"]) - {"fit", "refit"}, "some posterior reweighted"
+    for r in other.to_dict("records"):
+        if r["method"].startswith("PSIS"):
+            assert r["method"] == f"PSIS reweighting (k={r['pareto_k']:.2f})"
+            assert r["pareto_k"] < 0.7 and r["ess"] >= sn.MIN_ESS
+    assert (t["lower"] < t["median"]).all() and (t["median"] < t["upper"]).all()
+    rows = study.rows()
+    assert all(list(r) == RESULT_COLUMNS for r in rows)
+    hr = [r for r in rows if r["measure"] == "hr"]
+    assert {r["prior"] for r in hr} == set(PRIORS)
+    assert all("cuts: " in r["method"] and r["data_tier"] == "synthetic" for r in hr)
+    assert any("PSIS reweighting" in r["method"] for r in hr) and any(": refit" in r["method"] for r in hr)
+    tip = [r for r in rows if r["measure"] == "tipping_sd_log_hr"]
+    assert len(tip) == 1 and tip[0]["lower"] <= tip[0]["median"] <= tip[0]["upper"]
+    pub = study.published_rows()
+    assert {r["data_tier"] for r in pub} == {"published"} and len(pub) == 2
+
+
+def test_reweighting_agrees_with_refit(study):
+    """Where k < threshold, the reweighted and the refitted posterior medians of log HR agree
+    within 4 combined Monte Carlo standard errors (and so do P(HR < 1) within 4 MCSE)."""
+    check = study.reweighting_check
+    assert len(check) == len(PRIORS) - 1
+    ok = check[check["pareto_k"] < check["k_threshold"]]
+    assert len(ok) >= 3
+    for r in ok.to_dict("records"):
+        assert abs(r["diff_log_hr"]) <= 4 * r["mcse_diff"], r
+    # the pessimistic prior moves the posterior far from the reference one: not reweighted
+    pess = check.set_index("prior").loc["pessimistic"]
+    assert not pess["reliable"]
+
+
+def test_reweighted_posterior_matches_refit_on_another_cut_set(study, cohort):
+    """A reweighted posterior of the second cut set against a refit of the same cut set."""
+    posts = [p for p in study.posteriors if p.cut_set == sn.as_cut_set(CUTS[1]) and p.weights is not None]
+    assert posts
+    p = posts[0]
+    refit = _run(cohort, prior_names=(p.prior_label,), cut_sets=(CUTS[1],), tipping=False)
+    q = refit.posteriors[0]
+    diff = float(p.quantile(0.5) - q.quantile(0.5))
+    assert abs(diff) <= 4 * math.hypot(p.mcse_median, q.mcse_median)
+
+
+def test_power_scaling(study):
+    ps = study.psens.set_index("prior")
+    assert list(ps.index) == list(PRIORS)
+    ref = ps.loc["reference"]
+    # the vague reference prior hardly matters; the likelihood does
+    assert ref["prior_log_hr"] < sn.PSENS_THRESHOLD and ref["likelihood"] >= sn.PSENS_THRESHOLD
+    assert ref["diagnosis"] == "-"
+    # the pessimistic prior (centred on harm) against data showing benefit: a conflict
+    assert ps.loc["pessimistic", "prior_log_hr"] > 0.1
+    assert ps.loc["pessimistic", "diagnosis"] == "potential prior-data conflict"
+    assert ps.loc["reference", "priors_scaled"] == "log_hr, log_lambda_first, baseline_rw_sd"
+
+
+def test_log_prior_group(study):
+    post = next(p for p in study.posteriors if p.idata is not None and p.prior_label == "skeptical")
+    ps = load_prior_set("skeptical")
+    idata = sn.add_log_prior(post.idata, ps)
+    assert set(idata.log_prior.data_vars) == {"log_hr", "log_lambda_first", "baseline_rw_sd"}
+    x = post.idata.posterior["log_hr"].values
+    np.testing.assert_allclose(idata.log_prior["log_hr"].values,
+                               stats.norm.logpdf(x, 0, 0.421404), rtol=1e-10)
+    assert "log_prior" not in post.idata.groups()  # the fit itself is not modified
+
+
+def test_patient_tipping_monotone_and_near_the_normal_approximation(study):
+    t = study.tipping[("os", "none")]
+    assert t.status == "tips" and t.data_tier == "synthetic"
+    order = np.argsort(t.scales)
+    p, se = t.p_benefit[order], t.mcse[order]
+    # monotone in s within Monte Carlo error
+    assert np.all(np.diff(p) >= -4 * np.hypot(se[1:], se[:-1]) - 1e-12)
+    assert p[-1] > 0.999 and p[0] < 0.7
+    lo, hi = t.scale_range
+    assert lo < t.scale < hi
+    # the PWE likelihood of log HR is close to normal: the conjugate formula with the reference
+    # posterior's mean and sd is a good approximation of the curve
+    ref = next(q for q in study.posteriors if q.prior_label == "reference" and q.idata is not None)
+    x = ref.log_hr.ravel()
+    approx = sn.conjugate_prob_benefit(x.mean(), x.std(), t.scales[order])
+    assert np.max(np.abs(approx - p) - 4 * se) < 0.02
+    s_approx = sn.conjugate_tipping_scale(x.mean(), x.std(), t.threshold)
+    assert t.scale == pytest.approx(s_approx, rel=0.15)
+    assert "stays at or above 0.95 unless" in t.text() and "P(HR < 0.5) = " in t.text()
+
+
+def test_section(study):
+    sec = study.section()
+    assert (sec.id, sec.nav, sec.tier) == ("sensitivity", "Sensitivity", "synthetic")
+    kinds = [type(b).__name__ for b in sec.blocks]
+    assert kinds.count("Figure") == 3  # overlay (one endpoint), patient and published tipping
+    texts = [b.text for b in sec.blocks if isinstance(b, rp.Text)]
+    assert any(t.startswith("PUBLISHED TIER") for t in texts)
+    assert sum(t.startswith(("Published: OS", "Published: PFS")) for t in texts) == 2
+    assert any("SYNTHETIC" in t for t in texts)
+    html = rp.render("sensitivity", [sec])
+    assert "Data tier: SYNTHETIC" in html and "Power-scaling" in html
+
+
+def test_reproducible(study, cohort):
+    again = _run(cohort)
+    pd.testing.assert_frame_equal(study.table(), again.table())
+    a, b = study.tipping[("os", "none")], again.tipping[("os", "none")]
+    assert a.scale == b.scale and np.array_equal(a.p_benefit, b.p_benefit)
+    pd.testing.assert_frame_equal(study.psens, again.psens)
+
+
+def test_user_cohort_tier_and_seed(cohort, tmp_path):
+    path = tmp_path / "mine.csv"
+    shutil.copy(default_cohort_path(), path)  # no sidecar: tier "user"
+    user = load_cohort(path, list(cohort.covariates))
+    kw = {"prior_names": ("reference", "skeptical"), "cut_sets": (4,), "tipping": False}
+    s1 = _run(user, **kw)
+    assert set(s1.table()["data_tier"]) == {"user"} and s1.section().tier == "user"
+    assert {r["source"] for r in s1.rows()} == {"mine.csv"}
+    other = SamplerSettings(**{**SAMPLER.as_dict(), "seed": 7})
+    s2 = _run(user, sampler=other, **kw)
+    assert not np.array_equal(s1.posteriors[0].log_hr, s2.posteriors[0].log_hr)
+    m1, m2 = (float(s.posteriors[0].quantile(0.5)) for s in (s1, s2))
+    assert abs(m1 - m2) <= 4 * math.hypot(s1.posteriors[0].mcse_median, s2.posteriors[0].mcse_median)
+
+
+# --------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow
+def test_tipping_point_checked_by_an_independent_refit(study, cohort):
+    """At the reported s*, a refit with another seed gives P(HR < 1) = threshold within MCSE."""
+    t = study.tipping[("os", "none")]
+    ps = load_prior_set("reference").with_prior("survival.log_hr", sn.normal_scale_prior(t.scale))
+    other = SamplerSettings(draws=4000, tune=1000, chains=2, backend="nutpie", seed=11)
+    from bayes_haic import analysis
+
+    idata = analysis.fit_survival(cohort, "os", "none", prior_set=ps, sampler=other,
+                                  cuts=sn.as_cut_set(4).cuts(cohort, "os"))
+    x = idata.posterior["log_hr"].values
+    p = float(np.mean(x < 0))
+    import arviz as az
+
+    ess = float(az.ess((x < 0).astype(float), method="mean"))
+    mcse = math.sqrt(p * (1 - p) / ess)
+    assert abs(p - t.threshold) <= 4 * math.hypot(mcse, t.mcse[np.argmin(abs(t.scales - t.scale))])
+
+
+@pytest.mark.slow
+def test_refit_everywhere_agrees_with_reweighting(cohort, study):
+    """reweight=False refits every posterior; where reweighting was used the medians agree."""
+    full = _run(cohort, reweight=False, tipping=False)
+    assert set(full.table()["method"]) == {"fit", "refit"}
+    a = study.table().set_index(["cut_set", "prior"])
+    b = full.table().set_index(["cut_set", "prior"])
+    for key, r in a.iterrows():
+        if r["method"].startswith("PSIS"):
+            se = math.hypot(r["mcse_median_log_hr"], b.loc[key, "mcse_median_log_hr"])
+            assert abs(math.log(r["median"]) - math.log(b.loc[key, "median"])) <= 4 * se, key
+
+
+@pytest.mark.slow
+def test_iptw_bootstrap_does_not_use_the_prior(cohort):
+    st = sn.run_sensitivity(cohort, endpoints=("pfs",), strategies=("iptw",),
+                            prior_names=("reference", "skeptical"), cut_sets=(4,), sampler=SAMPLER,
+                            n_boot=40)
+    t = st.table()
+    assert t["method"].iloc[1].startswith("prior not used")
+    assert t["median"].iloc[0] == t["median"].iloc[1]
+    assert not st.tipping and st.psens.empty
+
+
+def test_prior_object_sets(cohort):
+    """Prior sets may be given as objects (e.g. a user's Normal(0, 1) variant)."""
+    ref = load_prior_set("reference")
+    mine = ref.with_prior("survival.log_hr", Prior("Normal", {"mu": 0.0, "sigma": 1.0}))
+    st = _run(cohort, prior_names=(ref, mine), cut_sets=(CUTS[1],), tipping=False)
+    assert st.prior_labels == ["reference", "reference+survival.log_hr=Normal(mu: 0, sigma: 1)"]
+    assert list(st.table()["method"]) == ["fit", "refit"]
+    assert st.reweighting_check["reliable"].item()  # a mild change: reweighting would do
