@@ -799,8 +799,9 @@ def poisson_loglik(events, exposure, hazard) -> np.ndarray:
     return special.xlogy(events, mu) - mu - special.gammaln(events + 1.0)
 
 
-def _patient_lp(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
-    """Per-patient linear predictor without treatment, z_i' coef + u_pair(i): (chain, draw, patient)."""
+def patient_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
+    """Per-patient linear predictor without treatment, z_i' coef + u_pair(i), of a patient-level
+    fit (``idata.posterior``, ``idata.constant_data``): array (chain, draw, patient)."""
     n = const.sizes["patient"]
     lp = np.zeros((post.sizes["chain"], post.sizes["draw"], n))
     if "covariate_values" in const:
@@ -814,7 +815,7 @@ def _patient_lp(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
 
 def _patient_loglik(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
     """Per-patient PWE log-likelihood d_i log h_i(t_i) - H_i(t_i): (chain, draw, patient)."""
-    lp = _patient_lp(post, const)
+    lp = patient_linear_predictor(post, const)
     log_lambda = post["log_lambda"].transpose("chain", "draw", "intervals").values
     if "log_hr_t" in post:
         log_hr_t = post["log_hr_t"].transpose("chain", "draw", "intervals").values
@@ -1034,7 +1035,7 @@ def survival_estimands(
     if const is not None and "patient" in const.dims and ("covariate_values" in const or "pair_index" in const):
         shape = h.shape[:2]
         hf = h.reshape((-1,) + h.shape[2:])
-        elp = np.exp(_patient_lp(idata.posterior, const)).reshape(hf.shape[0], -1)
+        elp = np.exp(patient_linear_predictor(idata.posterior, const)).reshape(hf.shape[0], -1)
         upper = 2.0 * max(float(cuts[-1]), float(idata.attrs.get("max_follow_up", 1.0)), 1.0)
         surv = standardised_survival(hf, elp, cuts, times).reshape(shape + (2, times.size))
         s_at = standardised_survival(hf, elp, cuts, lm).reshape(shape + (2, lm.size))
