@@ -74,30 +74,41 @@ def endpoint_cuts(cohort: Cohort, endpoint: str, cuts="quantile", n_intervals: i
 
 def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, prior_set=None,
                  sampler: SamplerSettings | None = None, cuts=None, baseline: str = "rw",
-                 n_boot: int = 400):
-    """Fit the PWE model for ``endpoint`` ("os" / "pfs") under ``strategy``; an InferenceData."""
+                 n_boot: int = 400, time_varying: bool = False, pair_effect: bool = False):
+    """Fit the PWE model for ``endpoint`` ("os" / "pfs") under ``strategy``; an InferenceData.
+
+    ``design`` (from :func:`make_design`) is reused when given; ``cuts`` are months;
+    ``time_varying`` lets the log-HR vary across intervals (not with IPTW); ``pair_effect``
+    adds a matched-pair random effect to the PSM model."""
     sampler = sampler or SamplerSettings()
     if strategy not in SURVIVAL_STRATEGIES:
         raise InputError(f"--adjust: expected one of {', '.join(SURVIVAL_STRATEGIES)}; "
                          f"found {strategy!r}.")
     frame = cohort.frame
-    if strategy == "none":
-        idata = survival.fit_pwe(frame, endpoint, cuts=cuts, prior_set=prior_set,
-                                 sampler=sampler, baseline=baseline)
-    elif strategy == "iptw":
+    common = dict(cuts=cuts, prior_set=prior_set, sampler=sampler, baseline=baseline,
+                  time_varying=time_varying)
+    if strategy == "iptw":
+        if time_varying:
+            raise InputError("--adjust iptw: the Bayesian bootstrap fits a proportional-hazards "
+                             "model; a time-varying HR is available for the other strategies.")
         design = design or make_design(cohort)
         idata = survival_bootstrap.iptw_bayesian_bootstrap(
             frame, endpoint, design_fn(cohort, design), n_boot=n_boot, seed=sampler.seed,
             cuts=cuts, prior_set=prior_set)
-    else:
-        fitter = getattr(survival, "fit_pwe_adjusted", None)
-        if fitter is None:
-            raise InputError(f"--adjust {strategy}: not available yet for survival models "
-                             "(available: none, iptw).")
+    elif strategy == "none":
+        idata = survival.fit_pwe(frame, endpoint, **common)
+    elif strategy == "covariates":
+        idata = survival.fit_pwe(frame, endpoint, adjust="covariates",
+                                 covariates=list(cohort.covariates), **common)
+    elif strategy == "ps_covariate":
         design = design or make_design(cohort)
-        idata = fitter(frame, endpoint, strategy=strategy, design=design,
-                       covariates=list(cohort.covariates), cuts=cuts, prior_set=prior_set,
-                       sampler=sampler, baseline=baseline)
+        idata = survival.fit_pwe(frame, endpoint, adjust="ps_covariate", ps=design.ps_fit.ps,
+                                 **common)
+    else:  # psm
+        design = design or make_design(cohort)
+        matched = design.matched_frame(frame)
+        idata = survival.fit_pwe(matched, endpoint, adjust="psm", pair="pair",
+                                 pair_effect=pair_effect, **common)
     return _provenance(idata, cohort, sampler)
 
 

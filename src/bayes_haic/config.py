@@ -49,6 +49,10 @@ class SurvivalConfig(_Strict):
     n_intervals: int = Field(8, ge=1, le=50)
     baseline: Literal["rw", "independent"] = "rw"
     bootstrap_draws: int = Field(400, ge=20)
+    time_varying: bool = False  # interval-specific HR(t) with a random-walk prior (not IPTW)
+    # the main job's HR(t) figure: a time-varying fit under this strategy ("" = none)
+    time_varying_strategy: Literal["", "none", "ps_covariate", "psm", "covariates"] = "ps_covariate"
+    psm_pair_effect: bool = False  # matched-pair random effect in the PSM model
 
 
 class ResponseConfig(_Strict):

@@ -63,6 +63,7 @@ class RunState:
     sections: dict = field(default_factory=dict)
     alerts: list = field(default_factory=list)
     fits: dict = field(default_factory=dict)
+    hr_t: dict = field(default_factory=dict)  # endpoint -> time-varying fit
 
 
 # ------------------------------------------------------------------------------ the main job
@@ -81,7 +82,9 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state = RunState(cfg)
     prior_set = load_prior_set(cfg.priors.set, cfg.priors.overrides)
     sampler = cfg.sampler.settings()
-    n_fits = len(cfg.survival.endpoints) * len(cfg.survival.strategies) + len(cfg.response.strategies)
+    n_fits = (len(cfg.survival.endpoints) * (len(cfg.survival.strategies)
+                                             + bool(cfg.survival.time_varying_strategy))
+              + len(cfg.response.strategies))
     progress = Progress(total=3 + n_fits, echo=echo)
 
     # 1. the published evidence (tier "published")
@@ -106,9 +109,17 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             progress.step(f"{endpoint.upper()}: PWE model, adjustment '{strategy}'")
             idata = analysis.fit_survival(
                 cohort, endpoint, strategy, design=design, prior_set=prior_set, sampler=sampler,
-                cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws)
+                cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
+                pair_effect=cfg.survival.psm_pair_effect)
             state.fits[(endpoint, strategy)] = idata
             state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name))
+        tv = cfg.survival.time_varying_strategy
+        if tv:
+            progress.step(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
+            state.hr_t[endpoint] = analysis.fit_survival(
+                cohort, endpoint, tv, design=design, prior_set=prior_set, sampler=sampler,
+                cuts=cuts, baseline=cfg.survival.baseline, time_varying=True,
+                pair_effect=cfg.survival.psm_pair_effect)
         state.sections[endpoint] = survival_section(cohort, endpoint, state)
 
     # 4. response
@@ -311,6 +322,14 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                                   "(months) and restricted mean survival difference"))
     for i, note in enumerate(notes):
         sec.blocks.insert(1 + i, rp.Text(note, "note"))
+    tv = state.hr_t.get(endpoint)
+    if tv is not None:
+        strategy = tv.attrs.get("adjustment", "")
+        sec.add(rp.Figure.from_matplotlib(
+            plots.hr_over_time(tv, f"{endpoint.upper()}: HR(t), {STRATEGY_LABELS.get(strategy, strategy)}"),
+            f"Non-proportional hazards check: interval-specific hazard ratio HR(t) (random walk "
+            f"across intervals, prior sd {tv.attrs.get('prior', '')}), adjustment '{strategy}'. "
+            "A flat band around one level supports the proportional-hazards summary."))
     hr_pub = published_hr(endpoint)
     pub = {f"study, published IPTW HR {hr_pub:g}": hr_pub}
     sec.blocks.insert(1 + len(notes), rp.Figure.from_matplotlib(
@@ -486,7 +505,9 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
         idata = analysis.fit_survival(cohort, endpoint, adjust, design=design, prior_set=prior_set,
                                       sampler=sampler, cuts=cuts, baseline=cfg.survival.baseline,
-                                      n_boot=cfg.survival.bootstrap_draws)
+                                      n_boot=cfg.survival.bootstrap_draws,
+                                      time_varying=cfg.survival.time_varying,
+                                      pair_effect=cfg.survival.psm_pair_effect)
         rows = survival.result_rows(idata, cohort.data_tier, cohort.name)
         state.fits[(endpoint, adjust)] = idata
         section = survival_section(cohort, endpoint, state)

@@ -82,3 +82,33 @@ def forest(rows, published: dict | None = None, title: str = "", xlabel: str = "
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def hr_over_time(idata, title: str = "") -> Figure:
+    """HR(t): posterior median and 95% interval of the interval-specific hazard ratio
+    (``hr_t``, a time-varying PWE fit) as steps over the cut points (months), with the
+    proportional-hazards summary for reference."""
+    cuts = np.asarray(idata.attrs["cuts"], float)
+    hr_t = idata.posterior["hr_t"].stack(sample=("chain", "draw")).values  # intervals x sample
+    lo, med, hi = np.quantile(hr_t, [0.025, 0.5, 0.975], axis=1)
+    end = float(idata.attrs.get("max_follow_up", cuts[-1] + 6))
+    edges = np.append(cuts, max(end, cuts[-1] + 1))
+    fig = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.fill_between(edges, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post",
+                    color="#7d3c98", alpha=0.2, lw=0, label="95% credible interval")
+    ax.step(edges, np.append(med, med[-1]), where="post", color="#7d3c98", lw=1.8,
+            label="posterior median HR(t)")
+    ax.axhline(1, color="black", lw=0.8)
+    ax.set_yscale("log")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.yaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3]))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(0, edges[-1])
+    ax.set_xlabel("months")
+    ax.set_ylabel("hazard ratio (log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7.5, frameon=False)
+    return fig
