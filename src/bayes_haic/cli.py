@@ -70,11 +70,18 @@ def synthesize(out, settings, seed):
               help="Analysis configuration TOML (default: models/main.toml).")
 @click.option("--out", default="reports", show_default=True, type=click.Path(file_okay=False),
               help="Folder for index.html and results.csv.")
-def run_cmd(config_path, out):
+@click.option("--strict", is_flag=True, help="Exit with code 1 when any fit fails a "
+              "convergence check (the report is still written, with the failures on top).")
+def run_cmd(config_path, out, strict):
     """The main job: published-evidence reanalysis plus patient-level models, HTML report."""
     from .pipeline import run_main
 
-    run_main(config_path, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    state = run_main(config_path, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    if state.alerts:
+        for alert in state.alerts:
+            click.echo("warning: " + alert, err=True)
+        if strict:
+            raise SystemExit(1)
 
 
 ENDPOINTS = ("os", "pfs", "orr")

@@ -123,6 +123,15 @@ def _check_binary(values: pd.Series, path, col, allow_missing=False):
         _fail(path, col, bad, "0 or 1", found)
 
 
+def _with_suggestions(names, available, phrase: str) -> str:
+    """``'os_event' (did you mean 'os_evnt'?)``-style list of missing names with close matches."""
+    out = []
+    for name in names:
+        close = difflib.get_close_matches(name, list(available), n=1, cutoff=0.6)
+        out.append(f"'{name}'" + (f" ({phrase} '{close[0]}'?)" if close else ""))
+    return ", ".join(out)
+
+
 def load_cohort(path: str | Path, covariates=None) -> Cohort:
     """Read and validate a cohort CSV; returns a :class:`Cohort` with typed columns.
 
@@ -143,12 +152,9 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
         raise InputError(f"{path}: has a header but no patient rows; expected one row per patient.")
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
-        hints = []
-        for c in missing:
-            close = difflib.get_close_matches(c, list(raw.columns), n=1, cutoff=0.6)
-            hints.append(f"'{c}'" + (f" (did you mean to rename '{close[0]}'?)" if close else ""))
+        hints = _with_suggestions(missing, raw.columns, "did you mean to rename")
         raise InputError(
-            f"{path}: missing required column(s) {', '.join(hints)}; the cohort schema needs "
+            f"{path}: missing required column(s) {hints}; the cohort schema needs "
             f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))})."
         )
     meta = read_sidecar(path)
@@ -161,12 +167,9 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
     covariates = list(covariates)
     unknown = [c for c in covariates if c not in raw.columns]
     if unknown:
-        hints = []
-        for c in unknown:
-            close = difflib.get_close_matches(c, list(raw.columns), n=1, cutoff=0.6)
-            hints.append(f"'{c}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        hints = _with_suggestions(unknown, raw.columns, "did you mean")
         raise InputError(
-            f"{path}: covariate column(s) {', '.join(hints)} not found; available columns: "
+            f"{path}: covariate column(s) {hints} not found; available columns: "
             f"{', '.join(c for c in raw.columns if c not in REQUIRED_COLUMNS) or '(none)'}."
         )
 
