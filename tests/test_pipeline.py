@@ -142,3 +142,30 @@ def test_fit_writes_a_readable_posterior(tmp_path):
     assert "log_hr" in idata.posterior and "log_likelihood" in idata.groups()
     assert idata.attrs["data_tier"] == "synthetic"
     assert idata.attrs["cohort_sha256"]
+
+
+def test_convergence_failures_are_alerts_and_strict_exits_1(tmp_path, capsys):
+    """200 draws x 2 chains cannot reach a bulk ESS of 400: the run says so, and --strict fails."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(f"""
+[data]
+cohort = "{default_cohort_path()}"
+[survival]
+endpoints = ["os"]
+strategies = ["none"]
+time_varying_strategy = ""
+[response]
+strategies = []
+[priors]
+published_sets = ["reference"]
+[sampler]
+draws = 100
+tune = 200
+""")
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--config", str(cfg), "--out", str(tmp_path / "out"), "--strict"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "bulk ESS" in err
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert 'role="alert"' in html and "bulk ESS" in html  # shown at the top of the report
