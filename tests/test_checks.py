@@ -365,8 +365,8 @@ def test_loo_table_and_checks_section(good, orr, tv):
     cohort = SimpleNamespace(frame=df, data_tier="synthetic")
     design = SimpleNamespace(weights=1.0 + 0.5 * df["z"].to_numpy() ** 2)
     fits = {("os", "none"): fit, ("os", "iptw"): boot, ("orr", "none"): orr}
-    res = ck.run_checks(cohort, fits, design=design, candidates=({"n_intervals": 2},),
-                        candidate_sampler=FAST, n_draws=40)
+    res = ck.run_checks(cohort, fits, design=design, compare_models=True,
+                        candidates=({"n_intervals": 2},), candidate_sampler=FAST, n_draws=40)
     (key, loo), = res.loo.items()
     assert key == ("os", "OS: model structures (unadjusted)")
     assert len(loo) == 2 and loo["elpd_diff"].iloc[0] == 0.0
@@ -394,7 +394,7 @@ def test_time_varying_fit_is_compared_without_refitting(good, tv):
     df, fit = good
     cohort = SimpleNamespace(frame=df, data_tier="user")
     res = ck.run_checks(cohort, {("os", "none"): fit}, time_varying_fits={"os": tv}, n_draws=20,
-                        candidates=({"time_varying": True},))
+                        compare_models=True, candidates=({"time_varying": True},))
     assert res.candidate_fits == {}  # the time-varying candidate is covered by the given fit
     (key, loo), = res.loo.items()
     assert key[0] == "os" and "time-varying" in key[1]

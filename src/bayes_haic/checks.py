@@ -66,7 +66,10 @@ log-likelihood minus :math:`\sum_{kj} D_{kj}\log E_{kj} - \log D_{kj}!` (Holford
 depends on the cut points: only the per-patient form compares models with different cuts.
 PSIS-LOO (Vehtari, Gelman & Gabry 2017, Stat Comput 27:1413) via ``az.loo``/``az.compare``;
 Pareto :math:`\hat k > 0.7` marks unreliable estimates. Not defined for IPTW fits (a weighted
-pseudo-likelihood or a Bayesian bootstrap has no predictive density of the data).
+pseudo-likelihood or a Bayesian bootstrap has no predictive density of the data). Comparisons
+of fits that exist anyway (the main job's time-varying-HR fit against the proportional-hazards
+fit of the same strategy) cost nothing; other structures (cut-point sets, baselines) need one
+NUTS refit each (:func:`fit_loo_candidates`).
 
 Convergence (:func:`diagnostics_table`, :func:`failures`)
 ---------------------------------------------------------
@@ -786,7 +789,7 @@ def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
         ax.set_xlim(0, 1)
         ax.set_yticks([])
         ax.set_title(STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment), fontsize=9)
-        ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, frameon=False, loc="upper center")
         ax.tick_params(labelsize=7)
     return fig
 
@@ -853,7 +856,7 @@ def _loo_models(fits: dict, time_varying_fits: dict, cohort, design):
 
 def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | None = None,
                prior_set=None, sampler: sampling.SamplerSettings | None = None,
-               seed: int = DEFAULT_SEED, n_draws: int = PPC_DRAWS, compare_models: bool = True,
+               seed: int = DEFAULT_SEED, n_draws: int = PPC_DRAWS, compare_models: bool = False,
                candidates=DEFAULT_CANDIDATES,
                candidate_sampler: sampling.SamplerSettings | None = None, echo=None) -> Checks:
     """All checks of the main job's fits and the "Checks" report section.
@@ -862,13 +865,15 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
     ``os``/``pfs`` are PWE fits, ``orr`` response fits). ``design``: the propensity design (IPT
     weights and matched set of the IPTW/PSM fits). ``time_varying_fits``: endpoint ->
     time-varying-HR fit (``RunState.hr_t``); each is compared by PSIS-LOO with the
-    proportional-hazards fit of its strategy at no extra cost. ``compare_models``: also refit
-    each endpoint's unadjusted model under ``candidates`` (:func:`fit_loo_candidates`, with
-    ``prior_set`` and ``candidate_sampler``, default :func:`candidate_settings` of ``sampler``;
-    a time-varying candidate is skipped when ``time_varying_fits`` already covers the
-    endpoint) -- one NUTS fit per candidate and endpoint, the costly part. The candidates'
-    and the time-varying fits' convergence is part of ``diagnostics``. ``seed``/``n_draws``:
-    the PPC replicates. ``echo``: progress messages.
+    proportional-hazards fit of its strategy at no extra cost. ``compare_models=True``: also
+    refit each endpoint's unadjusted model under ``candidates`` (:func:`fit_loo_candidates`,
+    with ``prior_set`` and ``candidate_sampler``, default :func:`candidate_settings` of
+    ``sampler``; a time-varying candidate is skipped when ``time_varying_fits`` already covers
+    the endpoint) and compare them by PSIS-LOO. That is one NUTS fit per candidate and
+    endpoint (about 10 s each on the project machines), so it is off by default; everything
+    else works on the existing draws (seconds). The candidates' and the time-varying fits'
+    convergence is part of ``diagnostics``. ``seed``/``n_draws``: the PPC replicates.
+    ``echo``: progress messages.
     """
     import time
 
@@ -1023,6 +1028,9 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
         if int(tab[k_col].sum()):
             sec.add(rp.Text(f"{title}: {int(tab[k_col].sum())} Pareto k value(s) > "
                             f"{PARETO_K:g}: those models' LOO estimates are unreliable.", "warning"))
+    if not loo:
+        sec.add(rp.Text("PSIS-LOO: no model comparison in this run (no time-varying-HR fit was "
+                        "given and refits of alternative structures were not requested).", "note"))
     if any(v.attrs.get("adjustment") == "iptw" for k, v in fits.items() if k[0] != "orr"):
         sec.add(rp.Text("IPTW survival fits are not in the LOO comparisons: a weighted pseudo-"
                         "likelihood or Bayesian bootstrap has no predictive density of the data.",
