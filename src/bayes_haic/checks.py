@@ -73,7 +73,10 @@ NUTS refit each (:func:`fit_loo_candidates`).
 
 Convergence (:func:`diagnostics_table`, :func:`failures`)
 ---------------------------------------------------------
-Per NUTS fit over every posterior variable (:func:`bayes_haic.sampling.convergence`):
+Per NUTS fit over every posterior variable except the derived ones in :data:`DERIVED`
+(monotone transforms such as ``hr = exp(log_hr)`` have the same rank-based diagnostics, and
+``hazard`` / ``expected_events`` are functions of ``log_lambda`` and ``log_hr``), with
+:func:`bayes_haic.sampling.convergence`:
 rank-normalised split R-hat <= 1.01, bulk and tail ESS >= 400, no divergent transitions, energy
 BFMI >= 0.3 and at least 2 chains (:data:`THRESHOLDS`; Vehtari et al. 2021, Bayesian Anal
 16:667). Bayesian-bootstrap fits are independent replicates, not a Markov chain: not applicable.
@@ -104,6 +107,8 @@ THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "d
 PPC_DRAWS = 200
 KM_UPPER_QUANTILE = 0.9  # KM discrepancy: grid up to this quantile of each arm's follow-up
 PARETO_K = 0.7
+# posterior variables left out of the convergence diagnostics (functions of the parameters)
+DERIVED = ("hazard", "expected_events", "hr", "hr_t")
 ARM_CODES = {"control": 0, "treated": 1}
 ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
 ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
@@ -551,9 +556,10 @@ def pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = None)
 
 
 def with_pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = None) -> az.InferenceData:
-    """A new InferenceData with the fit's posterior (and sample_stats) and ``log_likelihood``
-    = :func:`pointwise_loglik` (variable ``survival``), ready for ``az.loo``."""
-    groups = {"posterior": idata.posterior,
+    """A new InferenceData with the fit's posterior (without the :data:`DERIVED` variables:
+    ``az.loo``'s relative efficiency averages the ESS of every posterior variable), its
+    sample_stats and ``log_likelihood`` = :func:`pointwise_loglik` (variable ``survival``)."""
+    groups = {"posterior": idata.posterior[_checked_vars(idata)],
               "log_likelihood": xr.Dataset({"survival": pointwise_loglik(idata, frame)})}
     if "sample_stats" in idata.groups():
         groups["sample_stats"] = idata.sample_stats
@@ -652,7 +658,8 @@ def diagnostics_table(fits: dict) -> pd.DataFrame:
     ``fits``: key -> InferenceData; keys ``(endpoint, strategy)`` or text. Columns: ``fit``,
     ``endpoint``, ``adjustment``, ``sampler`` (NUTS / Bayesian bootstrap), ``chains``,
     ``draws``, ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min``, ``divergences``, ``bfmi_min``
-    (over every posterior variable; :func:`bayes_haic.sampling.convergence`), ``status``
+    (over the posterior variables not in :data:`DERIVED`;
+    :func:`bayes_haic.sampling.convergence`), ``status``
     (``pass`` / ``fail`` / ``not applicable``) and ``problems``. Thresholds: :data:`THRESHOLDS`.
     """
     rows = []
@@ -669,7 +676,7 @@ def diagnostics_table(fits: dict) -> pd.DataFrame:
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            conv = sampling.convergence(idata)
+            conv = sampling.convergence(idata, var_names=_checked_vars(idata))
         stats = idata.get("sample_stats")
         notes = []
         if stats is None or "diverging" not in stats:
@@ -683,6 +690,11 @@ def diagnostics_table(fits: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fit", "endpoint", "adjustment", "sampler", "chains", "draws",
                                        "rhat_max", "ess_bulk_min", "ess_tail_min", "divergences",
                                        "bfmi_min", "status", "problems"])
+
+
+def _checked_vars(idata) -> list[str]:
+    names = [v for v in idata.posterior.data_vars if v not in DERIVED]
+    return names or list(idata.posterior.data_vars)
 
 
 def _problems(conv: dict, chains: int) -> list[str]:
