@@ -22,7 +22,10 @@ curves with the observed Kaplan-Meier curve on top. The discrepancy per arm is t
 squared distance :math:`D = \sum_t (\hat S(t) - m(t))^2 / v(t)` over grid times up to the arm's
 90th percentile of follow-up, with :math:`m, v` the pointwise mean and variance of the replicate
 curves; the posterior predictive p-value is the share of replicates with a larger :math:`D`
-(Gelman, Meng & Stern 1996, Stat Sinica 6:733). "both arms" adds the two distances.
+(Gelman, Meng & Stern 1996, Stat Sinica 6:733). "both arms" adds the two distances. Covariate,
+PS-spline and pair-effect fits simulate each patient from their own hazard
+:math:`h_{kj} e^{z_i'\gamma + u_{pair(i)}}` of the draw. The data are used twice (to fit and to
+check), so the p-values are conservative: values near 0 flag misfit, values near 1 are common.
 
 Events per interval and arm, conditional on the observed exposure: observed :math:`D_{kj}`
 against replicates :math:`D^{rep}_{kj}`, with a two-sided mid-p-value per cell,
@@ -61,8 +64,9 @@ For patient :math:`i` with time :math:`t_i`, event indicator :math:`d_i` (in int
           = d_i \log h_{x_i j(i)} - \sum_j h_{x_i j} e_{ij},
 
 the log density of the observed (time, event) under the PWE model (plus the linear predictor of
-covariate or pair-effect models). Its sum over patients equals the collapsed Poisson
-log-likelihood minus :math:`\sum_{kj} D_{kj}\log E_{kj} - \log D_{kj}!` (Holford 1980), which
+covariate or pair-effect models). Summed over patients it equals the collapsed Poisson
+log-likelihood :math:`\sum_{kj} [D_{kj}\log(E_{kj} h_{kj}) - E_{kj} h_{kj} - \log D_{kj}!]`
+minus the constant :math:`\sum_{kj} [D_{kj}\log E_{kj} - \log D_{kj}!]` (Holford 1980), which
 depends on the cut points: only the per-patient form compares models with different cuts.
 PSIS-LOO (Vehtari, Gelman & Gabry 2017, Stat Comput 27:1413) via ``az.loo``/``az.compare``;
 Pareto :math:`\hat k > 0.7` marks unreliable estimates. Not defined for IPTW fits (a weighted
