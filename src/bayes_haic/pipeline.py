@@ -75,7 +75,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     Returns the :class:`RunState` (rows, sections, fits). Nothing is written until all steps
     have succeeded; each output file is written atomically.
     """
-    from . import analysis, reanalysis  # heavy imports (PyMC) only when running
+    from . import analysis, checks, reanalysis  # heavy imports (PyMC) only when running
 
     cfg = load_config(config_path)
     out = Path(out_dir)
@@ -85,7 +85,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     n_fits = (len(cfg.survival.endpoints) * (len(cfg.survival.strategies)
                                              + bool(cfg.survival.time_varying_strategy))
               + len(cfg.response.strategies))
-    progress = Progress(total=3 + n_fits, echo=echo)
+    progress = Progress(total=4 + n_fits, echo=echo)
 
     # 1. the published evidence (tier "published")
     progress.step("published evidence: conjugate reanalysis under each prior set")
@@ -131,14 +131,19 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
     state.sections["response"] = response_section(cohort, state)
 
+    progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
+    chk = checks.run_checks(cohort, state.fits, design=design, time_varying_fits=state.hr_t,
+                            prior_set=prior_set, sampler=sampler, seed=sampler.seed)
+    state.sections["checks"] = chk.section
+    state.alerts = chk.failures
+
     progress.step("writing results.csv and the report")
-    state.alerts = diagnostics_alerts(state.rows)
     state.sections["methods"] = methods_section(cfg, prior_set, sampler, cohort)
     state.sections["provenance"] = provenance_section(cfg, cohort, argv)
     state.sections["limitations"] = limitations_section(cohort)
     summary = summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
-             "methods", "provenance", "limitations"]
+             "checks", "methods", "provenance", "limitations"]
     state.sections["summary"] = summary
     sections = [state.sections[k] for k in order if k in state.sections]
     banner = SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None
@@ -366,24 +371,6 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     return sec
 
 
-def diagnostics_alerts(rows) -> list[str]:
-    """Convergence failures to show at the top of the report (R-hat > 1.01, bulk ESS < 400,
-    any divergence)."""
-    alerts = []
-    for r in rows:
-        bad = []
-        if r["rhat_max"] == r["rhat_max"] and r["rhat_max"] > 1.01:
-            bad.append(f"R-hat {r['rhat_max']:.3f} > 1.01")
-        if r["ess_bulk_min"] == r["ess_bulk_min"] and r["ess_bulk_min"] < 400:
-            bad.append(f"bulk ESS {r['ess_bulk_min']:.0f} < 400")
-        if r["divergences"] == r["divergences"] and r["divergences"] > 0:
-            bad.append(f"{int(r['divergences'])} divergent transitions")
-        if bad:  # one alert per fit (a fit gives several rows with the same diagnostics)
-            alerts.append(f"Convergence problem: {r['endpoint'].upper()} model, adjustment "
-                          f"'{r['adjustment']}', prior '{r['prior']}': {'; '.join(bad)}.")
-    return list(dict.fromkeys(alerts))
-
-
 def summary_section(state: RunState, published) -> rp.Section:
     sec = rp.Section("summary", "Summary")
     frame = pd.DataFrame(state.rows)
@@ -407,8 +394,9 @@ def summary_section(state: RunState, published) -> rp.Section:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))
     else:
-        sec.add(rp.Text("All MCMC fits passed the convergence checks (R-hat <= 1.01, bulk ESS "
-                        ">= 400, no divergent transitions).", "note"))
+        sec.add(rp.Text("All MCMC fits passed the convergence checks (R-hat <= 1.01, bulk and "
+                        "tail ESS >= 400, no divergent transitions, BFMI >= 0.3); see Checks.",
+                        "note"))
     return sec
 
 
@@ -483,7 +471,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     Model settings other than those given (cut points, baseline smoothing, sampler, design)
     come from the configuration file (default ``models/main.toml``).
     """
-    from . import analysis
+    from . import analysis, checks
 
     cfg = load_config(config_path)
     sampler = cfg.sampler.settings()
@@ -513,8 +501,10 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         section = survival_section(cohort, endpoint, state)
     echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     state.rows = rows
-    alerts = diagnostics_alerts(rows)
-    sections = [section, methods_section(cfg, prior_set, sampler, cohort),
+    chk = checks.run_checks(cohort, state.fits, design=design, prior_set=prior_set,
+                            sampler=sampler, seed=sampler.seed)
+    alerts = chk.failures
+    sections = [section, chk.section, methods_section(cfg, prior_set, sampler, cohort),
                 provenance_section(cfg, cohort, argv), limitations_section(cohort)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
                      sections, alerts=alerts,
