@@ -85,6 +85,9 @@ class Prior:
 
     def logpdf(self, x):
         """Log density at ``x`` (any array shape); ``-inf`` outside the support."""
+        if self.dist == "Normal":  # closed form: no frozen scipy object (fast in loops)
+            z = (np.asarray(x, float) - self.params["mu"]) / self.params["sigma"]
+            return -0.5 * z * z - np.log(self.params["sigma"]) - 0.5 * np.log(2 * np.pi)
         dist = self.to_scipy()
         with np.errstate(divide="ignore"):
             if hasattr(dist, "logpdf"):
