@@ -77,7 +77,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from . import analysis, survival
+from . import analysis, sampling, survival
 from . import report as rp
 from .errors import InputError
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
@@ -375,7 +375,12 @@ def _is_mcmc(idata) -> bool:
 
 
 def _diagnostics(idata) -> dict:
-    return survival._diagnostics(idata)
+    """R-hat, bulk ESS and divergences over log HR and the baseline (NaN without MCMC)."""
+    if not _is_mcmc(idata):
+        return {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
+    names = [v for v in ("log_hr", "log_lambda", "log_hr_t") if v in idata.posterior]
+    conv = sampling.convergence(idata, var_names=names)
+    return {k: conv[k] for k in ("rhat_max", "ess_bulk_min", "divergences")}
 
 
 def _from_fit(idata, endpoint, strategy, cut_set, prior_set, how="refit", keep=False) -> HRPosterior:
@@ -397,7 +402,7 @@ def _from_fit(idata, endpoint, strategy, cut_set, prior_set, how="refit", keep=F
         diagnostics=_diagnostics(idata), idata=idata if keep else None)
 
 
-def _from_weights(base: HRPosterior, base_idata, prior_set, rw: Reweighting) -> HRPosterior:
+def _from_weights(base: HRPosterior, prior_set, rw: Reweighting) -> HRPosterior:
     lh = base.log_hr
     d = dict(base.diagnostics)
     if "ess_bulk_min" in d and np.isfinite(d["ess_bulk_min"]):
@@ -831,9 +836,20 @@ def run_sensitivity(
     :func:`as_cut_set` reads; the first is the main set (every prior refitted there, power
     scaling, tipping point). ``sampler``: default ``SamplerSettings(backend="nutpie")`` (the
     compiled model is reused across refits; with the PyMC backend every refit recompiles).
-    ``reweight=False`` refits everywhere. ``threshold``: P(HR < 1) of the tipping point.
+    ``reweight=False`` refits everywhere; ``k_max`` and ``min_ess`` say when reweighting is
+    trusted. ``threshold``: P(HR < 1) of the tipping point; ``tipping=False`` skips both tipping
+    points; ``tipping_scales``: the grid of s (default 40 values, 2.5 down to 0.005).
+    ``design``, ``baseline``, ``n_boot``: as in :func:`bayes_haic.analysis.fit_survival`.
+    ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study is reproducible.
+
+    Returns a :class:`SensitivityStudy` labelled with ``cohort.data_tier``; its
+    ``published_tipping`` (tier ``published``) uses only the study's published HRs.
     """
     _check_threshold(threshold)
+    endpoints = (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
+    strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
+    if isinstance(prior_names, (str, PriorSet)):
+        prior_names = (prior_names,)
     t_start = time.perf_counter()
     say = echo or (lambda _m: None)
     sampler = sampler or SamplerSettings(backend="nutpie")
@@ -885,9 +901,9 @@ def run_sensitivity(
                         if main and _is_mcmc(idata):
                             psens_rows.append(_psens_row(post, idata, ps))
                             if rw is not None:
-                                check_rows.append(_check_row(post, _from_weights(base, base_idata, ps, rw), rw))
+                                check_rows.append(_check_row(post, _from_weights(base, ps, rw), rw))
                     else:
-                        posteriors.append(_from_weights(base, base_idata, ps, rw))
+                        posteriors.append(_from_weights(base, ps, rw))
                 if main and tipping and mcmc and prior_used:
                     say(f"sensitivity: {endpoint.upper()} '{strategy}': tipping point")
                     tips[(endpoint, strategy)] = patient_tipping(
