@@ -393,16 +393,14 @@ def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
             z = pm.Normal("pair_z", 0.0, 1.0, dims="pairs")
             u = pm.Deterministic("pair_effect", prior("pair_sd") * z, dims="pairs")
             lp = lp + u[pair]
-        eta = log_lambda[None, :] + x[:, None] * log_hr_t[None, :] + lp[:, None]
-        mu = exposure * pt.exp(eta)
-        own = eta[pt.arange(eta.shape[0]), index]
-        pm.Potential("loglik", pt.sum(w * (event * own - pt.sum(mu, axis=1))))
-        wmu = w[:, None] * mu
-        pm.Deterministic(
-            "expected_events",
-            pt.stack([pt.sum(wmu * (1 - x)[:, None], axis=0), pt.sum(wmu * x[:, None], axis=0)]),
-            dims=("arm", "intervals"),
-        )
+        # sum_i w_i sum_j e_ij exp(eta_ij) = sum_jk exp(eta_kj) * sum_{i in arm k} w_i e_ij exp(lp_i):
+        # exp of n values and one (n x J) matrix-vector product per arm, not exp of n x J
+        own = log_lambda[index] + x * log_hr_t[index] + lp
+        u = w * pt.exp(lp)
+        at_risk = pt.stack([pt.dot((1 - x) * u, exposure), pt.dot(x * u, exposure)])  # (arm, J)
+        mu = at_risk * pt.exp(eta_arm)
+        pm.Potential("loglik", pt.sum(w * event * own) - pt.sum(mu))
+        pm.Deterministic("expected_events", mu, dims=("arm", "intervals"))
     return model
 
 
@@ -498,10 +496,9 @@ def _prior_set(prior_set) -> PriorSet:
 
 @dataclass
 class _CompiledPWE:
-    """A cached model graph (and, once used, its nutpie compilation)."""
+    """A cached model graph (its nutpie compilation is cached by :mod:`bayes_haic.sampling`)."""
 
     model: pm.Model
-    nutpie: object = None
     fits: int = field(default=0)
 
 
@@ -516,39 +513,18 @@ def _cached(spec: ModelSpec, prior_set: PriorSet) -> _CompiledPWE:
 
 
 def clear_model_cache() -> None:
-    """Forget the cached model graphs (e.g. to measure compile time)."""
+    """Forget the cached model graphs and their compilations (e.g. to measure compile time)."""
     _CACHE.clear()
+    sampling.clear_compiled()
 
 
 def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSettings) -> az.InferenceData:
-    """Sample the cached graph with new data/prior values.
-
-    PyMC backend: :func:`bayes_haic.sampling.sample` on the updated model. nutpie backend: the
-    model is compiled once per structure and updated with ``with_data`` (same settings and
-    ``sampler_*`` attrs as :func:`~bayes_haic.sampling.sample`).
-    """
+    """Sample the cached graph with new data/prior values (``pm.set_data``), by
+    :func:`bayes_haic.sampling.sample`; with ``backend="nutpie"`` the graph is compiled once per
+    structure (:func:`bayes_haic.sampling.compile_nutpie` caches it per model object)."""
     entry.fits += 1
-    if settings.backend != "nutpie":
-        pm.set_data(values, model=entry.model)
-        return sampling.sample(entry.model, settings)
-    import nutpie
-
-    if entry.nutpie is None:
-        entry.nutpie = nutpie.compile_pymc_model(entry.model)
-    compiled = entry.nutpie.with_data(**values)
-    idata = nutpie.sample(
-        compiled,
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        seed=settings.seed,
-        target_accept=settings.target_accept,
-        progress_bar=False,
-        cores=1,
-    )
-    for key, value in settings.as_dict().items():
-        idata.attrs[f"sampler_{key}"] = value
-    return idata
+    pm.set_data(values, model=entry.model)
+    return sampling.sample(entry.model, settings)
 
 
 # --------------------------------------------------------------------------- fitting
