@@ -84,6 +84,23 @@ def run_cmd(config_path, out, strict):
             raise SystemExit(1)
 
 
+@cli.command()
+@click.option("--cohort", default=None, type=click.Path(dir_okay=False),
+              help="Cohort CSV (default: the synthetic cohort data/synthetic/cohort.csv).")
+@click.option("--covariates", help="Comma-separated covariate columns for the propensity model.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Configuration TOML for the design settings (default: models/main.toml).")
+@click.option("--out", default="reports/design", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the table and figures.")
+def balance(cohort, covariates, config_path, out):
+    """Propensity design only: PS model, matching, weights and covariate balance."""
+    from .paths import default_cohort_path
+    from .pipeline import run_balance
+
+    run_balance(cohort or default_cohort_path(), out, covariates=_covariate_list(covariates),
+                config_path=config_path, echo=click.echo)
+
+
 ENDPOINTS = ("os", "pfs", "orr")
 STRATEGIES = ("none", "ps_covariate", "iptw", "psm", "covariates")
 
