@@ -28,6 +28,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_survival.py
+	$(BIN)/python benchmarks/bench_main.py
 
 clean-venv:
 	rm -rf $(VENV)
