@@ -174,6 +174,18 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 from . import response, survival  # noqa: E402
 
 
+def fmt_prob(p: float) -> str:
+    """A posterior probability for display: '> 0.999' and '< 0.001' at the extremes, where
+    Monte Carlo draws cannot resolve more digits."""
+    if p != p:
+        return "–"
+    if p > 0.999:
+        return "> 0.999"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
 def _fmt_ci(median, lower, upper, digits=2) -> str:
     return f"{median:.{digits}f} ({lower:.{digits}f} to {upper:.{digits}f})"
 
@@ -303,7 +315,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
-    rows, forest_rows, notes = [], [], []
+    rows, forest_rows, notes, panels = [], [], [], []
     for strategy, idata in fits.items():
         summ, draws = survival.survival_estimands(idata)
         hr = summ[summ["quantity"] == "hr"].iloc[0]
@@ -313,8 +325,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
         rows.append({
             "adjustment": STRATEGY_LABELS.get(strategy, strategy),
             "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
-            "P(HR < 1)": hr["probability"],
-            "P(HR < 0.7)": float(p07.iloc[0]) if len(p07) else np.nan,
+            "P(HR < 1)": fmt_prob(hr["probability"]),
+            "P(HR < 0.7)": fmt_prob(float(p07.iloc[0]) if len(p07) else np.nan),
             "median HAIC-LEN-P": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
             "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "RMST difference at 24 mo": _fmt_ci(rd["median"], rd["lower"], rd["upper"], 1),
@@ -324,13 +336,19 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                      f"{idata.attrs.get('method', '')}.")
         forest_rows.append({"label": STRATEGY_LABELS.get(strategy, strategy),
                             "median": hr["median"], "lower": hr["lower"], "upper": hr["upper"]})
+        if strategy == "psm":  # the matched set the model was fitted to
+            km_frame, km_weights = state.design.matched_frame(cohort.frame), None
+        elif strategy == "iptw":
+            km_frame, km_weights = cohort.frame, state.design.weights
+        else:
+            km_frame, km_weights = cohort.frame, None
+        panels.append((km_frame, draws, STRATEGY_LABELS.get(strategy, strategy), km_weights))
+    if panels:
         sec.add(rp.Figure.from_matplotlib(
-            plots.km_vs_model(cohort.frame, endpoint, draws,
-                              f"{endpoint.upper()}, {STRATEGY_LABELS.get(strategy, strategy)}",
-                              weights=state.design.weights if strategy == "iptw" else None),
-            f"{name}: Kaplan-Meier estimate per arm (steps; "
-            f"{'IPT-weighted' if strategy == 'iptw' else 'unweighted'}) and the model's posterior "
-            f"survival (dashed, 95% band), adjustment '{strategy}'."))
+            plots.km_panels(panels, endpoint),
+            f"{name}: Kaplan-Meier estimate per arm (steps; IPT-weighted for IPTW, the matched "
+            "set for PS matching, else the whole cohort) and the model's posterior survival "
+            "(dashed line, 95% band), one panel per adjustment strategy."))
     sec.blocks.insert(0, rp.Table(pd.DataFrame(rows), f"{name}: posterior median hazard ratio "
                                   "(HAIC-LEN-P vs LEN-P) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
@@ -342,7 +360,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
         sec.add(rp.Figure.from_matplotlib(
             plots.hr_over_time(tv, f"{endpoint.upper()}: HR(t), {STRATEGY_LABELS.get(strategy, strategy)}"),
             f"Non-proportional hazards check: interval-specific hazard ratio HR(t) (random walk "
-            f"across intervals, prior sd {tv.attrs.get('prior', '')}), adjustment '{strategy}'. "
+            f"of the log-HR across intervals, prior set '{tv.attrs.get('prior', '')}'), "
+            f"adjustment '{strategy}'. "
             "A flat band around one level supports the proportional-hazards summary."))
     hr_pub = published_hr(endpoint)
     pub = {f"study, published IPTW HR {hr_pub:g}": hr_pub}
@@ -365,8 +384,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "ORR LEN-P": _fmt_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
             "risk difference": _fmt_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": _fmt_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
-            "P(RD > 0)": s["p_rd_above_0"],
-            "P(RD > 0.2)": s[f"p_rd_above_{response.IMPORTANT_RD:g}"],
+            "P(RD > 0)": fmt_prob(s["p_rd_above_0"]),
+            "P(RD > 0.2)": fmt_prob(s[f"p_rd_above_{response.IMPORTANT_RD:g}"]),
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
         })
         notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: {idata.attrs.get('method', '')}.")
@@ -397,8 +416,9 @@ def summary_section(state: RunState, published) -> rp.Section:
         + (" — a SYNTHETIC cohort, so they illustrate the method and are not evidence about "
            "the treatments." if tier == "synthetic" else ".")
         + " prob_benefit is P(HR < 1) for hazard ratios and P(RD > 0) for the ORR difference."))
-    sec.add(rp.Table(pd.concat([pub[keep], pat[keep]]), "Key posteriors (median, 95% credible "
-                     "interval)"))
+    key = pd.concat([pub[keep], pat[keep]])
+    key["prob_benefit"] = key["prob_benefit"].map(fmt_prob)
+    sec.add(rp.Table(key, "Key posteriors (median, 95% credible interval)"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))

@@ -11,15 +11,34 @@ ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
 ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
 
 
+def km_panels(panels, endpoint: str, ncol: int = 3) -> Figure:
+    """Small multiples of :func:`km_vs_model`: ``panels`` is a list of ``(frame, draws, title,
+    weights)``, one panel each."""
+    n = len(panels)
+    ncol = min(ncol, n)
+    nrow = -(-n // ncol)
+    fig = Figure(figsize=(4.2 * ncol, 3.3 * nrow), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, (frame, draws, title, weights) in zip(axes, panels):
+        _km_vs_model(ax, frame, endpoint, draws, title, weights)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig
+
+
 def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None) -> Figure:
     """Kaplan-Meier curves per arm (steps) over the model's posterior survival (median line and
     95% band) from ``draws`` (the ``survival`` variable of
     :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months).
     ``weights`` (one per row of ``frame``) give weighted Kaplan-Meier curves, e.g. for IPTW."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    _km_vs_model(fig.add_subplot(), frame, endpoint, draws, title, weights)
+    return fig
+
+
+def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
     from lifelines import KaplanMeierFitter
 
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.add_subplot()
     surv = draws["survival"]
     times = surv["time"].values
     for arm, code in (("treated", 1), ("control", 0)):
@@ -43,8 +62,7 @@ def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None) -> F
     ax.set_xlabel("months")
     ax.set_ylabel(f"{endpoint.upper()} probability")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7.5, frameon=False)
-    return fig
+    ax.legend(fontsize=6.5, frameon=False)
 
 
 def forest(rows, published: dict | None = None, title: str = "", xlabel: str = "hazard ratio "
