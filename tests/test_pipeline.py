@@ -169,3 +169,23 @@ tune = 200
     assert "bulk ESS" in err
     html = (tmp_path / "out" / "index.html").read_text()
     assert 'role="alert"' in html and "bulk ESS" in html  # shown at the top of the report
+
+
+def test_models_script_runs_like_fit(tmp_path):
+    """A models/ script is the fit command with endpoint and adjustment preset."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = fast_config(tmp_path, default_cohort_path())
+    out = tmp_path / "script"
+    done = subprocess.run([sys.executable, str(root / "models" / "orr_none.py"), "--config",
+                           str(cfg), "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    res = pd.read_csv(out / "results.csv")
+    assert set(res["endpoint"]) == {"orr"} and set(res["adjustment"]) == {"none"}
+    bad = subprocess.run([sys.executable, str(root / "models" / "orr_none.py"), "--out",
+                          str(out), "--prior", "no_such_prior"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "prior set not found" in bad.stderr
