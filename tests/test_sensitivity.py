@@ -257,15 +257,16 @@ def test_section(study):
     assert "Data tier: SYNTHETIC" in html and "Power-scaling" in html
 
 
-def test_reproducible(cohort):
-    """The same seed gives the same study, to the last digit: fits, reweighting, tipping point."""
-    kw = {"prior_names": ("reference", "skeptical", "pessimistic"), "cut_sets": (CUTS[1],)}
-    one, two = _run(cohort, **kw), _run(cohort, **kw)
-    pd.testing.assert_frame_equal(one.table(), two.table())
-    a, b = one.tipping[("os", "none")], two.tipping[("os", "none")]
+def test_reproducible(study, cohort):
+    """The same seed gives the same study, to the last digit: fits, reweighting, power scaling,
+    tipping point, rows."""
+    again = _run(cohort)
+    pd.testing.assert_frame_equal(study.table(), again.table())
+    a, b = study.tipping[("os", "none")], again.tipping[("os", "none")]
     assert a.scale == b.scale and np.array_equal(a.p_benefit, b.p_benefit)
-    pd.testing.assert_frame_equal(one.psens, two.psens)
-    pd.testing.assert_frame_equal(pd.DataFrame(one.rows()), pd.DataFrame(two.rows()))
+    pd.testing.assert_frame_equal(study.psens, again.psens)
+    pd.testing.assert_frame_equal(study.reweighting_check, again.reweighting_check)
+    pd.testing.assert_frame_equal(pd.DataFrame(study.rows()), pd.DataFrame(again.rows()))
 
 
 def test_user_cohort_tier_and_seed(cohort, tmp_path):
