@@ -16,12 +16,17 @@ The default study (``sensitivity.run_sensitivity`` with its defaults): OS and PF
 * with ``--refit-all``: the same study refitting every posterior instead of reweighting;
 * with ``--pymc``: one fit with the PyMC backend, which recompiles at every fit.
 
-Measured on the project machine (2 CPUs, shared with other jobs; load average 1-3):
-fresh process 50-78 s (39 fits: 8 x 5 posteriors, 15 of them reweighted, plus the tipping
-points' refits; about 4 model compilations); compiled models reused 19 s (median of 3;
-about 9-10 s per endpoint); one refit 0.42 s; one PSIS reweighting under 0.01 s; power
-scaling 0.04 s; report section 1.5 s. Without tipping points: 17.7 s refitting all 40
-posteriors, 12.1 s reweighting where reliable. One PyMC-backend fit: 6-20 s.
+Measured on the project machine (2 CPUs, shared with other jobs; load average 1-3), 39 fits
+per study (8 x 5 posteriors, 15 of them reweighted, plus the tipping points' refits):
+
+* sampling.py before f6c48334 (nutpie's compile_pymc_model, compiled once per structure):
+  fresh process 50-78 s; compiled models reused 19 s (median of 3); one refit 0.42 s;
+  without tipping points 17.7 s refitting all 40 posteriors vs 12.1 s reweighting.
+* sampling.py at f6c48334 (nutpie from_pyfunc over disk-cached numba functions): fresh
+  process 91 s; reused 79 s (median of 3); one refit 2.0 s; without tipping points 82 s
+  refitting all vs 53 s reweighting.
+* both: one PSIS reweighting under 0.01 s; power scaling of one fit 0.04 s; report section
+  1.5 s; one PyMC-backend fit (recompiling) 6-20 s.
 """
 
 from __future__ import annotations
