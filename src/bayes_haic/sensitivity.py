@@ -15,11 +15,13 @@ A posterior under prior :math:`p_B` is the posterior under :math:`p_A` reweighte
 :math:`w_s \propto p_B(\theta_s) / p_A(\theta_s)` (only the priors that differ matter). The raw
 ratios are Pareto-smoothed (PSIS; Vehtari et al. 2024, JMLR 25(72)) with ``az.psislw``; the
 estimated Pareto shape :math:`\hat k` says whether this is reliable: below
-:math:`\min(0.7,\, 1 - 1/\log_{10} S)` for :math:`S` draws it is used (``method`` "PSIS
-reweighting (k=0.23)"), otherwise the model is refitted (``method`` "refit"). Refits reuse the
+:math:`\min(0.7,\, 1 - 1/\log_{10} S)` for :math:`S` draws, and with an effective sample size
+:math:`r_{eff} / \sum_s w_s^2` of at least 400 (:data:`MIN_ESS`; a low k alone does not make a
+tail probability such as P(HR < 1) well estimated), it is used (``method`` "PSIS reweighting
+(k=0.23)"), otherwise the model is refitted (``method`` "refit"). Refits reuse the
 model graph that :mod:`bayes_haic.survival` caches per structure (same number of intervals and
 prior families; new data and prior values), and with the ``nutpie`` backend its compilation, so
-a refit costs about a second.
+a refit costs 0.4-2 s (see benchmarks/bench_sensitivity.py).
 
 On the main cut set (the first) every prior set is refitted, because the power-scaling
 diagnostics need unweighted draws; the reweighted estimate from the first prior's fit is
@@ -1028,6 +1030,18 @@ def _fmt_ci(s: dict) -> str:
     return f"{s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f})"
 
 
+def _fmt_prob(p: float) -> str:
+    """A posterior probability for display ('> 0.999' / '< 0.001' where draws cannot resolve
+    more; as in the main report)."""
+    if math.isnan(p):
+        return "–"
+    if p > 0.999:
+        return "> 0.999"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
 def build_section(study: SensitivityStudy) -> rp.Section:
     """Report section: prior sets table and overlay figures, cut-point table, power scaling,
     reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
@@ -1051,6 +1065,8 @@ def build_section(study: SensitivityStudy) -> rp.Section:
     table = study.table()
     show = table[table["cut_set"] == main.label].copy()
     show["HR (95% CrI)"] = [_fmt_ci(r) for r in show.to_dict("records")]
+    for col in ("p_hr_below_1", "p_hr_below_0.7"):
+        show[col] = show[col].map(_fmt_prob)
     show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
                  "p_hr_below_0.7", "method"]].rename(columns={
                      "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
@@ -1066,7 +1082,7 @@ def build_section(study: SensitivityStudy) -> rp.Section:
         for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
             row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
             for r in g.to_dict("records"):
-                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {r['p_hr_below_1']:.3f}; " + (
+                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {_fmt_prob(r['p_hr_below_1'])}; " + (
                     r["method"].replace("PSIS reweighting", "PSIS"))
             wide.append(row)
         sec.add(rp.Table(pd.DataFrame(wide), "HR (95% CrI), P(HR < 1) and method for every cut-point "
@@ -1087,9 +1103,11 @@ def build_section(study: SensitivityStudy) -> rp.Section:
             "conflict is flagged when both the prior and the likelihood are influential; a strong "
             "prior with a weak likelihood when only the prior is.", "note"))
     if len(study.reweighting_check):
-        rc = study.reweighting_check[["endpoint", "strategy", "prior", "pareto_k", "reliable",
-                                      "median_hr_reweighted", "median_hr_refit", "z"]].rename(
-            columns={"z": "difference / MCSE", "reliable": "k below threshold"})
+        rc = study.reweighting_check[["endpoint", "strategy", "prior", "pareto_k", "psis_ess",
+                                      "reliable", "median_hr_reweighted", "median_hr_refit", "z"]].rename(
+            columns={"z": "difference / MCSE", "reliable": "reliable (k, ESS)", "pareto_k": "Pareto k",
+                     "psis_ess": "PSIS ESS", "median_hr_reweighted": "median HR reweighted",
+                     "median_hr_refit": "median HR refit"})
         sec.add(rp.Table(rc, "Check of the reweighting on the main cut set: median HR by PSIS "
                          "reweighting of the first prior's fit against a refit (difference in "
                          "units of its Monte Carlo standard error)"))
