@@ -1174,7 +1174,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     html = rp.render(title, [section],
                      banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None,
                      footer=f"{SENSITIVITY_METHOD}; {cohort.name} (tier '{cohort.data_tier}'); "
-                            f"seed {sampler.seed}.")
+                            f"seed {sampler.seed}" + (f"; command: {' '.join(argv)}" if argv else "") + ".")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_results(rows, out / "results.csv")
