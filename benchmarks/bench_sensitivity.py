@@ -22,11 +22,13 @@ per study (8 x 5 posteriors, 15 of them reweighted, plus the tipping points' ref
 * sampling.py before f6c48334 (nutpie's compile_pymc_model, compiled once per structure):
   fresh process 50-78 s; compiled models reused 19 s (median of 3); one refit 0.42 s;
   without tipping points 17.7 s refitting all 40 posteriors vs 12.1 s reweighting.
-* sampling.py at f6c48334 (nutpie from_pyfunc over disk-cached numba functions): fresh
-  process 91 s; reused 79 s (median of 3); one refit 2.0 s; without tipping points 82 s
-  refitting all vs 53 s reweighting.
+* sampling.py at f6c48334 (nutpie from_pyfunc over disk-cached numba functions; two runs,
+  load 1-2): fresh process 84-91 s; reused 79-82 s (median of 3); one refit 2.0-2.1 s;
+  without tipping points 81 s refitting all vs 52 s reweighting. Compilation is now cheap;
+  sampling dominates.
 * both: one PSIS reweighting under 0.01 s; power scaling of one fit 0.04 s; report section
-  1.5 s; one PyMC-backend fit (recompiling) 6-20 s.
+  1.1-1.5 s; one PyMC-backend fit (recompiling) 6-20 s.
+* ``bayes-haic sensitivity`` with models/main.toml (independent baseline), f6c48334: 41 s.
 """
 
 from __future__ import annotations
