@@ -101,6 +101,37 @@ def balance(cohort, covariates, config_path, out):
                 config_path=config_path, echo=click.echo)
 
 
+@cli.command()
+@click.option("--cohort", default=None, type=click.Path(dir_okay=False),
+              help="Cohort CSV (default: the synthetic cohort data/synthetic/cohort.csv).")
+@click.option("--endpoint", "endpoints", multiple=True, type=click.Choice(["os", "pfs"]),
+              help="Endpoint(s) (default: both).")
+@click.option("--prior", "priors", multiple=True,
+              help="Prior set(s): names in models/priors/ or paths (default: every shipped set; "
+              "the first is the base the others are reweighted from).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a prior parameter in every set, e.g. survival.log_hr.sigma=1.0.")
+@click.option("--threshold", default=0.95, show_default=True, type=float,
+              help="Tipping point: the P(HR < 1) the skeptical prior must push below.")
+@click.option("--covariates", help="Comma-separated covariate columns.")
+@click.option("--seed", type=int, default=None, help="Sampler seed.")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Configuration TOML for cut points, baseline and sampler "
+              "(default: models/main.toml).")
+@click.option("--out", default="reports/sensitivity", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the tables and report.")
+def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, seed, config_path,
+                out):
+    """Prior sensitivity: every prior set and cut-point set, power scaling, tipping points."""
+    from .paths import default_cohort_path
+    from .sensitivity import write_sensitivity
+
+    write_sensitivity(cohort or default_cohort_path(), out, endpoints=endpoints or ("os", "pfs"),
+                      prior_names=list(priors) or None, overrides=overrides, threshold=threshold,
+                      seed=seed, covariates=_covariate_list(covariates), config_path=config_path,
+                      argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+
+
 ENDPOINTS = ("os", "pfs", "orr")
 STRATEGIES = ("none", "ps_covariate", "iptw", "psm", "covariates")
 

@@ -62,6 +62,14 @@ class ResponseConfig(_Strict):
     strategies: list[Strategy] = ["none", "iptw"]
 
 
+class SensitivityConfig(_Strict):
+    enabled: bool = True
+    strategies: list[Strategy] = ["none"]
+    threshold: float = Field(0.95, gt=0, lt=1)  # tipping point: P(HR < 1) below this
+    # extra cut-point sets besides the main one: numbers of quantile intervals or grids (months)
+    cut_sets: list[int | list[float]] = [4, 12, [0, 3, 6, 9, 12, 18, 24]]
+
+
 class PriorConfig(_Strict):
     set: str = "reference"
     overrides: list[str] = []
@@ -87,6 +95,7 @@ class MainConfig(_Strict):
     survival: SurvivalConfig = SurvivalConfig()
     response: ResponseConfig = ResponseConfig()
     priors: PriorConfig = PriorConfig()
+    sensitivity: SensitivityConfig = SensitivityConfig()
     sampler: SamplerConfig = SamplerConfig()
     source: str = ""
 

@@ -69,6 +69,17 @@ class RunState:
 # ------------------------------------------------------------------------------ the main job
 
 
+def _cut_sets(cfg: MainConfig, sensitivity) -> tuple:
+    """The main cut points first, then the configured alternatives (duplicates dropped)."""
+    main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
+    sets = [sensitivity.as_cut_set(main)]
+    for c in cfg.sensitivity.cut_sets:
+        cs = sensitivity.as_cut_set(c)
+        if cs not in sets:
+            sets.append(cs)
+    return tuple(sets)
+
+
 def time_varying_sampler(sampler):
     """Sampler settings for HR(t) fits: the random-walk sd of the log-HR mixes slowly (on the
     default cohort 1000 draws gave R-hat 1.03 and a divergence), so these fits use at least
@@ -83,7 +94,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     Returns the :class:`RunState` (rows, sections, fits). Nothing is written until all steps
     have succeeded; each output file is written atomically.
     """
-    from . import analysis, checks, reanalysis  # heavy imports (PyMC) only when running
+    from . import analysis, checks, reanalysis, sensitivity  # heavy imports only when running
 
     cfg = load_config(config_path)
     out = Path(out_dir)
@@ -93,7 +104,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     n_fits = (len(cfg.survival.endpoints) * (len(cfg.survival.strategies)
                                              + bool(cfg.survival.time_varying_strategy))
               + len(cfg.response.strategies))
-    progress = Progress(total=4 + n_fits, echo=echo)
+    progress = Progress(total=4 + n_fits + cfg.sensitivity.enabled, echo=echo)
 
     # 1. the published evidence (tier "published")
     progress.step("published evidence: conjugate reanalysis under each prior set")
@@ -140,6 +151,18 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
     state.sections["response"] = response_section(cohort, state)
 
+    # 5. prior sensitivity
+    if cfg.sensitivity.enabled:
+        progress.step("prior sensitivity: every prior set and cut-point set, tipping points")
+        study = sensitivity.run_sensitivity(
+            cohort, endpoints=cfg.survival.endpoints, strategies=cfg.sensitivity.strategies,
+            prior_names=cfg.priors.published_sets, overrides=cfg.priors.overrides,
+            cut_sets=_cut_sets(cfg, sensitivity),
+            sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
+            baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws)
+        state.rows.extend(study.rows() + study.published_rows())
+        state.sections["sensitivity"] = study.section()
+
     progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
     chk = checks.run_checks(cohort, state.fits, design=design, time_varying_fits=state.hr_t,
                             prior_set=prior_set, sampler=sampler, seed=sampler.seed)
@@ -152,7 +175,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.sections["limitations"] = limitations_section(cohort)
     summary = summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
-             "checks", "methods", "provenance", "limitations"]
+             "sensitivity", "checks", "methods", "provenance", "limitations"]
     state.sections["summary"] = summary
     sections = [state.sections[k] for k in order if k in state.sections]
     banner = SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None
