@@ -23,6 +23,8 @@ bootstrap_draws = 30
 strategies = ["none"]
 [priors]
 published_sets = ["reference", "skeptical"]
+[sensitivity]
+cut_sets = []
 [sampler]
 draws = 200
 tune = 300
@@ -60,16 +62,21 @@ def test_main_job_writes_labelled_results(main_run):
     hr = syn[syn["measure"] == "hr"]
     assert ((hr["lower"] < hr["median"]) & (hr["median"] < hr["upper"])).all()
     assert hr["prob_benefit"].between(0, 1).all()
-    nuts = syn[(syn["adjustment"] == "none")]
+    nuts = syn[(syn["adjustment"] == "none") & syn["measure"].isin(["hr", "rd"])]
     assert nuts["rhat_max"].notna().all() and nuts["ess_bulk_min"].gt(0).all()
+    # the sensitivity study: each endpoint's HR under every configured prior set
+    sens = syn[syn["method"].str.startswith("sensitivity study") & (syn["measure"] == "hr")]
+    assert set(sens["prior"]) == {"reference", "skeptical"} and set(sens["endpoint"]) == {"os", "pfs"}
+    tipping = res[res["measure"] == "tipping_sd_log_hr"]
+    assert set(tipping["data_tier"]) == {"published", "synthetic"}
 
 
 def test_report_has_every_section_and_the_synthetic_banner(main_run):
     out, _ = main_run
     index = (out / "index.html").read_text()
     assert '<section id="summary">' in index
-    for section in ("published", "cohort", "design", "os", "pfs", "response", "methods",
-                    "provenance", "limitations"):
+    for section in ("published", "cohort", "design", "os", "pfs", "response", "sensitivity",
+                    "checks", "methods", "provenance", "limitations"):
         page = (out / f"{section}.html").read_text()
         assert f'<section id="{section}">' in page
         assert f'href="{section}.html"' in index  # linked from the summary page
@@ -156,6 +163,8 @@ strategies = ["none"]
 time_varying_strategy = ""
 [response]
 strategies = []
+[sensitivity]
+enabled = false
 [priors]
 published_sets = ["reference"]
 [sampler]

@@ -197,18 +197,6 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 from . import response, survival  # noqa: E402
 
 
-def fmt_prob(p: float) -> str:
-    """A posterior probability for display: '> 0.999' and '< 0.001' at the extremes, where
-    Monte Carlo draws cannot resolve more digits."""
-    if p != p:
-        return "–"
-    if p > 0.999:
-        return "> 0.999"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}"
-
-
 def _fmt_ci(median, lower, upper, digits=2) -> str:
     return f"{median:.{digits}f} ({lower:.{digits}f} to {upper:.{digits}f})"
 
@@ -348,8 +336,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
         rows.append({
             "adjustment": STRATEGY_LABELS.get(strategy, strategy),
             "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
-            "P(HR < 1)": fmt_prob(hr["probability"]),
-            "P(HR < 0.7)": fmt_prob(float(p07.iloc[0]) if len(p07) else np.nan),
+            "P(HR < 1)": rp.format_probability(hr["probability"]),
+            "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
             "median HAIC-LEN-P": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
             "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "RMST difference at 24 mo": _fmt_ci(rd["median"], rd["lower"], rd["upper"], 1),
@@ -407,8 +395,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "ORR LEN-P": _fmt_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
             "risk difference": _fmt_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": _fmt_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
-            "P(RD > 0)": fmt_prob(s["p_rd_above_0"]),
-            "P(RD > 0.2)": fmt_prob(s[f"p_rd_above_{response.IMPORTANT_RD:g}"]),
+            "P(RD > 0)": rp.format_probability(s["p_rd_above_0"]),
+            "P(RD > 0.2)": rp.format_probability(s[f"p_rd_above_{response.IMPORTANT_RD:g}"]),
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
         })
         notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: {idata.attrs.get('method', '')}.")
@@ -429,7 +417,8 @@ def summary_section(state: RunState, published) -> rp.Section:
                 & frame["measure"].isin(["hr", "rd"])]
     pub = pub.drop_duplicates(["endpoint", "measure"])
     tier = state.cohort.data_tier if state.cohort else "user"
-    pat = frame[(frame["data_tier"] == tier) & frame["measure"].isin(["hr", "rd"])]
+    pat = frame[(frame["data_tier"] == tier) & frame["measure"].isin(["hr", "rd"])
+                & ~frame["method"].astype(str).str.startswith("sensitivity study")]
     keep = ["data_tier", "endpoint", "measure", "adjustment", "estimand", "prior", "median",
             "lower", "upper", "prob_benefit"]
     sec.add(rp.Text(
@@ -440,7 +429,7 @@ def summary_section(state: RunState, published) -> rp.Section:
            "the treatments." if tier == "synthetic" else ".")
         + " prob_benefit is P(HR < 1) for hazard ratios and P(RD > 0) for the ORR difference."))
     key = pd.concat([pub[keep], pat[keep]])
-    key["prob_benefit"] = key["prob_benefit"].map(fmt_prob)
+    key["prob_benefit"] = key["prob_benefit"].map(rp.format_probability)
     sec.add(rp.Table(key, "Key posteriors (median, 95% credible interval)"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "

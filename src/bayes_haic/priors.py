@@ -318,6 +318,14 @@ def _overridden(overrides, section: str, key: str) -> str:
     return f" (after --set {'; '.join(hits)})" if hits else ""
 
 
+def as_prior_set(prior_set=None, overrides=()) -> PriorSet:
+    """A :class:`PriorSet` from a PriorSet (returned as it is), a name or a path (``None``: the
+    reference set), with ``overrides`` applied to a loaded one."""
+    if isinstance(prior_set, PriorSet):
+        return prior_set
+    return load_prior_set(prior_set or "reference", overrides)
+
+
 def _apply_override(raw: dict, item: str, path: Path) -> None:
     key, sep, value = item.partition("=")
     parts = key.strip().split(".")

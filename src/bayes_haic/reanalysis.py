@@ -72,7 +72,7 @@ from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
 from .paths import priors_dir, project_root
-from .priors import Prior, PriorSet, load_prior_set
+from .priors import Prior, PriorSet, as_prior_set
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
 from .results import result_row
 from .sampling import DEFAULT_SEED
@@ -523,10 +523,6 @@ def hr_model(y: float, se: float, prior: Prior):
 # --------------------------------------------------------------------------- HR reanalysis
 
 
-def _prior_set(prior_set, overrides=()) -> PriorSet:
-    if isinstance(prior_set, PriorSet):
-        return prior_set
-    return load_prior_set(prior_set or "reference", overrides)
 
 
 def _source_label(evidence: PublishedEvidence) -> str:
@@ -613,7 +609,7 @@ def reanalyse_hr(
     if endpoint not in ("os", "pfs"):
         raise InputError(f"endpoint: expected 'os' or 'pfs'; found {endpoint!r}.")
     ev = evidence or load_published()
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     number = ev.get(f"hr_{endpoint}", analysis_set=analysis_set)
     s, how = _hr_se(number, se)
     prior = ps.get(f"published.log_hr_{endpoint}")
@@ -723,7 +719,7 @@ def reanalyse_orr(
 ) -> ORRReanalysis:
     """Exact per-arm Beta posteriors of the PSM ORR (derived counts); prior published.arm_rate."""
     ev = evidence or load_published()
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     prior = ps.get("published.arm_rate")
     if prior.dist != "Beta":
         raise InputError(
@@ -832,7 +828,7 @@ def reanalyse_orr_contrast(
     ``response.log_or`` priors, by quadrature on a ``grid_size`` x ``grid_size`` grid spanning
     the posterior mode +- ``width`` Laplace sds in each direction."""
     ev = evidence or load_published()
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     pa, pb = ps.get("response.intercept"), ps.get("response.log_or")
     r1 = int(ev.value("responders", analysis_set="PSM", arm=TREATED))
     r0 = int(ev.value("responders", analysis_set="PSM", arm=CONTROL))
@@ -1020,7 +1016,7 @@ def run_published(
     ev = evidence or load_published()
     hr, orr, orr_c, sens = {}, {}, {}, []
     for name in prior_names:
-        ps = _prior_set(name, overrides)
+        ps = as_prior_set(name, overrides)
         for endpoint in ("os", "pfs"):
             hr[(endpoint, ps.label())] = reanalyse_hr(endpoint, ps, evidence=ev)
             sens.append(hr_se_sensitivity(endpoint, ps, evidence=ev))

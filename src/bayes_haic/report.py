@@ -111,6 +111,18 @@ def format_value(v, digits: int = 3) -> str:
     return str(v)
 
 
+def format_probability(p: float) -> str:
+    """A posterior probability for display: '> 0.999' and '< 0.001' at the extremes, where
+    Monte Carlo draws cannot resolve more digits; NaN as an en dash."""
+    if p != p:
+        return "–"
+    if p > 0.999:
+        return "> 0.999"
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}"
+
+
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("bayes_haic", "templates"),

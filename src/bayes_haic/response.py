@@ -54,8 +54,9 @@ from scipy.interpolate import BSpline
 
 from . import sampling
 from .errors import InputError, describe_rows
-from .priors import PriorSet, load_prior_set
+from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
+from .survival_bootstrap import call_design_fn
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
 ARMS = ("control", "treated")  # treatment 0, 1
@@ -82,12 +83,6 @@ ESTIMAND_DETAIL = {
 # --------------------------------------------------------------------------- data preparation
 
 
-def _prior_set(prior_set) -> PriorSet:
-    if prior_set is None:
-        return load_prior_set("reference")
-    if isinstance(prior_set, PriorSet):
-        return prior_set
-    return load_prior_set(prior_set)
 
 
 def _column_or_array(frame: pd.DataFrame, value, name: str) -> np.ndarray:
@@ -250,7 +245,7 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
     b = np.empty(n_boot)
     for r in range(n_boot):
         g = rng.dirichlet(np.ones(n)) * n
-        v = _design_weights(design_fn, g, n)
+        v = call_design_fn(design_fn, g, n)
         w = (g * v)[keep]
         a[r], b[r] = _weighted_logistic_mle(y, t, w)
     p0, p1 = special.expit(a), special.expit(a + b)
@@ -267,16 +262,6 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
         coords={"chain": [0], "draw": np.arange(n_boot), "arm": list(ARMS)},
     )
     return az.InferenceData(posterior=post)
-
-
-def _design_weights(design_fn, g, n):
-    v = np.asarray(design_fn(g), float).ravel()
-    if v.size != n or not np.all(np.isfinite(v)) or np.any(v < 0):
-        raise InputError(
-            f"design_fn: must return {n} finite non-negative IPT weights (one per cohort row); "
-            f"returned {v.size} values."
-        )
-    return v
 
 
 # --------------------------------------------------------------------------- fitting
@@ -327,7 +312,7 @@ def fit_response(
         raise InputError("weights / design_fn: given with adjust other than 'iptw'.")
     t_all, y_all = _check_frame(frame)
     settings = sampler or sampling.SamplerSettings()
-    ps_set = _prior_set(prior_set)
+    ps_set = as_prior_set(prior_set)
 
     rows = np.ones(len(frame), bool)
     if adjust == "psm":
@@ -337,7 +322,7 @@ def fit_response(
         if weights is None and design_fn is None:
             raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
         if design_fn is not None:
-            w_all = _design_weights(design_fn, np.ones(len(frame)), len(frame))
+            w_all = call_design_fn(design_fn, np.ones(len(frame)), len(frame))
         else:
             w_all = _column_or_array(frame, weights, "weights")
             if np.any(w_all < 0):

@@ -1030,18 +1030,6 @@ def _fmt_ci(s: dict) -> str:
     return f"{s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f})"
 
 
-def _fmt_prob(p: float) -> str:
-    """A posterior probability for display ('> 0.999' / '< 0.001' where draws cannot resolve
-    more; as in the main report)."""
-    if math.isnan(p):
-        return "–"
-    if p > 0.999:
-        return "> 0.999"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}"
-
-
 def build_section(study: SensitivityStudy) -> rp.Section:
     """Report section: prior sets table and overlay figures, cut-point table, power scaling,
     reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
@@ -1066,7 +1054,7 @@ def build_section(study: SensitivityStudy) -> rp.Section:
     show = table[table["cut_set"] == main.label].copy()
     show["HR (95% CrI)"] = [_fmt_ci(r) for r in show.to_dict("records")]
     for col in ("p_hr_below_1", "p_hr_below_0.7"):
-        show[col] = show[col].map(_fmt_prob)
+        show[col] = show[col].map(rp.format_probability)
     show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
                  "p_hr_below_0.7", "method"]].rename(columns={
                      "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
@@ -1082,7 +1070,7 @@ def build_section(study: SensitivityStudy) -> rp.Section:
         for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
             row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
             for r in g.to_dict("records"):
-                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {_fmt_prob(r['p_hr_below_1'])}; " + (
+                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {rp.format_probability(r['p_hr_below_1'])}; " + (
                     r["method"].replace("PSIS reweighting", "PSIS"))
             wide.append(row)
         sec.add(rp.Table(pd.DataFrame(wide), "HR (95% CrI), P(HR < 1) and method for every cut-point "

@@ -61,7 +61,7 @@ from scipy import special
 
 from . import sampling
 from .errors import InputError, describe_rows
-from .priors import Prior, PriorSet, load_prior_set
+from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 
 ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
@@ -445,7 +445,7 @@ def build_pwe_model(
     :func:`fit_pwe` uses a cached copy of the same graph instead of building a new one.
     """
     _check_baseline(baseline)
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     spec = ModelSpec(collapsed.sizes["intervals"], baseline, time_varying=time_varying)
     model = _build(spec, ps)
     data = _collapsed_values(collapsed)
@@ -461,7 +461,7 @@ def build_pwe_rows_model(rows: pd.DataFrame, n_intervals: int, prior_set: PriorS
     priors and parameter names as :func:`build_pwe_model`. Unweighted. Used to check the
     Poisson-likelihood identity and as the benchmark baseline."""
     _check_baseline(baseline)
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     spec = ModelSpec(n_intervals, baseline)
     pv = spec.prior_vars()
     r = rows[rows["exposure"].to_numpy() > 0]
@@ -486,12 +486,6 @@ def build_pwe_rows_model(rows: pd.DataFrame, n_intervals: int, prior_set: PriorS
     return model
 
 
-def _prior_set(prior_set) -> PriorSet:
-    if prior_set is None:
-        return load_prior_set("reference")
-    if isinstance(prior_set, PriorSet):
-        return prior_set
-    return load_prior_set(prior_set)
 
 
 @dataclass
@@ -589,7 +583,7 @@ def fit_pwe(
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
     if time_varying and len(cuts) < 2:
         raise InputError("time_varying: a time-varying HR needs at least two intervals.")
-    prior = _prior_set(prior_set)
+    prior = as_prior_set(prior_set)
     settings = sampler or sampling.SamplerSettings()
     coll = collapse(t, d, x, cuts, w)
     J = len(cuts)

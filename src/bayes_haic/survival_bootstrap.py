@@ -28,13 +28,12 @@ import xarray as xr
 from scipy import optimize
 
 from .errors import InputError
-from .priors import PriorSet
+from .priors import PriorSet, as_prior_set
 from .sampling import DEFAULT_SEED
 from .survival import (
     ARMS,
     ModelSpec,
     _attrs,
-    _prior_set,
     collapse,
     cut_points,
     endpoint_columns,
@@ -142,7 +141,9 @@ def _normal_penalty(prior_set: PriorSet) -> dict:
     return out
 
 
-def _ipt_weights(design_fn, g, n):
+def call_design_fn(design_fn, g, n):
+    """``design_fn(g)``: the IPT weights for patient weights ``g``, checked (``n`` finite,
+    non-negative values, one per cohort row)."""
     v = np.asarray(design_fn(g), float).ravel()
     if v.size != n or not np.all(np.isfinite(v)) or np.any(v < 0):
         raise InputError(
@@ -184,7 +185,7 @@ def iptw_bayesian_bootstrap(
     t, d, x = endpoint_columns(frame, endpoint)
     n = t.size
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
-    ps = _prior_set(prior_set)
+    ps = as_prior_set(prior_set)
     penalty = _normal_penalty(ps) if penalise else None
     rng = np.random.default_rng(seed)
     J = cuts.size
@@ -192,12 +193,12 @@ def iptw_bayesian_bootstrap(
     log_lambda = np.empty((n_boot, J))
     for b in range(n_boot):
         g = rng.dirichlet(np.ones(n)) * n
-        w = g * _ipt_weights(design_fn, g, n)
+        w = g * call_design_fn(design_fn, g, n)
         w *= n / w.sum()
         coll = collapse(t, d, x, cuts, w)
         log_hr[b], log_lambda[b] = weighted_pwe_mle(coll["events"].values, coll["exposure"].values, penalty)
 
-    w_full = _ipt_weights(design_fn, np.ones(n), n)
+    w_full = call_design_fn(design_fn, np.ones(n), n)
     coll_full = collapse(t, d, x, cuts, w_full * (n / w_full.sum()))
     hazard = np.exp(log_lambda[:, None, :] + log_hr[:, None, None] * np.array([0.0, 1.0])[None, :, None])
     post = xr.Dataset(
