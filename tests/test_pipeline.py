@@ -75,6 +75,9 @@ def test_report_has_every_section_and_the_synthetic_banner(main_run):
     out, _ = main_run
     index = (out / "index.html").read_text()
     assert '<section id="summary">' in index
+    # the study's published numbers side by side with this analysis (PSM median OS 27.0)
+    assert "Side by side" in index
+    assert "<td>median OS (months), HAIC-LEN-P</td><td>PSM</td><td>27</td>" in index
     for section in ("published", "cohort", "design", "os", "pfs", "response", "sensitivity",
                     "checks", "methods", "provenance", "limitations"):
         page = (out / f"{section}.html").read_text()

@@ -27,7 +27,7 @@ from . import report as rp  # noqa: E402
 from .config import MainConfig, load_config  # noqa: E402
 from .priors import load_prior_set  # noqa: E402
 from .provenance import package_versions, run_info  # noqa: E402
-from .results import atomic_write, write_results  # noqa: E402
+from .results import atomic_write, summarise_draws, write_results  # noqa: E402
 from .schema import Cohort, load_cohort, summarise_cohort  # noqa: E402
 
 SYNTHETIC_BANNER = (
@@ -410,6 +410,48 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     return sec
 
 
+def published_comparison(state: RunState) -> pd.DataFrame:
+    """The study's published numbers next to this analysis's estimate of the same quantity
+    under the same adjustment (PSM medians and ORR, IPTW hazard ratios and ORR)."""
+    from .published import load_published
+
+    ev = load_published()
+    frame = pd.DataFrame(state.rows)
+    frame = frame[(frame["data_tier"] != "published")
+                  & ~frame["method"].astype(str).str.startswith("sensitivity study")]
+    out = []
+
+    def ours(endpoint, measure, adjustment):
+        r = frame[(frame["endpoint"] == endpoint) & (frame["measure"] == measure)
+                  & (frame["adjustment"] == adjustment)]
+        return "not fitted" if r.empty else _fmt_ci(*r.iloc[0][["median", "lower", "upper"]], 2)
+
+    def orr(adjustment, arm):
+        idata = state.fits.get(("orr", adjustment))
+        if idata is None:
+            return "not fitted"
+        k = 1 if arm == "treated" else 0
+        s = summarise_draws(100 * idata.posterior["p_arm"].values[..., k])
+        return _fmt_ci(s["median"], s["lower"], s["upper"], 1)
+
+    arms = (("treated", "HAIC-LEN-P"), ("control", "LEN-P"))
+    for endpoint in ("os", "pfs"):
+        for arm, label in arms:
+            out.append({"quantity": f"median {endpoint.upper()} (months), {label}",
+                        "analysis set": "PSM",
+                        "study (published)": ev.value(f"median_{endpoint}", analysis_set="PSM", arm=label),
+                        "this analysis": ours(endpoint, f"median_{arm}", "psm")})
+        out.append({"quantity": f"{endpoint.upper()} hazard ratio", "analysis set": "IPTW",
+                    "study (published)": ev.value(f"hr_{endpoint}", analysis_set="IPTW"),
+                    "this analysis": ours(endpoint, "hr", "iptw")})
+    for aset, adjustment in (("PSM", "psm"), ("IPTW", "iptw")):
+        for arm, label in arms:
+            out.append({"quantity": f"ORR (%), {label}", "analysis set": aset,
+                        "study (published)": ev.value("orr", analysis_set=aset, arm=label),
+                        "this analysis": orr(adjustment, arm)})
+    return pd.DataFrame(out)
+
+
 def summary_section(state: RunState, published) -> rp.Section:
     sec = rp.Section("summary", "Summary")
     frame = pd.DataFrame(state.rows)
@@ -431,6 +473,11 @@ def summary_section(state: RunState, published) -> rp.Section:
     key = pd.concat([pub[keep], pat[keep]])
     key["prob_benefit"] = key["prob_benefit"].map(rp.format_probability)
     sec.add(rp.Table(key, "Key posteriors (median, 95% credible interval)"))
+    comparison = published_comparison(state)
+    if len(comparison):
+        sec.add(rp.Table(comparison, f"Side by side: the study's published numbers and this "
+                         f"analysis of {state.cohort.name} (tier '{tier}') under the same "
+                         "adjustment (posterior median, 95% CrI; reference prior)"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))
