@@ -248,7 +248,7 @@ def _write(tmp_path, replace: dict | None = None, text: str | None = None, name=
     return path
 
 
-def _fails(path, *needles, overrides=()):
+def _assert_fails(path, *needles, overrides=()):
     with pytest.raises(InputError) as exc:
         load_prior_set(path, overrides)
     msg = str(exc.value)
@@ -323,42 +323,42 @@ BAD_VALUES = [
 @pytest.mark.parametrize("case", BAD_VALUES, ids=[c[0] for c in BAD_VALUES])
 def test_bad_value_fails_clearly(tmp_path, case):
     _, key, value, needles = case
-    _fails(_write(tmp_path, {key: value}), *needles)
+    _assert_fails(_write(tmp_path, {key: value}), *needles)
 
 
 def test_unknown_key(tmp_path):
     path = _write(tmp_path, text=REFERENCE.replace(
         "[survival]\n", '[survival]\nlog_hazard_ratio = { dist = "Normal", mu = 0.0, sigma = 1.0 }\n'))
-    _fails(path, "[survival]", "unknown key(s) log_hazard_ratio", "expected log_hr, log_baseline_hazard")
+    _assert_fails(path, "[survival]", "unknown key(s) log_hazard_ratio", "expected log_hr, log_baseline_hazard")
 
 
 def test_unknown_section(tmp_path):
     path = _write(tmp_path, text=REFERENCE + '\n[survial]\nlog_hr = { dist = "Normal", mu = 0, sigma = 1 }\n')
-    _fails(path, "unknown section [survial]", "expected survival, response, published")
+    _assert_fails(path, "unknown section [survial]", "expected survival, response, published")
 
 
 def test_section_not_a_table(tmp_path):
     text = REFERENCE.split("[survival]")[0] + "survival = 3\n" + "[response]" + REFERENCE.split("[response]")[1]
-    _fails(_write(tmp_path, text=text), "[survival] must be a table of priors")
+    _assert_fails(_write(tmp_path, text=text), "[survival] must be a table of priors")
 
 
 def test_missing_key(tmp_path):
-    _fails(_write(tmp_path, {"response.log_or": None}), "[response] is missing response.log_or",
+    _assert_fails(_write(tmp_path, {"response.log_or": None}), "[response] is missing response.log_or",
            "every prior set defines every prior")
 
 
 def test_missing_section(tmp_path):
     text = REFERENCE.split("[published]")[0]
-    _fails(_write(tmp_path, text=text), "[published] is missing published.log_hr_os")
+    _assert_fails(_write(tmp_path, text=text), "[published] is missing published.log_hr_os")
 
 
 def test_name_and_description_must_be_strings(tmp_path):
     text = REFERENCE.replace('name = "reference"', "name = 3")
-    _fails(_write(tmp_path, text=text), "'name' and 'description' must be strings")
+    _assert_fails(_write(tmp_path, text=text), "'name' and 'description' must be strings")
 
 
 def test_not_toml(tmp_path):
-    _fails(_write(tmp_path, text="[survival\nlog_hr = {"), "not valid TOML")
+    _assert_fails(_write(tmp_path, text="[survival\nlog_hr = {"), "not valid TOML")
 
 
 def test_missing_file_lists_shipped_names(tmp_path):
@@ -433,7 +433,7 @@ def test_bad_override_syntax(item, needles):
     ],
 )
 def test_bad_override_value_names_file_key_and_the_set(item, needles):
-    msg = _fails(priors_dir() / "reference.toml", "survival.log_hr", *needles, overrides=[item])
+    msg = _assert_fails(priors_dir() / "reference.toml", "survival.log_hr", *needles, overrides=[item])
     assert "reference.toml" in msg
 
 
