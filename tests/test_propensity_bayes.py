@@ -1,36 +1,14 @@
 """Bayesian propensity model: recovers a known assignment model; posterior draws of every score."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from bayes_haic.errors import InputError
 from bayes_haic.propensity import fit_ps, fit_ps_bayes, posterior_ps
 from bayes_haic.sampling import SamplerSettings
 
-# A known assignment model on covariates like the study's (as in test_propensity.py).
-TRUE_COEF = pd.Series(
-    {"intercept": 2.0, "age": -0.04, "male": 0.3, "ecog_1": -0.7, "afp_400": 0.5,
-     "tumor_size_cm": 0.12, "mvi": 0.9}
-)
-COVARIATES = list(TRUE_COEF.index[1:])
-
-
-def simulate_cohort(n, seed):
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "id": [f"P{i:04d}" for i in range(n)],
-        "age": rng.normal(58, 10, n).round(1),
-        "male": rng.binomial(1, 0.85, n),
-        "ecog_1": rng.binomial(1, 0.4, n),
-        "afp_400": rng.binomial(1, 0.45, n),
-        "tumor_size_cm": np.exp(rng.normal(np.log(7), 0.4, n)).round(1),
-        "mvi": rng.binomial(1, 0.4, n),
-    })
-    eta = TRUE_COEF["intercept"] + frame[COVARIATES].to_numpy() @ TRUE_COEF.iloc[1:].to_numpy()
-    frame.insert(1, "treatment", rng.binomial(1, 1 / (1 + np.exp(-eta))))
-    return frame
-
+# The known assignment model and its simulator are shared with the ML tests.
+from test_propensity import COVARIATES, TRUE_COEF, simulate_cohort  # noqa: E402,F401
 
 FAST = SamplerSettings(draws=400, tune=400, chains=2)
 

@@ -126,8 +126,9 @@ def test_evidence_based_is_power_prior_of_meta_analysis():
 def test_subtract_study_inverts_pooling():
     pool_without = Prior("Normal", {"mu": -0.6, "sigma": 0.1})
     y, s = math.log(0.384), 0.291
-    prec = 1 / 0.1**2 + 1 / s**2
-    pooled = Prior("Normal", {"mu": (-0.6 / 0.01 + y / s**2) / prec, "sigma": prec**-0.5})
+    m0, s0 = pool_without.params["mu"], pool_without.params["sigma"]
+    prec = 1 / s0**2 + 1 / s**2
+    pooled = Prior("Normal", {"mu": (m0 / s0**2 + y / s**2) / prec, "sigma": prec**-0.5})
     back = ra.subtract_study(pooled, y, s)
     assert back.params["mu"] == pytest.approx(-0.6)
     assert back.params["sigma"] == pytest.approx(0.1)

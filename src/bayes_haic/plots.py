@@ -130,3 +130,14 @@ def hr_over_time(idata, title: str = "") -> Figure:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7.5, frameon=False)
     return fig
+
+
+def finish_rd_axes(ax, xlabel: str, important: float) -> None:
+    """Common styling of an ORR risk-difference density plot: reference lines at 0 and at the
+    clinically important difference, labels and legend."""
+    ax.axvline(0, color="black", lw=0.8)
+    ax.axvline(important, color="black", lw=0.5, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("posterior density")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7, frameon=False)

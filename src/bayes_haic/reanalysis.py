@@ -1136,10 +1136,7 @@ def plot_orr_difference(reanalysis: PublishedReanalysis):
         h, _ = np.histogram(first.draws["rd"], bins=bins, density=True)
         ax.plot(mids, gaussian_filter1d(h, 2.0), color="black", ls="--",
                 label=f"beta-binomial, {_prior_text(first.prior)} per arm")
-    ax.axvline(0, color="black", lw=0.8)
-    ax.axvline(IMPORTANT_RD, color="black", lw=0.5, ls="--")
-    ax.set_xlabel("ORR risk difference, HAIC-LEN-P - LEN-P (PSM, derived counts)")
-    ax.set_ylabel("posterior density")
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=7, frameon=False)
+    from .plots import finish_rd_axes
+
+    finish_rd_axes(ax, "ORR risk difference, HAIC-LEN-P - LEN-P (PSM, derived counts)", IMPORTANT_RD)
     return fig

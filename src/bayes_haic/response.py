@@ -540,12 +540,9 @@ def plot_rd(fits, labels=None):
             label=f"{label}: median {np.median(x):.2f}, P(RD>0) = {np.mean(x > 0):.3f}, "
             f"P(RD>{IMPORTANT_RD:g}) = {np.mean(x > IMPORTANT_RD):.2f}",
         )
-    ax.axvline(0, color="black", lw=0.8)
-    ax.axvline(IMPORTANT_RD, color="black", lw=0.5, ls="--")
-    ax.set_xlabel("ORR risk difference, HAIC-LEN-P - LEN-P (marginal)")
-    ax.set_ylabel("posterior density")
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=7, frameon=False)
+    from .plots import finish_rd_axes
+
+    finish_rd_axes(ax, "ORR risk difference, HAIC-LEN-P - LEN-P (marginal)", IMPORTANT_RD)
     return fig
 
 
