@@ -34,6 +34,6 @@ clean-venv:
 	rm -rf $(VENV)
 
 constraints:
-	$(BIN)/python -m pip freeze --exclude-editable | grep -vi '^bayes-haic' | \
+	$(BIN)/python -m pip freeze --all --exclude-editable | grep -vi '^bayes-haic' | grep -v '^pip==' | \
 	  { echo "# Exact versions tested (pip freeze of the project venv, Python 3.11). pyproject.toml bounds them;"; \
 	    echo "# this file pins them so a fresh install gives what CI tested. Regenerate: make constraints"; cat; } > constraints.txt

@@ -170,6 +170,33 @@ def test_kaplan_meier_matches_lifelines_and_the_definition():
     np.testing.assert_allclose(both[1], ck.km_on_grid(t[::-1], d[::-1], grid))
 
 
+def test_km_figure_draws_the_product_limit_estimate_per_arm():
+    """The Kaplan-Meier steps in the report's KM-vs-model figure are the estimate above
+    (lifelines' for unweighted data), drawn from S(0) = 1, one line per arm."""
+    from lifelines import KaplanMeierFitter
+
+    from bayes_haic import plots
+
+    rng = np.random.default_rng(8)
+    n = 60
+    frame = pd.DataFrame({"treatment": rng.integers(0, 2, n), "os_time": np.round(rng.exponential(9, n), 1),
+                          "os_event": rng.integers(0, 2, n)})
+    grid = np.linspace(0, 30, 31)
+    surv = xr.DataArray(np.ones((1, 4, 2, grid.size)), dims=("chain", "draw", "arm", "time"),
+                        coords={"arm": ["treated", "control"], "time": grid})
+    fig = plots.km_vs_model(frame, "os", {"survival": surv})
+    lines = {ln.get_label(): ln for ln in fig.axes[0].lines if "Kaplan-Meier" in ln.get_label()}
+    assert len(lines) == 2
+    for code, name in ((1, "HAIC-LEN-P"), (0, "LEN-P")):
+        g = frame[frame["treatment"] == code]
+        (label,) = [k for k in lines if k.startswith(name + " ")]
+        x, y = (np.asarray(v, float) for v in lines[label].get_data())
+        assert x[0] == 0 and y[0] == 1 and np.all(np.diff(x) >= 0)
+        last = np.r_[x[1:] != x[:-1], True]  # at tied times the step ends at its last point
+        ref = KaplanMeierFitter().fit(g["os_time"], g["os_event"]).survival_function_at_times(x[last])
+        np.testing.assert_allclose(y[last], ref.to_numpy(), rtol=1e-12, atol=1e-12)
+
+
 def test_simulated_event_times_follow_the_piecewise_hazard():
     rng = np.random.default_rng(6)
     cuts = np.array([0.0, 2.0, 5.0])

@@ -50,3 +50,45 @@ def test_refit_reuses_the_nutpie_compilation_and_is_reproducible(adjust):
     np.testing.assert_array_equal(a.posterior["log_hr"].values, fresh.posterior["log_hr"].values)
     assert not [v for v in a.posterior.data_vars if "__" in v]
     assert int(a.sample_stats["diverging"].shape[0]) == 2
+
+
+def test_set_data_casts_keeps_named_dimensions_and_resizes_patient_data():
+    """sampling.set_data replaces pm.set_data (which compiles with PyTensor's C backend): values
+    are cast to the container's dtype, named (fixed) dimensions cannot change length, patient
+    containers (no named dimension) can, and a wrong rank is refused."""
+    collapsed = sv.build_pwe_model(sv.collapse(np.array([1.0, 5.0, 9.0]), np.array([1, 0, 1]),
+                                               np.array([0, 1, 1]), [0, 4, 8]), "reference", "independent")
+    sampling.set_data(collapsed, {"events": [[1, 2, 3], [4, 5, 6]]})  # ints into a float container
+    got = collapsed["events"].get_value()
+    assert got.dtype == np.float64 and got[1, 2] == 6.0
+    with pytest.raises(ValueError, match="fixed dimension 'intervals'"):
+        sampling.set_data(collapsed, {"events": np.zeros((2, 4))})
+    with pytest.raises(ValueError, match="needs 2 dimension"):
+        sampling.set_data(collapsed, {"events": np.zeros(6)})
+    df = _cohort(40, 3)
+    fit = sv.fit_pwe(df, "os", adjust="covariates", covariates=["age"], cuts=[0, 8], sampler=NUTPIE)
+    model = sv._cached(sv.ModelSpec(2, "rw", "patient", False, 1, "survival.covariate", 0),
+                       load_prior_set("reference")).model
+    assert model["event"].get_value().shape == (40,)  # the patient rows of the last fit
+    sampling.set_data(model, {"interval_index": np.array([0.0, 1.0, 1.0])})
+    got = model["interval_index"].get_value()
+    assert got.dtype == model["interval_index"].dtype and got.dtype.kind == "i" and got.shape == (3,)
+    assert fit.attrs["n_treated"] + fit.attrs["n_control"] == 40
+
+
+def test_convergence_uses_numpy_arviz_and_restores_the_numba_flag():
+    """The diagnostics run on ArviZ's NumPy path (no per-process JIT compile) and agree with
+    its numba path; ArviZ's global numba setting is left as it was."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)
+    idata = az.from_dict(posterior={"a": rng.normal(size=(2, 500)), "b": rng.normal(size=(2, 500, 3))},
+                         sample_stats={"diverging": np.zeros((2, 500), bool),
+                                       "energy": rng.normal(size=(2, 500))})
+    before = az.Numba.numba_flag
+    fast = sampling.convergence(idata)
+    assert az.Numba.numba_flag == before
+    summ = az.summary(idata, kind="diagnostics")  # with numba when installed
+    assert fast["ess_bulk_min"] == pytest.approx(float(summ["ess_bulk"].min()), rel=1e-9)
+    assert fast["rhat_max"] == pytest.approx(float(summ["r_hat"].max()), rel=1e-9)
+    assert fast["bfmi_min"] == pytest.approx(float(np.min(az.bfmi(idata))), rel=1e-9)

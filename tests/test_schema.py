@@ -107,3 +107,24 @@ def test_sidecar_cannot_claim_published_tier(tmp_path):
     (tmp_path / "cohort.meta.json").write_text(json.dumps({"data_tier": "published"}))
     with pytest.raises(InputError, match="data_tier"):
         load_cohort(path)
+
+
+def test_console_entry_point_exits_2_on_bad_input_and_main_leaves_gc_alone(tmp_path):
+    """The console script (which tunes the garbage collector for a short process) still turns a
+    user mistake into one paragraph and exit code 2; main() called in a Python session leaves
+    the collector as it found it."""
+    import gc
+    import subprocess
+    import sys
+
+    bad = write(tmp_path, BAD_CASES["bad response"][0])
+    proc = subprocess.run([sys.executable, "-c", "from bayes_haic.cli import run; run()", "check-cohort",
+                           str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "'response'" in proc.stderr
+    good = write(tmp_path, GOOD)
+    proc = subprocess.run([sys.executable, "-c", "from bayes_haic.cli import run; run()", "check-cohort",
+                           str(good)], capture_output=True, text=True)
+    assert proc.returncode == 0 and "valid cohort" in proc.stdout
+    frozen, enabled = gc.get_freeze_count(), gc.isenabled()
+    assert main(["check-cohort", str(good)]) == 0
+    assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)

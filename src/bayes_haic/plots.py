@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -37,7 +35,7 @@ def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None) -> F
 
 
 def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
-    from lifelines import KaplanMeierFitter
+    from .checks import kaplan_meier
 
     surv = draws["survival"]
     times = surv["time"].values
@@ -50,11 +48,9 @@ def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
         mask = (frame["treatment"] == code).to_numpy()
         g = frame[mask]
         w = None if weights is None else np.asarray(weights, float)[mask]
-        with warnings.catch_warnings():  # lifelines warns that IPT weights are not integers
-            warnings.simplefilter("ignore")
-            km = KaplanMeierFitter().fit(g[f"{endpoint}_time"], g[f"{endpoint}_event"], weights=w)
-        sf = km.survival_function_
-        ax.step(sf.index, sf.iloc[:, 0], where="post", color=color, lw=1.6,
+        # the package's (weighted) product-limit estimator, checked against lifelines in tests
+        ts, sf = kaplan_meier(g[f"{endpoint}_time"].to_numpy(), g[f"{endpoint}_event"].to_numpy(), w)
+        ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.6,
                 label=f"{ARM_NAMES[arm]} (n = {len(g)}): Kaplan-Meier")
     ax.plot([], [], color="grey", ls="--", label="model: posterior median, 95% band")
     ax.set_xlim(0, times.max())

@@ -55,6 +55,13 @@ class Table:
         return out
 
 
+def savefig_bbox(fig) -> dict:
+    """``savefig`` keywords for a tight crop: a figure with a layout engine (our figures use
+    constrained layout) is already laid out to its edges, and ``bbox_inches="tight"`` would
+    draw it a second time just to measure it; others are cropped to their drawn extent."""
+    return {} if fig.get_layout_engine() is not None else {"bbox_inches": "tight"}
+
+
 @dataclass
 class Figure:
     """A matplotlib figure, embedded as a base64 PNG."""
@@ -65,11 +72,12 @@ class Figure:
 
     @classmethod
     def from_matplotlib(cls, fig, caption: str = "", alt: str = "", dpi: int = 160) -> "Figure":
-        import matplotlib.pyplot as plt
-
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
+        fig.savefig(buf, format="png", dpi=dpi, **savefig_bbox(fig))
+        if hasattr(fig, "number"):  # made by pyplot: free it from pyplot's registry
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         return cls(base64.b64encode(buf.getvalue()).decode("ascii"), caption, alt or caption)
 
 

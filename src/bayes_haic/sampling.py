@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import warnings
 import weakref
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import arviz as az
@@ -66,7 +67,7 @@ def compile_nutpie(model: pm.Model):
     recompiles in every process (13-47 s per model structure here); PyTensor caches its numba
     functions on disk (``~/.pytensor/numba``), so this costs ~1 s once that cache is warm, and
     ~6 us of Python call overhead per gradient. Cached per model object: the model's ``pm.Data``
-    values are read at every :func:`sample`, so ``pm.set_data`` + ``sample`` refits without
+    values are read at every :func:`sample`, so :func:`set_data` + ``sample`` refits without
     recompiling.
     """
     entry = _NUTPIE.get(model)
@@ -119,6 +120,28 @@ def compile_nutpie(model: pm.Model):
     _NUTPIE[model] = entry
     COMPILATIONS["nutpie"] += 1
     return entry
+
+
+def set_data(model: pm.Model, values: dict) -> None:
+    """Write new values into ``model``'s ``pm.Data`` containers, cast to their dtypes.
+
+    Unlike ``pm.set_data`` this never compiles anything: PyMC evaluates each named dimension's
+    length with PyTensor's C backend, which costs ~1 s per fresh process (compiler probing)
+    in a job that otherwise only uses numba. A container with named dimensions keeps its
+    shape (our models never resize those); one without may change length.
+    """
+    for name, value in values.items():
+        shared = model[name]
+        arr = np.asarray(value, dtype=shared.dtype)
+        old = shared.get_value(borrow=True)
+        if arr.ndim != old.ndim:
+            raise ValueError(f"set_data: {name!r} needs {old.ndim} dimension(s); got shape {arr.shape}.")
+        dims = model.named_vars_to_dims.get(name) or ()
+        for axis, dim in enumerate(dims):
+            if dim is not None and arr.shape[axis] != old.shape[axis]:
+                raise ValueError(f"set_data: {name!r} has fixed dimension {dim!r} of length "
+                                 f"{old.shape[axis]}; got {arr.shape[axis]}.")
+        shared.set_value(arr)
 
 
 def clear_compiled() -> None:
@@ -181,21 +204,37 @@ def sample(model: pm.Model, settings: SamplerSettings | None = None) -> az.Infer
     return idata
 
 
+@contextmanager
+def _arviz_numpy():
+    """Run ArviZ's diagnostics on its NumPy code path: with numba they agree to ~1e-12 but
+    cost a ~0.4 s JIT compile in every fresh process (not cached on disk), for chains of a few
+    thousand draws where NumPy takes milliseconds."""
+    was_on = az.Numba.numba_flag
+    if was_on:
+        az.Numba.disable_numba()
+    try:
+        yield
+    finally:
+        if was_on:
+            az.Numba.enable_numba()
+
+
 def convergence(idata: az.InferenceData, var_names=None) -> dict:
     """Convergence diagnostics over ``var_names`` (default: all posterior variables).
 
     Returns ``rhat_max`` (rank-normalised split R-hat), ``ess_bulk_min``, ``ess_tail_min``,
     ``divergences`` (count over all chains) and ``bfmi_min`` (energy BFMI, NaN if unavailable).
     """
-    summ = az.summary(idata, var_names=var_names, kind="diagnostics")
     stats = idata.get("sample_stats")
     div = 0
     bfmi = float("nan")
-    if stats is not None:
-        if "diverging" in stats:
-            div = int(stats["diverging"].values.sum())
-        if "energy" in stats:
-            bfmi = float(np.min(az.bfmi(idata)))
+    with _arviz_numpy():
+        summ = az.summary(idata, var_names=var_names, kind="diagnostics")
+        if stats is not None:
+            if "diverging" in stats:
+                div = int(stats["diverging"].values.sum())
+            if "energy" in stats:
+                bfmi = float(np.min(az.bfmi(idata)))
     return {
         "rhat_max": float(summ["r_hat"].max()),
         "ess_bulk_min": float(summ["ess_bulk"].min()),

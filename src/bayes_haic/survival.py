@@ -451,7 +451,7 @@ def build_pwe_model(
     data = _collapsed_values(collapsed)
     if time_varying:
         data["event_share"] = _event_share(collapsed)
-    pm.set_data(_values(spec, data, ps), model=model)
+    sampling.set_data(model, _values(spec, data, ps))
     return model
 
 
@@ -513,11 +513,11 @@ def clear_model_cache() -> None:
 
 
 def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSettings) -> az.InferenceData:
-    """Sample the cached graph with new data/prior values (``pm.set_data``), by
+    """Sample the cached graph with new data/prior values (:func:`bayes_haic.sampling.set_data`), by
     :func:`bayes_haic.sampling.sample`; with ``backend="nutpie"`` the graph is compiled once per
     structure (:func:`bayes_haic.sampling.compile_nutpie` caches it per model object)."""
     entry.fits += 1
-    pm.set_data(values, model=entry.model)
+    sampling.set_data(entry.model, values)
     return sampling.sample(entry.model, settings)
 
 
