@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import arviz as az
 import numpy as np
@@ -523,6 +523,29 @@ def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSe
 
 # --------------------------------------------------------------------------- fitting
 
+RANDOM_WALK_TARGET_ACCEPT = 0.99
+
+
+def sampler_for(sampler: sampling.SamplerSettings | None, *, baseline: str, n_intervals: int,
+                time_varying: bool = False) -> sampling.SamplerSettings:
+    """The sampler settings a PWE fit runs with: ``sampler`` (default settings if None), with
+    ``target_accept`` raised to at least 0.99 when the model has a random-walk prior (a
+    ``"rw"`` baseline over two or more intervals, or a time-varying HR).
+
+    Why: the random-walk sd has a funnel near zero. On the synthetic default cohort, OS and PFS
+    with 8 and 16 quantile intervals, seeds 0-3, the non-centred walk at target_accept 0.9 gave
+    2-100 divergent transitions in every one of the 16 fits (a centred walk, or anchoring the
+    walk at its event-weighted mean level, still gave some); at 0.99 it gave none in any, for
+    about twice the leapfrog steps. The settings used are stored in the fit's attrs
+    (``sampler_*``).
+    """
+    s = sampler or sampling.SamplerSettings()
+    random_walk = time_varying or (baseline == "rw" and n_intervals > 1)
+    if random_walk and s.target_accept < RANDOM_WALK_TARGET_ACCEPT:
+        s = replace(s, target_accept=RANDOM_WALK_TARGET_ACCEPT)
+    return s
+
+
 _PATIENT_ADJUSTMENTS = ("covariates", "ps_covariate")
 
 
@@ -584,7 +607,7 @@ def fit_pwe(
     if time_varying and len(cuts) < 2:
         raise InputError("time_varying: a time-varying HR needs at least two intervals.")
     prior = as_prior_set(prior_set)
-    settings = sampler or sampling.SamplerSettings()
+    settings = sampler_for(sampler, baseline=baseline, n_intervals=len(cuts), time_varying=time_varying)
     coll = collapse(t, d, x, cuts, w)
     J = len(cuts)
 
