@@ -1,8 +1,10 @@
 """Benchmark: the same unadjusted PWE fit through the collapsed path and a naive per-row model.
 
-Run: ``python benchmarks/bench_survival.py [--n 2000] [--repeats 3] [--draws 1000]``.
+Run: ``python benchmarks/bench_survival.py [--n 2000] [--repeats 3] [--draws 1000]
+[--baseline independent|rw] [--nutpie]``.
 
-Both models have the same priors and parameters (random-walk baseline, 8 quantile intervals);
+Both models have the same priors, parameters and sampler settings (the baseline given, default
+independent as in the main job; 8 quantile intervals);
 the collapsed model is ``survival.fit_pwe`` (2J Poisson cells, cached graph), the naive model is
 ``survival.build_pwe_rows_model`` (one Poisson term per patient-interval) sampled by
 ``sampling.sample``. Printed per path: median wall time over repeats (seconds, including
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import arviz as az
 import numpy as np
@@ -58,23 +61,30 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--nutpie", action="store_true")
+    ap.add_argument("--baseline", default="independent", choices=sv.BASELINES)
     a = ap.parse_args(argv)
     df = simulate(a.n)
     cuts = sv.cut_points(df.os_time, df.os_event)
-    settings = SamplerSettings(draws=a.draws, tune=a.draws, chains=2)
+    # the settings fit_pwe uses (a random-walk baseline raises target_accept), for both paths
+    settings = sv.sampler_for(SamplerSettings(draws=a.draws, tune=a.draws, chains=2),
+                              baseline=a.baseline, n_intervals=len(cuts))
+    fit = lambda s: sv.fit_pwe(df, "os", cuts=cuts, sampler=s, baseline=a.baseline)
     rows = sv.expand_person_intervals(df.os_time, df.os_event, df.treatment, cuts)
     print(f"n = {a.n} patients, {len(rows)} patient-interval rows, {len(cuts)} intervals, "
-          f"{a.draws} tune + {a.draws} draws x 2 chains, median of {a.repeats} repeats")
-    sv.fit_pwe(df, "os", cuts=cuts, sampler=settings)  # warm the compilation caches once
-    c_wall, c_rate = report("collapsed (PyMC NUTS)", timed(lambda: sv.fit_pwe(df, "os", cuts=cuts, sampler=settings), a.repeats))
-    naive = lambda: sample(sv.build_pwe_rows_model(rows, len(cuts)), settings)
+          f"{a.draws} tune + {a.draws} draws x 2 chains, {a.baseline} baseline, "
+          f"target_accept {settings.target_accept}, median of {a.repeats} repeats")
+    fit(settings)  # warm the compilation caches once
+    c_wall, c_rate = report("collapsed (PyMC NUTS)", timed(lambda: fit(settings), a.repeats))
+    naive = lambda: sample(sv.build_pwe_rows_model(rows, len(cuts), baseline=a.baseline), settings)
     r_wall, r_rate = report("per-row (PyMC NUTS)", timed(naive, a.repeats))
     print(f"ratio per-row / collapsed: wall {r_wall / c_wall:.1f}x, ESS/s {c_rate / r_rate:.1f}x")
     if a.nutpie:
-        ns = SamplerSettings(draws=a.draws, tune=a.draws, chains=2, backend="nutpie")
+        ns = replace(settings, backend="nutpie")
         sv.clear_model_cache()
-        report("collapsed (nutpie, first: compile)", timed(lambda: sv.fit_pwe(df, "os", cuts=cuts, sampler=ns), 1))
-        report("collapsed (nutpie, reused)", timed(lambda: sv.fit_pwe(df, "os", cuts=cuts, sampler=ns), a.repeats))
+        report("collapsed (nutpie, first: compile)", timed(lambda: fit(ns), 1))
+        n_wall, n_rate = report("collapsed (nutpie, reused)", timed(lambda: fit(ns), a.repeats))
+        print(f"ratio per-row (PyMC) / collapsed (nutpie, reused): wall {r_wall / n_wall:.1f}x, "
+              f"ESS/s {n_rate / r_rate:.1f}x")
 
 
 if __name__ == "__main__":
