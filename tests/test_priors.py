@@ -19,6 +19,7 @@ from scipy import stats
 from bayes_haic.errors import InputError
 from bayes_haic.paths import priors_dir
 from bayes_haic.priors import (
+    OPTIONAL_KEYS,
     REQUIRED_KEYS,
     Prior,
     load_prior_set,
@@ -74,7 +75,12 @@ def test_shipped_file_loads_complete_and_documented(name):
     ps = load_prior_set(name)
     assert ps.name == name and ps.label() == name
     assert len(ps.description.split()) >= 20, "the description says in words what the set means"
-    assert ps.keys() == [f"{s}.{k}" for s, keys in REQUIRED_KEYS.items() for k in keys]
+    required = [f"{s}.{k}" for s, keys in REQUIRED_KEYS.items() for k in keys]
+    optional = [f"{s}.{k}" for s, keys in OPTIONAL_KEYS.items() for k in keys]
+    assert set(required) <= set(ps.keys()) <= set(required + optional)
+    # only the evidence-based set gives PFS its own log-HR prior (the meta-analysis' PFS estimate)
+    assert ps.log_hr_key("pfs") == ("survival.log_hr_pfs" if name == "evidence_based" else "survival.log_hr")
+    assert ps.log_hr_key("os") == "survival.log_hr"
     # by name and by path give the same set
     assert load_prior_set(priors_dir() / f"{name}.toml").sections == ps.sections
     assert resolve_prior_path(name) == priors_dir() / f"{name}.toml"
@@ -458,3 +464,12 @@ def test_logpdf_matches_scipy_for_every_family():
                   Prior("Beta", {"alpha": 2.0, "beta": 3.0})):
         np.testing.assert_allclose(prior.logpdf(x), np.log(prior.to_scipy().pdf(x)), rtol=1e-10)
     assert Prior("HalfNormal", {"sigma": 1.0}).logpdf(-1.0) == -np.inf
+
+
+def test_unknown_survival_key_names_the_optional_endpoint_keys(tmp_path):
+    text = (priors_dir() / "reference.toml").read_text().replace(
+        "[survival]\n", '[survival]\nlog_hr_orr = { dist = "Normal", mu = 0.0, sigma = 1.0 }\n')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"unknown key\(s\) log_hr_orr.*optional: log_hr_os, log_hr_pfs"):
+        load_prior_set(path)

@@ -631,3 +631,30 @@ def test_random_walk_fits_sample_with_small_steps_and_do_not_diverge():
     assert ind.attrs["sampler_target_accept"] == 0.9
     assert sv.sampler_for(None, baseline="rw", n_intervals=1).target_accept == 0.9
     assert sv.sampler_for(base, baseline="independent", n_intervals=8, time_varying=True).target_accept == 0.99
+
+
+def test_an_endpoint_can_have_its_own_log_hr_prior(small_data, tmp_path):
+    """A prior set with survival.log_hr_pfs uses it for PFS fits (time-varying too) and
+    survival.log_hr for OS; the sensitivity study's prior ratios use each endpoint's key."""
+    from bayes_haic import sensitivity as sn
+    from bayes_haic.paths import priors_dir
+
+    text = (priors_dir() / "reference.toml").read_text().replace(
+        "[survival]\n", '[survival]\nlog_hr_pfs = { dist = "Normal", mu = 0.3, sigma = 0.01 }\n')
+    path = tmp_path / "pfs_own.toml"
+    path.write_text(text.replace('name = "reference"', 'name = "pfs_own"'))
+    own = load_prior_set(path)
+    ref = load_prior_set("reference")
+    df, cuts = small_data
+    df = df.assign(pfs_time=df.os_time, pfs_event=df.os_event)
+    os_fit = sv.fit_pwe(df, "os", cuts=cuts, prior_set=own, sampler=QUICK, baseline="independent")
+    pfs_fit = sv.fit_pwe(df, "pfs", cuts=cuts, prior_set=own, sampler=QUICK, baseline="independent")
+    assert os_fit.attrs["hr_prior"] == "survival.log_hr" and pfs_fit.attrs["hr_prior"] == "survival.log_hr_pfs"
+    assert float(pfs_fit.posterior["log_hr"].mean()) == pytest.approx(0.3, abs=0.03)  # the tight PFS prior
+    assert float(os_fit.posterior["log_hr"].mean()) < 0  # the data (true HR 0.6) under the wide prior
+    tv = sv.ModelSpec(4, "rw", time_varying=True, hr_prior=own.log_hr_key("pfs")).prior_vars()
+    assert tv["log_hr_first"] == "survival.log_hr_pfs"
+    np.testing.assert_array_equal(sn.log_prior_ratio(os_fit, ref, own), 0.0)
+    x = pfs_fit.posterior["log_hr"].transpose("chain", "draw").values
+    expected = stats.norm.logpdf(x, 0.3, 0.01) - stats.norm.logpdf(x, 0.0, 2.5)
+    np.testing.assert_allclose(sn.log_prior_ratio(pfs_fit, ref, own), expected, rtol=1e-9)

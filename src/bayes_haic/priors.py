@@ -17,6 +17,12 @@ which is ``Normal(mu = log(median_ratio), sigma = |log(tail_ratio / median_ratio
 ``z`` the upper ``tail_prob`` quantile of N(0, 1); the tail is the side of ``tail_ratio`` away
 from the median. :data:`RATIO_FORM` names the keys.
 
+Every set defines every key in :data:`REQUIRED_KEYS`. ``survival.log_hr`` is the treatment
+log-HR prior of the patient-level OS and PFS models; a set may give one endpoint its own prior
+with ``survival.log_hr_os`` or ``survival.log_hr_pfs`` (:data:`OPTIONAL_KEYS`,
+:meth:`PriorSet.log_hr_key`), e.g. an evidence-based set built from separate OS and PFS
+estimates.
+
 :func:`load_prior_set` validates every key and value and reports mistakes as
 :class:`~bayes_haic.errors.InputError` naming the file, the key and the expected form.
 """
@@ -61,6 +67,12 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "response": ("intercept", "log_or", "covariate", "arm_rate"),
     "published": ("log_hr_os", "log_hr_pfs", "arm_rate"),
+}
+
+# section -> keys a prior set may add: an endpoint's own treatment log-HR prior for the
+# patient-level survival models, used for that endpoint instead of survival.log_hr
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
+    "survival": ("log_hr_os", "log_hr_pfs"),
 }
 
 
@@ -152,6 +164,12 @@ class PriorSet:
                 f"{self.source}: prior set '{self.name}' has no prior '{dotted}'; "
                 f"expected one of: {', '.join(self.keys())}."
             ) from None
+
+    def log_hr_key(self, endpoint: str) -> str:
+        """The prior key of the treatment log-HR in the patient-level ``endpoint`` model:
+        ``survival.log_hr_<endpoint>`` if this set defines it, else ``survival.log_hr``."""
+        own = f"log_hr_{endpoint}"
+        return f"survival.{own}" if own in self.sections.get("survival", {}) else "survival.log_hr"
 
     def keys(self) -> list[str]:
         return [f"{s}.{k}" for s, d in self.sections.items() for k in d]
@@ -292,11 +310,14 @@ def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> Prio
             )
         if not isinstance(entries, dict):
             raise InputError(f"{path}: [{section}] must be a table of priors.")
-        unknown = [k for k in entries if k not in REQUIRED_KEYS[section]]
+        allowed = REQUIRED_KEYS[section] + OPTIONAL_KEYS.get(section, ())
+        unknown = [k for k in entries if k not in allowed]
         if unknown:
             raise InputError(
                 f"{path}: [{section}] has unknown key(s) {', '.join(unknown)}; expected "
-                f"{', '.join(REQUIRED_KEYS[section])}."
+                f"{', '.join(REQUIRED_KEYS[section])}"
+                + (f" (optional: {', '.join(OPTIONAL_KEYS[section])})" if section in OPTIONAL_KEYS else "")
+                + "."
             )
         sections[section] = {
             k: _parse_prior(v, f"{path}: key '{section}.{k}'" + _overridden(overrides, section, k))

@@ -348,10 +348,11 @@ What the priors say: median HR {os_.value:.2f} for OS (95% prior interval {inter
 control (LEN-P) ORR of {p0:.0%} (OR {math.exp(p_or.params["mu"]):.2f}); the spread of \
 that conversion over control
 ORRs {lo:.0%}-{hi:.0%} is added to the variance: 95% prior interval of OR {interval(p_or)}.
-survival.log_hr (one prior for the patient-level OS and PFS models) uses the OS estimate.
-Nuisance parameters as in the reference set.""",
+The patient-level models use the OS estimate for OS (survival.log_hr) and the PFS estimate
+for PFS (survival.log_hr_pfs). Nuisance parameters as in the reference set.""",
         {
             "survival.log_hr": p_os,
+            "survival.log_hr_pfs": p_pfs,
             "response.log_or": p_or,
             "published.log_hr_os": p_os,
             "published.log_hr_pfs": p_pfs,
@@ -360,11 +361,16 @@ Nuisance parameters as in the reference set.""",
             Statement("published.log_hr_os", "HR", "<", os_.value, 0.5),
             Statement("published.log_hr_pfs", "HR", "<", pfs.value, 0.5),
             Statement("survival.log_hr", "HR", "<", os_.value, 0.5),
+            Statement("survival.log_hr_pfs", "HR", "<", pfs.value, 0.5),
             Statement("response.log_or", "OR", "<", math.exp(p_or.params["mu"]), 0.5),
         ),
         {
             "survival.log_hr": (
-                f"log HR: OS pooled HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), "
+                f"log HR (OS; any endpoint without its own key): OS pooled HR {os_.value:.2f} "
+                f"({_ci(os_.lower, os_.upper)}), power prior a0 = {a0:g}"
+            ),
+            "survival.log_hr_pfs": (
+                f"log HR (PFS): PFS pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "published.log_hr_os": (
@@ -396,20 +402,34 @@ def render_prior_file(member: FamilyMember, template: str | None = None) -> str:
     lines = template.splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("["))
     body, out, section = lines[start:], [], None
-    for line in body:
+
+    def entries(line):  # (section, key) of each template line
+        nonlocal section
         s = line.strip()
         m = re.match(r"^\[(\w+)\]$", s)
         if m:
             section = m.group(1)
         key = re.match(r"^(\w+)\s*=", s)
-        dotted = f"{section}.{key.group(1)}" if key else None
+        return (f"{section}.{key.group(1)}" if key else None), key
+
+    in_template = {entries(line)[0] for line in body} - {None}
+    section = None
+
+    def emit(dotted):
+        p = member.priors[dotted]
+        params = ", ".join(f"{k} = {_fmt(v)}" for k, v in p.params.items())
+        out.append(f"# {member.comments.get(dotted, '')}".rstrip())
+        out.append(f'{dotted.partition(".")[2]} = {{ dist = "{p.dist}", {params} }}')
+
+    for line in body:
+        dotted, key = entries(line)
         if dotted in member.priors:
             while out and out[-1].lstrip().startswith("#"):
                 out.pop()
-            p = member.priors[dotted]
-            params = ", ".join(f"{k} = {_fmt(v)}" for k, v in p.params.items())
-            out.append(f"# {member.comments.get(dotted, '')}".rstrip())
-            out.append(f'{key.group(1)} = {{ dist = "{p.dist}", {params} }}')
+            emit(dotted)
+            # keys the template lacks (e.g. survival.log_hr_pfs) follow the key they refine
+            for extra in sorted(k for k in member.priors if k not in in_template and k.startswith(dotted + "_")):
+                emit(extra)
         else:
             out.append(line)
     header = [

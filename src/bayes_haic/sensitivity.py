@@ -183,20 +183,34 @@ def model_spec(idata: az.InferenceData) -> survival.ModelSpec:
         n_covariates=len(a.get("covariates", ()) or ()),
         covariate_prior="survival.ps_spline" if a.get("adjustment") == "ps_covariate" else "survival.covariate",
         n_pairs=int(a.get("n_pairs", 0)),
+        hr_prior=a.get("hr_prior", HR_KEY),
     )
 
 
-def prior_variables(idata: az.InferenceData) -> dict[str, str]:
+def prior_variables(idata: az.InferenceData, prior_set: PriorSet | None = None) -> dict[str, str]:
     """Posterior variable -> prior key (``"survival.log_hr"``, ...) for every free parameter
-    whose prior comes from the prior set (structural N(0, 1) innovations excluded)."""
-    return {v: k for v, k in model_spec(idata).prior_vars().items() if v in idata.posterior}
+    whose prior comes from the prior set (structural N(0, 1) innovations excluded).
+
+    The treatment log-HR's key depends on the set: with ``prior_set`` it is
+    ``prior_set.log_hr_key(endpoint)`` (e.g. ``survival.log_hr_pfs`` where the set defines
+    it); without, the key the fit was made with."""
+    spec = model_spec(idata)
+    endpoint = idata.attrs.get("endpoint", "")
+    out = {}
+    for var, key in spec.prior_vars().items():
+        if var not in idata.posterior:
+            continue
+        if prior_set is not None and key == spec.hr_prior:
+            key = prior_set.log_hr_key(endpoint)
+        out[var] = key
+    return out
 
 
 def log_prior(idata: az.InferenceData, prior_set: PriorSet) -> xr.Dataset:
     """Log prior density of each prior-set parameter at every posterior draw (dims as in the
     posterior, e.g. ``(chain, draw)``)."""
     out = {}
-    for var, key in prior_variables(idata).items():
+    for var, key in prior_variables(idata, prior_set).items():
         da = idata.posterior[var]
         out[var] = xr.DataArray(prior_set.get(key).logpdf(da.values), dims=da.dims, coords=da.coords)
     return xr.Dataset(out)
@@ -216,8 +230,9 @@ def log_prior_ratio(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSe
     prior-set parameters whose priors differ (equal priors cancel)."""
     post = idata.posterior
     total = np.zeros((post.sizes["chain"], post.sizes["draw"]))
-    for var, key in prior_variables(idata).items():
-        pa, pb = from_set.get(key), to_set.get(key)
+    to_keys = prior_variables(idata, to_set)
+    for var, key in prior_variables(idata, from_set).items():
+        pa, pb = from_set.get(key), to_set.get(to_keys[var])
         if pa == pb:
             continue
         da = post[var]
@@ -330,7 +345,7 @@ class HRPosterior:
 
     @property
     def prior_log_hr(self) -> Prior:
-        return self.prior_set.get(HR_KEY)
+        return self.prior_set.get(self.prior_set.log_hr_key(self.endpoint))
 
     def _w(self) -> np.ndarray:
         n = self.log_hr.size
@@ -430,8 +445,9 @@ def power_scaling(idata: az.InferenceData, prior_set: PriorSet, var: str = "log_
     the ``priorsense`` diagnosis. ``idata`` needs a ``log_likelihood`` group (MCMC fits of
     :func:`bayes_haic.survival.fit_pwe` have one)."""
     data = add_log_prior(idata, prior_set)
-    pv = prior_variables(idata)
-    hr_vars = [v for v, k in pv.items() if k == HR_KEY]
+    pv = prior_variables(idata, prior_set)
+    hr_key = prior_set.log_hr_key(idata.attrs.get("endpoint", ""))
+    hr_vars = [v for v, k in pv.items() if k == hr_key]
     prior_hr = _psens_value(az.psens(data, component="prior", component_var_names=hr_vars, var_names=[var]))
     prior_all = _psens_value(az.psens(data, component="prior", var_names=[var]))
     lik = _psens_value(az.psens(data, component="likelihood", var_names=[var]))
@@ -610,8 +626,8 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
                     threshold: float = DEFAULT_THRESHOLD, scales=None, k_max: float = K_MAX,
                     min_ess: float = MIN_ESS, max_verify: int = 4, data_tier: str = "synthetic", endpoint: str = "",
                     strategy: str = "") -> TippingPoint:
-    """Tipping point of a patient-level fit: P(HR < 1) under ``base_set`` with ``survival.log_hr``
-    replaced by Normal(0, s).
+    """Tipping point of a patient-level fit: P(HR < 1) under ``base_set`` with the fit's log-HR
+    prior (``survival.log_hr``, or the endpoint's own key) replaced by Normal(0, s).
 
     ``scales`` (default: 40 values from the base prior's sd, or 2.5, down to 0.005, log-spaced)
     are evaluated from widest to narrowest. Each value is PSIS-reweighted from the fitted anchor
@@ -624,7 +640,8 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
     exp(-+ 2 MCSE(P) / (dP / d log s)). ``base_idata`` is the fit under ``base_set``.
     """
     _check_threshold(threshold)
-    bp = base_set.get(HR_KEY)
+    hr_key = base_set.log_hr_key(base_idata.attrs.get("endpoint", ""))  # the endpoint's log-HR prior
+    bp = base_set.get(hr_key)
     s_base = bp.params["sigma"] if bp.dist == "Normal" and bp.params.get("mu") == 0 else None
     top = s_base or 2.5
     scales = np.geomspace(top, 0.005, 40) if scales is None else np.sort(np.asarray(scales, float))[::-1]
@@ -633,7 +650,7 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
     refits = [0]
 
     def family(s):
-        return base_set.with_prior(HR_KEY, normal_scale_prior(s))
+        return base_set.with_prior(hr_key, normal_scale_prior(s))
 
     def draws(aid):
         return aid.posterior["log_hr"].transpose("chain", "draw").values

@@ -26,7 +26,8 @@ Baseline: ``"rw"`` (default) a Gaussian random walk,
 :math:`\log\lambda_{j+1} = \log\lambda_j + \sigma z_j`, :math:`z_j \sim N(0, 1)` (non-centred),
 :math:`\sigma \sim` ``survival.baseline_rw_sd``; or ``"independent"``,
 :math:`\log\lambda_j \sim` ``survival.log_baseline_hazard`` for every interval.
-``log_hr`` :math:`\sim` ``survival.log_hr``.
+``log_hr`` :math:`\sim` ``survival.log_hr`` (or the endpoint's own ``survival.log_hr_os`` /
+``survival.log_hr_pfs`` when the prior set defines it).
 
 Estimands
 ---------
@@ -300,15 +301,18 @@ class ModelSpec:
     n_covariates: int = 0
     covariate_prior: str = "survival.covariate"
     n_pairs: int = 0
+    # the treatment log-HR's prior key (PriorSet.log_hr_key of the endpoint); not part of the
+    # structure: the graph only depends on the prior's family, which key() includes
+    hr_prior: str = field(default="survival.log_hr", compare=False)
 
     def prior_vars(self) -> dict[str, str]:
         """Model variable -> prior key, for every variable whose prior comes from the prior set."""
         v = {}
         if self.time_varying:
-            v["log_hr_first"] = "survival.log_hr"
+            v["log_hr_first"] = self.hr_prior
             v["log_hr_rw_sd"] = "survival.log_hr_rw_sd"
         else:
-            v["log_hr"] = "survival.log_hr"
+            v["log_hr"] = self.hr_prior
         if self.baseline == "rw":
             v["log_lambda_first"] = "survival.log_baseline_hazard"
             if self.n_intervals > 1:
@@ -625,7 +629,7 @@ def fit_pwe(
     patient_layout = Z is not None or n_pairs > 0
     spec = ModelSpec(
         J, baseline, "patient" if patient_layout else "collapsed", time_varying,
-        0 if Z is None else Z.shape[1], cov_prior, n_pairs,
+        0 if Z is None else Z.shape[1], cov_prior, n_pairs, prior.log_hr_key(endpoint),
     )
     patient = None
     if patient_layout:
@@ -778,6 +782,7 @@ def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect
         "layout": spec.layout,
         "time_varying": int(spec.time_varying),
         "prior": prior_set.label(),
+        "hr_prior": spec.hr_prior,
         "method": method,
         "n_treated": int(coll.attrs["n_treated"]),
         "n_control": int(coll.attrs["n_control"]),

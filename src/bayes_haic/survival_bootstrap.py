@@ -15,7 +15,8 @@ The :math:`B` maximisers are draws from the posterior of the marginal (ATE) log 
 and the baseline log hazards under the Bayesian bootstrap (a nonparametric model for the data
 distribution); the weighted likelihood is a device to compute the marginal-structural-model
 parameter, not a likelihood for the data. Optionally (``penalise=True``) each replicate
-maximises the weighted log-likelihood plus the log prior density of ``survival.log_hr`` and,
+maximises the weighted log-likelihood plus the log prior density of ``survival.log_hr`` (or the
+endpoint's own key, :meth:`~bayes_haic.priors.PriorSet.log_hr_key`) and,
 independently per interval, ``survival.log_baseline_hazard`` (Normal priors only), i.e. a
 posterior mode; this stabilises intervals with few events but is not part of Saarela et al.
 """
@@ -128,9 +129,10 @@ def _penalised_mode(D, E, penalty):
     raise RuntimeError("penalised PWE mode: Newton's method did not converge in 200 steps")
 
 
-def _normal_penalty(prior_set: PriorSet) -> dict:
+def _normal_penalty(prior_set: PriorSet, endpoint: str) -> dict:
     out = {}
-    for name, key in (("log_hr", "survival.log_hr"), ("log_lambda", "survival.log_baseline_hazard")):
+    for name, key in (("log_hr", prior_set.log_hr_key(endpoint)),
+                      ("log_lambda", "survival.log_baseline_hazard")):
         p = prior_set.get(key)
         if p.dist != "Normal":
             raise InputError(
@@ -186,7 +188,7 @@ def iptw_bayesian_bootstrap(
     n = t.size
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
     ps = as_prior_set(prior_set)
-    penalty = _normal_penalty(ps) if penalise else None
+    penalty = _normal_penalty(ps, endpoint) if penalise else None
     rng = np.random.default_rng(seed)
     J = cuts.size
     log_hr = np.empty(n_boot)
@@ -215,6 +217,6 @@ def iptw_bayesian_bootstrap(
     method = BOOTSTRAP_METHOD + (
         "; each replicate penalised by the log prior density (posterior mode)" if penalise else ""
     )
-    attrs = _attrs(endpoint, "iptw", cuts, ps, coll_full, ModelSpec(J, "independent"), method=method)
+    attrs = _attrs(endpoint, "iptw", cuts, ps, coll_full, ModelSpec(J, "independent", hr_prior=ps.log_hr_key(endpoint)), method=method)
     attrs.update({"bootstrap_n": int(n_boot), "bootstrap_seed": int(seed), "penalised": int(penalise)})
     return finish_idata(az.InferenceData(posterior=post), coll_full, attrs, seed=seed)
