@@ -201,3 +201,27 @@ def test_models_script_runs_like_fit(tmp_path):
                           str(out), "--prior", "no_such_prior"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "prior set not found" in bad.stderr
+
+
+@pytest.mark.slow
+def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
+    """A user's cohort (no sidecar) with an empty response column: survival analyses only,
+    labelled with the user tier, no synthetic banner, and the response page says why it is
+    empty."""
+    frame = pd.read_csv(default_cohort_path())
+    frame["response"] = ""
+    cohort = tmp_path / "survival_only.csv"
+    frame.to_csv(cohort, index=False)
+    cfg = fast_config(tmp_path, cohort)  # no sidecar: every extra column is a covariate
+    messages = []
+    state = run_main(cfg, tmp_path / "out", echo=messages.append)
+    res = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(res["data_tier"]) == {"published", "user"}
+    assert not ((res["data_tier"] == "user") & (res["endpoint"] == "orr")).any()
+    assert set(res.loc[res["data_tier"] == "user", "endpoint"]) == {"os", "pfs"}
+    page = (tmp_path / "out" / "response.html").read_text()
+    assert "has no response data" in page and "SYNTHETIC DATA" not in page
+    assert any("ORR: not fitted" in m for m in messages)
+    steps = [m for m in messages if m.startswith("[")]
+    assert steps[-1].startswith(f"[{len(steps)}/{len(steps)},")  # the step count adds up
+    assert state.cohort.data_tier == "user" and not state.cohort.has_response

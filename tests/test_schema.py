@@ -128,3 +128,19 @@ def test_console_entry_point_exits_2_on_bad_input_and_main_leaves_gc_alone(tmp_p
     frozen, enabled = gc.get_freeze_count(), gc.isenabled()
     assert main(["check-cohort", str(good)]) == 0
     assert (gc.get_freeze_count(), gc.isenabled()) == (frozen, enabled)
+
+
+def test_cohort_without_response_data_is_for_survival_only(tmp_path):
+    """An all-empty response column is a survival-only cohort (e.g. a registry); asking it for
+    a response model is a clear error."""
+    from bayes_haic import analysis
+
+    lines = GOOD.strip().split("\n")
+    header = lines[0].split(",")
+    k = header.index("response")
+    rows = [",".join(v if i != k else "" for i, v in enumerate(line.split(","))) for line in lines[1:]]
+    path = write(tmp_path, "\n".join([lines[0], *rows]) + "\n")
+    cohort = load_cohort(path)
+    assert not cohort.has_response and load_cohort(write(tmp_path, GOOD)).has_response
+    with pytest.raises(InputError, match="no evaluable"):
+        analysis.fit_orr(cohort, "none")

@@ -143,7 +143,10 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.sections[endpoint] = survival_section(cohort, endpoint, state)
 
     # 4. response
-    for strategy in cfg.response.strategies:
+    if not cohort.has_response and cfg.response.strategies:
+        progress.total -= len(cfg.response.strategies) - 1
+        progress.step("ORR: not fitted (the cohort has no response data)")
+    for strategy in cfg.response.strategies if cohort.has_response else ():
         progress.step(f"ORR: response model, adjustment '{strategy}'")
         idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=prior_set,
                                  sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
@@ -386,6 +389,10 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
 def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     sec = rp.Section("response", "Objective response", tier=cohort.data_tier, nav="Response")
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == "orr"}
+    if not cohort.has_response:
+        sec.add(rp.Text(f"{cohort.name} has no response data (the response column is empty in "
+                        "every row): the response models were not fitted."))
+        return sec
     rows, notes = [], []
     for strategy, idata in fits.items():
         s = response.response_summary(idata)

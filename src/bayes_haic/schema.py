@@ -9,7 +9,8 @@ A cohort file is a CSV with one row per patient and the columns
 ``os_event``    1 = death observed, 0 = censored
 ``pfs_time``    progression-free survival time, months (>= 0, never after ``os_time``)
 ``pfs_event``   1 = progression or death observed, 0 = censored
-``response``    objective response (1/0); empty = not evaluable
+``response``    objective response (1/0); empty = not evaluable (empty in every row:
+                a cohort without response data, for the survival analyses only)
 ==============  ==============================================================
 
 plus any baseline covariate columns (numeric, no missing values), chosen by configuration: the
@@ -54,6 +55,11 @@ class Cohort:
     @property
     def name(self) -> str:
         return Path(self.path).name
+
+    @property
+    def has_response(self) -> bool:
+        """Whether any patient's response was evaluated (else: a survival-only cohort)."""
+        return bool(self.frame["response"].notna().any())
 
     @property
     def n_treated(self) -> int:
@@ -173,8 +179,9 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
             f"{', '.join(c for c in raw.columns if c not in REQUIRED_COLUMNS) or '(none)'}."
         )
 
-    # a column full of missing values
-    for col in REQUIRED_COLUMNS + covariates:
+    # a column full of missing values (an all-empty response column is a cohort without
+    # response data: survival analyses only)
+    for col in [c for c in REQUIRED_COLUMNS if c != "response"] + covariates:
         if (raw[col].str.strip() == "").all():
             raise InputError(f"{path}: column '{col}' is empty in every row; expected values.")
 
