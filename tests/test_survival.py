@@ -658,3 +658,14 @@ def test_an_endpoint_can_have_its_own_log_hr_prior(small_data, tmp_path):
     x = pfs_fit.posterior["log_hr"].transpose("chain", "draw").values
     expected = stats.norm.logpdf(x, 0.3, 0.01) - stats.norm.logpdf(x, 0.0, 2.5)
     np.testing.assert_allclose(sn.log_prior_ratio(pfs_fit, ref, own), expected, rtol=1e-9)
+
+
+def test_survival_curves_cover_the_follow_up_of_any_cohort():
+    """The curves' default grid ends at the data's maximum follow-up (a whole month up), e.g.
+    well past the HCC study's 36 months for a cohort followed for years."""
+    df = simulate_pwe(300, 0.7, [0, 24], [0.02, 0.01], seed=21, censor_max=150.0)
+    fit = sv.fit_pwe(df, "os", cuts=[0, 24, 60], sampler=QUICK, baseline="independent")
+    _, draws = sv.survival_estimands(fit)
+    grid = draws["time"].values
+    assert grid[0] == 0 and grid[-1] == np.ceil(df["os_time"].max()) and grid[-1] > 100
+    assert sv.default_times(None)[-1] == sv.DEFAULT_HORIZON == 36.0

@@ -901,7 +901,18 @@ def finish_idata(
 
 # --------------------------------------------------------------------------- estimands
 
-DEFAULT_TIMES = np.arange(0.0, 36.0 + 1e-9, 0.5)
+DEFAULT_HORIZON = 36.0  # months: the time grid's end when a fit does not record its follow-up
+
+
+def default_times(max_follow_up: float | None = None, n: int = 241) -> np.ndarray:
+    """The time grid (months) of the survival curves: ``n`` points from 0 to the data's
+    maximum follow-up rounded up to a whole month (36 months if unknown), so that the curves
+    cover the data of any cohort, but are not extrapolated beyond it."""
+    end = DEFAULT_HORIZON
+    if max_follow_up is not None and np.isfinite(max_follow_up) and max_follow_up > 0:
+        end = float(math.ceil(max_follow_up))
+    return np.linspace(0.0, end, n)
+
 
 
 def _hazard_draws(idata: az.InferenceData) -> xr.DataArray:
@@ -1008,7 +1019,8 @@ def survival_estimands(
 ) -> tuple[pd.DataFrame, xr.Dataset]:
     """Arm-level survival estimands from posterior draws of the per-arm PWE hazard.
 
-    For the unadjusted, IPTW and PSM (no pair effect) models, arm ``k``'s survival is
+    ``times`` (months): the grid of the ``survival`` curves; default :func:`default_times` of
+    the fit's maximum follow-up. For the unadjusted, IPTW and PSM (no pair effect) models, arm ``k``'s survival is
     ``S_k(t) = exp(-sum_j lambda_j exp(beta_j k) |interval j within (0, t]|)`` (months), the
     marginal survival in the cohort (unadjusted), the weighted pseudo-population (IPTW) or the
     matched sample. For patient-level models (covariates, PS spline, pair effects) the curves
@@ -1024,7 +1036,7 @@ def survival_estimands(
     is P(HR < 1) for ``hr``, P(HR < t) for the ``P(HR<t)`` rows (no median/interval) and
     P(difference > 0) for ``rmst_diff``.
     """
-    times = DEFAULT_TIMES if times is None else np.asarray(times, float)
+    times = default_times(idata.attrs.get("max_follow_up")) if times is None else np.asarray(times, float)
     cuts = validate_cuts(idata.attrs["cuts"])
     haz = _hazard_draws(idata)
     h = haz.values
