@@ -221,6 +221,8 @@ def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
     assert set(res.loc[res["data_tier"] == "user", "endpoint"]) == {"os", "pfs"}
     page = (tmp_path / "out" / "response.html").read_text()
     assert "has no response data" in page and "SYNTHETIC DATA" not in page
+    cohort_page = (tmp_path / "out" / "cohort.html").read_text()
+    assert "user-supplied cohort" in cohort_page and "treatment = 1" in cohort_page
     assert any("ORR: not fitted" in m for m in messages)
     steps = [m for m in messages if m.startswith("[")]
     assert steps[-1].startswith(f"[{len(steps)}/{len(steps)},")  # the step count adds up

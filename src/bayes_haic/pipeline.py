@@ -258,6 +258,11 @@ def cohort_section(cohort: Cohort) -> rp.Section:
             "seeded process calibrated to the published abstract (see data/synthetic/"
             "DATA_CARD.md). Its numbers illustrate the methods; they are not the study's "
             "results.", "warning"))
+    else:
+        sec.add(rp.Text(
+            f"{cohort.name} is a user-supplied cohort (tier 'user'). The report names the arms as "
+            "in the study: 'HAIC-LEN-P' is every patient with treatment = 1 and 'LEN-P' every "
+            "patient with treatment = 0, whatever the treatments of this cohort are.", "note"))
     table = summarise_cohort(cohort)
     sec.add(rp.Table(table, f"{cohort.name}: per-arm summary (Kaplan-Meier medians in months)",
                      index=True))
