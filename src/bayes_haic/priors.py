@@ -210,15 +210,7 @@ def _parse_prior(raw, where: str) -> Prior:
     params = {k: v for k, v in raw.items() if k != "dist"}
     if dist == "Normal" and any(k in params for k in RATIO_FORM):
         return _parse_ratio_form(params, where)
-    missing = [k for k in required if k not in params]
-    unknown = [k for k in params if k not in required]
-    if missing or unknown:
-        raise InputError(
-            f"{where}: {dist} takes parameters {', '.join(required)}"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown {', '.join(unknown)}" if unknown else "")
-            + "."
-        )
+    _check_names(params, required, f"{where}: {dist} takes parameters {', '.join(required)}")
     clean = {}
     for k in required:
         v = params[k]
@@ -230,18 +222,24 @@ def _parse_prior(raw, where: str) -> Prior:
     return Prior(dist, clean)
 
 
+def _check_names(params: dict, expected, message: str, unknown_hint: str = "") -> None:
+    """Raise ``message`` plus the missing and unknown parameter names, if there are any."""
+    missing = [k for k in expected if k not in params]
+    unknown = [k for k in params if k not in expected]
+    if missing or unknown:
+        raise InputError(
+            message
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}{unknown_hint}" if unknown else "")
+            + "."
+        )
+
+
 def _parse_ratio_form(params: dict, where: str) -> Prior:
     """``Normal`` given as ``median_ratio``, ``tail_ratio``, ``tail_prob`` (see module docstring)."""
     form = ", ".join(RATIO_FORM)
-    missing = [k for k in RATIO_FORM if k not in params]
-    unknown = [k for k in params if k not in RATIO_FORM]
-    if missing or unknown:
-        raise InputError(
-            f"{where}: a Normal prior on a log ratio stated in words takes {form}"
-            + (f"; missing {', '.join(missing)}" if missing else "")
-            + (f"; unknown {', '.join(unknown)} (give either mu, sigma or {form})" if unknown else "")
-            + "."
-        )
+    _check_names(params, RATIO_FORM, f"{where}: a Normal prior on a log ratio stated in words takes {form}",
+                 unknown_hint=f" (give either mu, sigma or {form})")
     for k in RATIO_FORM:
         v = params[k]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):

@@ -440,12 +440,7 @@ def _finish(idata, y, t, ids, Z, w, attrs, seed):
             coords={"patient": ids},
         ),
     }
-    if "sample_stats" in idata.groups():
-        groups["sample_stats"] = idata.sample_stats
-    out = az.InferenceData(**groups)
-    out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
-    out.attrs.update(attrs)
-    return out
+    return sampling.with_groups(idata, groups, attrs)
 
 
 # --------------------------------------------------------------------------- summaries

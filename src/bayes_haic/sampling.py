@@ -219,6 +219,18 @@ def _arviz_numpy():
             az.Numba.enable_numba()
 
 
+def with_groups(idata: az.InferenceData, groups: dict, attrs: dict) -> az.InferenceData:
+    """A new InferenceData of ``groups`` that keeps ``idata``'s sampler statistics (if any) and
+    sampler settings (``sampler_*`` attrs), with ``attrs`` added."""
+    groups = dict(groups)
+    if "sample_stats" in idata.groups():
+        groups["sample_stats"] = idata.sample_stats
+    out = az.InferenceData(**groups)
+    out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
+    out.attrs.update(attrs)
+    return out
+
+
 def convergence(idata: az.InferenceData, var_names=None) -> dict:
     """Convergence diagnostics over ``var_names`` (default: all posterior variables).
 

@@ -661,6 +661,15 @@ def fit_pwe(
     return finish_idata(idata, coll, attrs, seed=settings.seed, patient=patient, covariate_names=names)
 
 
+def _column_or_array(frame: pd.DataFrame, value, what: str) -> np.ndarray:
+    """``value`` as a flat float array: a column of ``frame`` if it is a name, else the values."""
+    if isinstance(value, str):
+        if value not in frame.columns:
+            raise InputError(f"{what}: column '{value}' not in the cohort.")
+        value = frame[value].to_numpy()
+    return np.asarray(value, float).ravel()
+
+
 def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
     if adjust != "iptw":
         if weights is not None:
@@ -668,11 +677,7 @@ def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
         return None
     if weights is None:
         raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
-    if isinstance(weights, str):
-        if weights not in frame.columns:
-            raise InputError(f"weights: column '{weights}' not in the cohort.")
-        weights = frame[weights].to_numpy()
-    w = np.asarray(weights, float).ravel()
+    w = _column_or_array(frame, weights, "weights")
     _check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
     if w.sum() <= 0:
         raise InputError("weights: all weights are zero.")
@@ -707,11 +712,7 @@ def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list
 
     if ps is None:
         raise InputError("ps: adjust='ps_covariate' needs the propensity score (a column name or array).")
-    if isinstance(ps, str):
-        if ps not in frame.columns:
-            raise InputError(f"ps: column '{ps}' not in the cohort.")
-        ps = frame[ps].to_numpy()
-    p = np.asarray(ps, float).ravel()
+    p = _column_or_array(frame, ps, "ps")
     bad = np.flatnonzero(~np.isfinite(p) | (p <= 0) | (p >= 1))
     if p.size != len(frame) or bad.size:
         raise InputError(
@@ -891,12 +892,7 @@ def finish_idata(
         "observed_data": xr.Dataset({"events": coll["events"]}),
         "constant_data": const,
     }
-    if "sample_stats" in idata.groups():
-        groups["sample_stats"] = idata.sample_stats
-    out = az.InferenceData(**groups)
-    out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
-    out.attrs.update(attrs)
-    return out
+    return sampling.with_groups(idata, groups, attrs)
 
 
 # --------------------------------------------------------------------------- estimands
