@@ -7,9 +7,15 @@
 * ``none``          -- no adjustment (the crude contrast in the cohort);
 * ``iptw``          -- inverse probability of treatment weighting; the weights' uncertainty is
   propagated by a Bayesian bootstrap that refits the propensity model in every replicate
-  (Saarela et al. 2015);
-* ``ps_covariate``  -- a spline of the logit propensity score in the linear predictor;
-* ``psm``           -- the 1:1 caliper-matched set;
+  (Saarela et al. 2015), and the prior set enters by importance weighting of the replicates
+  (Newton & Raftery 1994; :mod:`bayes_haic.bootstrap_prior`);
+* ``ps_covariate``  -- a spline of the logit propensity score in the linear predictor; the
+  estimate conditions on the one estimated score (said in its ``method``);
+* ``psm``           -- the 1:1 caliper-matched set; the design uncertainty is propagated by
+  rematching after a Bayesian-bootstrap refit of the propensity model in each of
+  ``psm_design_draws`` design draws, fitting the outcome model with its prior to each matched
+  set and pooling the draws (the two-step approach of Kaplan & Chen 2012, Psychometrika 77:581;
+  Liao & Zigler 2020, Stat Med 39:2112);
 * ``covariates``    -- direct regression adjustment.
 
 Every returned InferenceData carries provenance in ``attrs`` (cohort file and hash, data tier,
@@ -18,7 +24,12 @@ prior label, sampler settings).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import replace
+
+import arviz as az
 import numpy as np
+import xarray as xr
 
 from . import propensity, response, survival, survival_bootstrap
 from .config import DesignConfig
@@ -27,6 +38,10 @@ from .sampling import SamplerSettings
 from .schema import Cohort
 
 SURVIVAL_STRATEGIES = ("none", "iptw", "ps_covariate", "psm", "covariates")
+PSM_DESIGN_DRAWS = 8  # rematched sets pooled by the PSM fit (design uncertainty)
+ONE_SCORE = "conditions on one estimated propensity score (design uncertainty not propagated)"
+ONE_MATCH = ("conditions on one estimated propensity score and one matched set (design "
+             "uncertainty not propagated)")
 
 
 def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> propensity.Design:
@@ -74,17 +89,24 @@ def endpoint_cuts(cohort: Cohort, endpoint: str, cuts="quantile", n_intervals: i
 
 def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, prior_set=None,
                  sampler: SamplerSettings | None = None, cuts=None, baseline: str = "rw",
-                 n_boot: int = 400, time_varying: bool = False, pair_effect: bool = False):
+                 n_boot: int = 400, time_varying: bool = False, pair_effect: bool = False,
+                 psm_design_draws: int = PSM_DESIGN_DRAWS):
     """Fit the PWE model for ``endpoint`` ("os" / "pfs") under ``strategy``; an InferenceData.
 
-    ``design`` (from :func:`make_design`) is reused when given; ``cuts`` are months;
-    ``time_varying`` lets the log-HR vary across intervals (not with IPTW); ``pair_effect``
-    adds a matched-pair random effect to the PSM model."""
+    ``design`` (from :func:`make_design`) is reused when given; ``cuts`` are months (default:
+    8 quantile intervals of the cohort's event times); ``time_varying`` lets the log-HR vary
+    across intervals (not with IPTW); ``pair_effect`` adds a matched-pair random effect to the
+    PSM model. ``psm_design_draws``: number of rematched sets pooled by the PSM fit (1, a
+    pair effect or a time-varying HR: the design's one matched set, said in ``method``).
+    IPTW bootstrap replicates are cached per cohort, design, endpoint, cut points, ``n_boot``
+    and seed, so refits under other prior sets only recombine them with the prior."""
     sampler = sampler or SamplerSettings()
     if strategy not in SURVIVAL_STRATEGIES:
         raise InputError(f"--adjust: expected one of {', '.join(SURVIVAL_STRATEGIES)}; "
                          f"found {strategy!r}.")
     frame = cohort.frame
+    if cuts is None:
+        cuts = endpoint_cuts(cohort, endpoint)
     common = dict(cuts=cuts, prior_set=prior_set, sampler=sampler, baseline=baseline,
                   time_varying=time_varying)
     if strategy == "iptw":
@@ -92,9 +114,8 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
             raise InputError("--adjust iptw: the Bayesian bootstrap fits a proportional-hazards "
                              "model; a time-varying HR is available for the other strategies.")
         design = design or make_design(cohort)
-        idata = survival_bootstrap.iptw_bayesian_bootstrap(
-            frame, endpoint, design_fn(cohort, design), n_boot=n_boot, seed=sampler.seed,
-            cuts=cuts, prior_set=prior_set)
+        boot = iptw_bootstrap(cohort, design, endpoint, cuts, n_boot, sampler.seed)
+        idata = survival_bootstrap.iptw_posterior(boot, prior_set)
     elif strategy == "none":
         idata = survival.fit_pwe(frame, endpoint, **common)
     elif strategy == "covariates":
@@ -104,12 +125,99 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
         design = design or make_design(cohort)
         idata = survival.fit_pwe(frame, endpoint, adjust="ps_covariate", ps=design.ps_fit.ps,
                                  **common)
-    else:  # psm
+        _append_method(idata, ONE_SCORE)
+    elif pair_effect or time_varying or psm_design_draws <= 1:
         design = design or make_design(cohort)
         matched = design.matched_frame(frame)
         idata = survival.fit_pwe(matched, endpoint, adjust="psm", pair="pair",
                                  pair_effect=pair_effect, **common)
+        _append_method(idata, ONE_MATCH)
+    else:
+        design = design or make_design(cohort)
+        idata = psm_propagated(cohort, design, endpoint, cuts=cuts, prior_set=prior_set,
+                               sampler=sampler, baseline=baseline, n_draws=psm_design_draws)
     return _provenance(idata, cohort, sampler)
+
+
+def _append_method(idata, text: str) -> None:
+    idata.attrs["method"] = f"{idata.attrs.get('method', '')}; {text}"
+
+
+_BOOT_CACHE: OrderedDict = OrderedDict()
+
+
+def iptw_bootstrap(cohort: Cohort, design: propensity.Design, endpoint: str, cuts, n_boot: int,
+                   seed: int) -> survival_bootstrap.BootstrapDraws:
+    """The prior-free IPTW Bayesian-bootstrap replicates of ``endpoint``
+    (:func:`bayes_haic.survival_bootstrap.bootstrap_draws` with :func:`design_fn`), cached
+    (the 16 most recent) by cohort hash, design settings, endpoint, cut points, ``n_boot`` and
+    ``seed``."""
+    key = (cohort.sha256, tuple(cohort.covariates), tuple(sorted(design.weight_settings.items())),
+           endpoint, tuple(float(c) for c in cuts), int(n_boot), int(seed))
+    if key not in _BOOT_CACHE:
+        _BOOT_CACHE[key] = survival_bootstrap.bootstrap_draws(
+            cohort.frame, endpoint, design_fn(cohort, design), n_boot=n_boot, seed=seed, cuts=cuts)
+        while len(_BOOT_CACHE) > 16:
+            _BOOT_CACHE.popitem(last=False)
+    _BOOT_CACHE.move_to_end(key)
+    return _BOOT_CACHE[key]
+
+
+def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, cuts, prior_set,
+                   sampler: SamplerSettings, baseline: str = "rw",
+                   n_draws: int = PSM_DESIGN_DRAWS):
+    """PSM with the design uncertainty propagated (two-step; Kaplan & Chen 2012).
+
+    For design draw ``m = 1..n_draws``: Dirichlet(1, ..., 1) x n patient weights, the
+    propensity model refitted with them and the cohort rematched (same caliper and rules,
+    :meth:`bayes_haic.propensity.Design.rematch`); the PWE model is fitted with its priors to
+    the matched patients (unweighted: the bootstrap weights only perturb the design) by NUTS
+    with ``sampler`` (seed + m). The draws of all fits are
+    pooled (chains concatenated: ``chains_per_design_draw`` consecutive chains per design draw),
+    i.e. the posterior mixture over the design. Convergence is diagnosed per fit
+    (:func:`bayes_haic.sampling.convergence`). ``observed_data`` / ``posterior_predictive``
+    refer to the design's own matched set; no ``log_likelihood`` (the fits saw different
+    patients). ``n_treated`` / ``n_control`` are those of the design's own matched set; attrs
+    ``matched_pairs_min`` / ``_max`` give the range over the draws."""
+    frame = cohort.frame
+    n = len(frame)
+    rng = np.random.default_rng([int(sampler.seed), 2012])
+    inner = sampler
+    fits, pairs = [], []
+    for m in range(int(n_draws)):
+        g = rng.dirichlet(np.ones(n)) * n
+        match = design.rematch(frame, g)
+        matched = match.matched_frame(frame, id_col=design.ps_fit.id_col)
+        fit = survival.fit_pwe(matched, endpoint, adjust="psm", cuts=cuts, prior_set=prior_set,
+                               sampler=replace(inner, seed=int(sampler.seed) + m),
+                               baseline=baseline)
+        fits.append(fit)
+        pairs.append(match.n_pairs)
+    own = design.matched_frame(frame)
+    t, d, x = survival.endpoint_columns(own, endpoint)
+    coll = survival.collapse(t, d, x, cuts)
+    chains = fits[0].posterior.sizes["chain"]
+    post = xr.concat([f.posterior for f in fits], dim="chain", join="override")
+    post = post.assign_coords(chain=np.arange(post.sizes["chain"]))
+    post = post.drop_vars([v for v in ("expected_events",) if v in post])  # per matched set
+    groups = {"posterior": post}
+    if all("sample_stats" in f.groups() for f in fits):
+        stats = xr.concat([f.sample_stats for f in fits], dim="chain", join="override")
+        groups["sample_stats"] = stats.assign_coords(chain=np.arange(stats.sizes["chain"]))
+    pooled = az.InferenceData(**groups)
+    pooled.attrs.update({k: v for k, v in fits[0].attrs.items() if k.startswith("sampler_")})
+    attrs = dict(fits[0].attrs)
+    attrs.update({
+        "n_treated": int(coll.attrs["n_treated"]), "n_control": int(coll.attrs["n_control"]),
+        "design_draws": int(n_draws), "chains_per_design_draw": int(chains),
+        "matched_pairs_min": int(min(pairs)), "matched_pairs_max": int(max(pairs)),
+        "method": (f"{attrs['method']}; design uncertainty propagated: {n_draws} rematched sets "
+                   f"({min(pairs)}-{max(pairs)} pairs) after Bayesian-bootstrap refits of the "
+                   "propensity model, posterior draws pooled (two-step, Kaplan & Chen 2012)"),
+    })
+    out = survival.finish_idata(pooled, coll, attrs, seed=int(sampler.seed))
+    return az.InferenceData(**{g: out[g] for g in out.groups() if g != "log_likelihood"},
+                            attrs=dict(out.attrs))
 
 
 def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,

@@ -715,6 +715,15 @@ class Design:
         s = self.weight_settings
         return ipt_weights(fit.ps, t, s["estimand"], stabilized=s["stabilized"], truncate=s["truncate"])
 
+    def rematch(self, frame: pd.DataFrame, sample_weight) -> MatchResult:
+        """The 1:1 caliper matching (same settings) on the PS model refitted with patient
+        weights ``sample_weight`` (one per row of ``frame``): one draw of the matched set under
+        the design's uncertainty (a Bayesian bootstrap of the propensity model)."""
+        fit = self.ps_fit.refit(frame, sample_weight=sample_weight)
+        t = frame[self.ps_fit.treatment].to_numpy().astype(int)
+        return match_nearest(fit.logit_ps, t, fit.ids, caliper=self.settings.get("caliper", 0.2),
+                             order=self.settings.get("order", "largest"))
+
     def summary(self) -> dict:
         """Plain numbers for reports and provenance."""
         return {

@@ -19,11 +19,12 @@ Models (``adjust``)
   take the ``response.covariate`` prior.
 * ``"iptw"``: the marginal structural model :math:`\mathrm{logit}\,p = \alpha + \beta t` fitted
   by the IPT-weighted pseudo-likelihood :math:`\sum_i w_i \log f(y_i \mid p_i)` with the
-  caller's weights rescaled to sum to the number analysed. With fixed weights this is a
-  **fixed-weight pseudo-posterior** (:data:`FIXED_WEIGHT_METHOD`): it ignores the uncertainty of
-  the estimated weights. Given ``design_fn(patient_weights) -> ipt_weights``, the Bayesian
-  bootstrap of Saarela et al. (2015, Biometrics 71:279) propagates it instead
-  (:data:`BOOTSTRAP_METHOD`).
+  caller's weights rescaled to sum to their Kish effective sample size. With fixed weights
+  this is a **fixed-weight pseudo-posterior** (:data:`FIXED_WEIGHT_METHOD`): it ignores the
+  uncertainty of the estimated weights. Given ``design_fn(patient_weights) -> ipt_weights``,
+  the Bayesian bootstrap of Saarela et al. (2015, Biometrics 71:279) propagates it instead
+  (:data:`BOOTSTRAP_METHOD`), and the ``response.intercept`` / ``response.log_or`` priors enter
+  by importance weighting of the replicates (:mod:`bayes_haic.bootstrap_prior`).
 * ``"psm"``: the ``"none"`` model on the matched patients (``matched_ids``).
 
 Priors: ``response.intercept`` (:math:`\alpha`), ``response.log_or`` (:math:`\beta`),
@@ -53,15 +54,18 @@ from scipy import special
 from scipy.interpolate import BSpline
 
 from . import sampling
+from .bootstrap_prior import combine_with_prior
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
+from .survival import kish_scaled
 from .survival_bootstrap import call_design_fn
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
 ARMS = ("control", "treated")  # treatment 0, 1
 FIXED_WEIGHT_METHOD = (
-    "IPTW fixed-weight pseudo-posterior (approximation: ignores weight uncertainty)"
+    "IPTW fixed-weight pseudo-posterior, weights scaled to the Kish effective sample size "
+    "(approximation: ignores the design (propensity) uncertainty)"
 )
 BOOTSTRAP_METHOD = (
     "IPTW Bayesian bootstrap (Saarela et al. 2015): Dirichlet(1,...,1) patient weights, "
@@ -238,7 +242,11 @@ def _weighted_logistic_mle(y, t, w) -> tuple[float, float]:
     return special.logit(p[0]), special.logit(p[1]) - special.logit(p[0])
 
 
-def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
+def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int, prior_set: PriorSet):
+    """IPTW Bayesian bootstrap of the logistic MSM (Saarela et al. 2015), combined with the
+    ``response.intercept`` and ``response.log_or`` priors of ``prior_set`` by
+    :func:`bayes_haic.bootstrap_prior.combine_with_prior`; returns (InferenceData, the
+    combination)."""
     n = keep.size
     rng = np.random.default_rng(seed)
     a = np.empty(n_boot)
@@ -248,6 +256,10 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
         v = call_design_fn(design_fn, g, n)
         w = (g * v)[keep]
         a[r], b[r] = _weighted_logistic_mle(y, t, w)
+    comb = combine_with_prior(np.column_stack([a, b]),
+                              [prior_set.get("response.intercept"), prior_set.get("response.log_or")],
+                              seed=seed, names=["intercept", "log_or"])
+    a, b = comb.draws[:, 0], comb.draws[:, 1]
     p0, p1 = special.expit(a), special.expit(a + b)
     dims = ("chain", "draw")
     post = xr.Dataset(
@@ -261,7 +273,7 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int):
         },
         coords={"chain": [0], "draw": np.arange(n_boot), "arm": list(ARMS)},
     )
-    return az.InferenceData(posterior=post)
+    return az.InferenceData(posterior=post), comb
 
 
 # --------------------------------------------------------------------------- fitting
@@ -370,11 +382,11 @@ def fit_response(
         w = w_all[keep]
         if not w.sum() > 0:
             raise InputError("weights: the analysed patients' weights are all zero.")
-        w = w * (w.size / w.sum())
+        w = kish_scaled(w)
 
     if adjust == "iptw" and design_fn is not None:
-        idata = _bootstrap(y, t, keep, design_fn, int(n_boot), settings.seed)
-        method = BOOTSTRAP_METHOD
+        idata, comb = _bootstrap(y, t, keep, design_fn, int(n_boot), settings.seed, ps_set)
+        method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
     else:
         if model == "beta_binomial":
             pm_model = build_beta_binomial_model(y, t, ids, ps_set)

@@ -236,7 +236,34 @@ def convergence(idata: az.InferenceData, var_names=None) -> dict:
 
     Returns ``rhat_max`` (rank-normalised split R-hat), ``ess_bulk_min``, ``ess_tail_min``,
     ``divergences`` (count over all chains) and ``bfmi_min`` (energy BFMI, NaN if unavailable).
+
+    A posterior pooled over design draws (attrs ``design_draws`` and
+    ``chains_per_design_draw``: consecutive groups of chains, each an MCMC fit to its own
+    matched set) is diagnosed per fit, since chains of different targets are not expected to
+    agree: ``rhat_max`` is the largest R-hat of any fit, the ESS values are the sums over the
+    fits (of each fit's smallest), divergences are summed and ``bfmi_min`` is the smallest.
     """
+    groups = int(idata.attrs.get("design_draws", 1) or 1)
+    per = int(idata.attrs.get("chains_per_design_draw", 0) or 0)
+    if groups > 1 and per > 0 and idata.posterior.sizes["chain"] == groups * per:
+        parts = []
+        for m in range(groups):
+            sel = {"chain": slice(m * per, (m + 1) * per)}
+            sub = az.InferenceData(**{g: idata[g].isel(sel) for g in ("posterior", "sample_stats")
+                                      if g in idata.groups()})
+            parts.append(_convergence(sub, var_names))
+        return {
+            "rhat_max": max(p["rhat_max"] for p in parts),
+            "ess_bulk_min": sum(p["ess_bulk_min"] for p in parts),
+            "ess_tail_min": sum(p["ess_tail_min"] for p in parts),
+            "divergences": sum(p["divergences"] for p in parts),
+            "bfmi_min": min(p["bfmi_min"] for p in parts),
+        }
+    return _convergence(idata, var_names)
+
+
+def _convergence(idata: az.InferenceData, var_names=None) -> dict:
+    """:func:`convergence` of one MCMC fit."""
     stats = idata.get("sample_stats")
     div = 0
     bfmi = float("nan")

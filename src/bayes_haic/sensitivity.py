@@ -82,15 +82,12 @@ from scipy import stats
 from . import analysis, sampling, survival
 from . import report as rp
 from .errors import InputError
+from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quantile
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
 from .results import result_row
 from .sampling import SamplerSettings
 
 DEFAULT_THRESHOLD = 0.95
-K_MAX = 0.7  # Pareto k above which importance reweighting is not trusted (Vehtari et al. 2024)
-# smallest PSIS effective sample size for a reweighted posterior (the main job's bulk-ESS alert
-# level): with fewer, tail probabilities such as P(HR < 1) are poorly estimated even when k is low
-MIN_ESS = 400
 PSENS_THRESHOLD = 0.05  # Kallioinen et al. (2023): power-scaling sensitivity worth attention
 HR_KEY = "survival.log_hr"
 SENSITIVITY_METHOD = "sensitivity study"
@@ -243,63 +240,6 @@ def log_prior_ratio(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSe
 
 
 # --------------------------------------------------------------------------- weighted draws
-
-
-def weighted_quantile(x, weights, q) -> np.ndarray:
-    """Quantiles of draws ``x`` with normalised ``weights`` (midpoint interpolation of the
-    weighted ECDF; equal weights give the usual sample quantiles up to interpolation)."""
-    x = np.asarray(x, float).ravel()
-    w = np.asarray(weights, float).ravel()
-    order = np.argsort(x)
-    xs, ws = x[order], w[order] / w.sum()
-    cw = np.cumsum(ws) - ws / 2
-    return np.interp(q, cw, xs)
-
-
-@dataclass(frozen=True)
-class Reweighting:
-    """PSIS weights that turn draws from one posterior into draws from another.
-
-    ``weights``: normalised, flattened over (chain, draw); ``k``: Pareto shape estimate;
-    ``ess``: effective sample size ``r_eff / sum(w^2)``; ``k_threshold``:
-    ``min(k_max, 1 - 1/log10(S))``. Reliable: ``k < k_threshold`` and ``ess >= min_ess``."""
-
-    weights: np.ndarray
-    k: float
-    ess: float
-    r_eff: float
-    k_threshold: float
-    min_ess: float = MIN_ESS
-
-    @property
-    def reliable(self) -> bool:
-        return bool(self.k < self.k_threshold and self.ess >= self.min_ess)  # False for NaN k
-
-
-def psis_weights(log_ratio: np.ndarray, *, k_max: float = K_MAX, min_ess: float = MIN_ESS) -> Reweighting:
-    """Pareto-smoothed importance weights from log density ratios ``(chain, draw)``; ``r_eff``
-    (relative efficiency of the draws for the weights) from the ESS of the raw ratios."""
-    lr = np.asarray(log_ratio, float)
-    if lr.ndim == 1:
-        lr = lr[None, :]
-    flat = lr.ravel()
-    n = flat.size
-    thr = min(k_max, 1 - 1 / math.log10(n))
-    if not np.all(np.isfinite(flat)):
-        return Reweighting(np.full(n, 1.0 / n), math.inf, 0.0, 1.0, thr, min_ess)
-    if np.ptp(flat) < 1e-12:  # same prior: equal weights
-        return Reweighting(np.full(n, 1.0 / n), -math.inf, float(n), 1.0, thr, min_ess)
-    raw = np.exp(lr - lr.max())
-    r_eff = 1.0
-    if lr.shape[0] > 1 and lr.shape[1] > 3:
-        e = float(az.ess(raw, method="mean"))
-        if np.isfinite(e):
-            r_eff = float(np.clip(e / n, 0.01, 1.0))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        lw, k = az.psislw(flat, r_eff)
-    w = np.exp(lw - lw.max())
-    w /= w.sum()
-    return Reweighting(w, float(k), float(r_eff / np.sum(w**2)), r_eff, thr, min_ess)
 
 
 def psis_reweight(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSet, *, k_max: float = K_MAX,

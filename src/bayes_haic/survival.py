@@ -70,7 +70,8 @@ ARMS = ("control", "treated")  # treatment 0, 1
 BASELINES = ("rw", "independent")
 ADJUSTMENTS = ("none", "iptw", "ps_covariate", "covariates", "psm")
 FIXED_WEIGHT_METHOD = (
-    "IPTW fixed-weight pseudo-posterior (approximation: ignores weight uncertainty)"
+    "IPTW fixed-weight pseudo-posterior, weights scaled to the Kish effective sample size "
+    "(approximation: ignores the design (propensity) uncertainty)"
 )
 
 # --------------------------------------------------------------------------- cut points
@@ -576,8 +577,8 @@ def fit_pwe(
 
     * ``"none"``: unweighted; the crude marginal HR in the cohort.
     * ``"iptw"``: ``weights`` (one per row of ``frame``, or a column name) enter a weighted
-      pseudo-likelihood, rescaled to sum to n (the maximiser is unchanged; the information stays
-      on the sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
+      pseudo-likelihood, rescaled to sum to their Kish effective sample size
+      (:func:`kish_scaled`; the maximiser is unchanged). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
       uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal (ATE).
     * ``"ps_covariate"``: a natural cubic regression spline (``spline_df`` columns, patsy ``cr``,
       centred, orthonormalised, SD 1) of the logit propensity score ``ps`` (a column name or array of
@@ -681,7 +682,15 @@ def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
     _check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
     if w.sum() <= 0:
         raise InputError("weights: all weights are zero.")
-    return w * (w.size / w.sum())
+    return kish_scaled(w)
+
+
+def kish_scaled(w) -> np.ndarray:
+    """Weights rescaled to sum to their Kish effective sample size ``(sum w)^2 / sum w^2``, the
+    scale of a fixed-weight pseudo-likelihood: its curvature then reflects the information of
+    the effective, not the nominal, number of patients (the maximiser is unchanged)."""
+    w = np.asarray(w, float)
+    return w * (w.sum() / np.sum(w**2))
 
 
 def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarray, list]:
