@@ -16,10 +16,11 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
+from bayes_haic import bootstrap_prior as bp
 from bayes_haic import survival as sv
 from bayes_haic import survival_bootstrap as sb
 from bayes_haic.errors import InputError
-from bayes_haic.priors import load_prior_set
+from bayes_haic.priors import Prior, as_prior_set, load_prior_set
 from bayes_haic.results import RESULT_COLUMNS
 from bayes_haic.sampling import SamplerSettings, sample
 
@@ -397,37 +398,111 @@ def test_bayesian_bootstrap_recovers_marginal_hr_and_is_deterministic():
     assert np.isnan(rows[0]["rhat_max"]) and np.isnan(rows[0]["divergences"])
 
 
-def test_bootstrap_spread_exceeds_fixed_weight_pseudo_posterior(confounded):
-    """With highly variable weights the fixed-weight pseudo-posterior is too narrow: the repeated-
-    sampling SD of the IPTW estimator in this design is about 0.14 (20 replicates, see
-    test_bootstrap_calibration) versus a pseudo-posterior SD near 0.09; the bootstrap tracks
-    the former. (With a strongly prognostic confounder the estimated propensity score makes the
-    IPTW estimator *more* precise (Lunceford & Davidian 2004), and the bootstrap can be narrower.)"""
+def test_fixed_weight_pseudo_posterior_has_the_kish_ess_information(confounded):
+    """With highly variable weights, the fixed-weight pseudo-posterior (weights scaled to the
+    Kish ESS) has the spread of the weighted likelihood's curvature at the effective sample
+    size: its SD matches the profile-likelihood SE of the weighted MLE computed from the
+    Kish-scaled statistics (within the Monte Carlo error of an SD, sd / sqrt(2 ESS), and 5% for
+    the prior and the Laplace approximation). Scaled to n instead, it would be narrower by
+    sqrt(ESS / n) (about 0.65 here)."""
     df, design = confounded
-    bb = sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=300, seed=1)
-    fixed = sv.fit_pwe(df, "os", adjust="iptw", weights=design(np.ones(len(df))), cuts=bb.attrs["cuts"], sampler=FAST)
+    w = design(np.ones(len(df)))
+    fixed = sv.fit_pwe(df, "os", adjust="iptw", weights=w, cuts=[0, 3, 6, 12], sampler=FAST)
     assert fixed.attrs["method"].endswith(sv.FIXED_WEIGHT_METHOD)
-    sd_boot = float(bb.posterior["log_hr"].std())
-    sd_fixed = float(fixed.posterior["log_hr"].std())
-    # Monte Carlo SE of an SD from m draws ~ sd / sqrt(2 m); 300 draws (boot), ESS-limited (fixed)
+    D = fixed.observed_data["events"].values
+    E = fixed.constant_data["exposure"].values
+    beta, _ = sb.weighted_pwe_mle(D, E)
+    eb = np.exp(beta)
+    info = np.sum(D.sum(axis=0) * E[0] * E[1] * eb / (E[0] + E[1] * eb) ** 2)
+    se = 1 / np.sqrt(info)
+    sd = float(fixed.posterior["log_hr"].std())
     ess = float(az.ess(fixed, var_names=["log_hr"])["log_hr"])
-    se = np.hypot(sd_boot / np.sqrt(600), sd_fixed / np.sqrt(2 * ess))
-    assert sd_boot > sd_fixed + 2 * se, (sd_boot, sd_fixed, se)
+    assert abs(sd - se) < 3 * sd / np.sqrt(2 * ess) + 0.05 * se, (sd, se)
+    kish = w.sum() ** 2 / np.sum(w**2)
+    assert kish / len(w) < 0.6  # the weights really are variable: scaling to n would matter
 
 
-def test_bootstrap_penalised_and_errors(confounded):
+def test_bootstrap_errors(confounded):
     df, design = confounded
-    pen = sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=50, seed=1, penalise=True)
-    raw = sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=50, seed=1)
-    # the vague Normal(0, 2.5) penalty moves each replicate only slightly toward 0
-    np.testing.assert_allclose(pen.posterior["log_hr"], raw.posterior["log_hr"], atol=0.02)
-    assert pen.attrs["penalised"] == 1 and "penalised" in pen.attrs["method"]
     with pytest.raises(InputError, match="design_fn"):
         sb.iptw_bayesian_bootstrap(df, "os", lambda g: np.ones(3), n_boot=5)
     with pytest.raises(InputError, match="n_boot"):
         sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=1)
     with pytest.raises(InputError, match="no events"):
         sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=2, cuts=[0, 3, 200])
+
+
+@pytest.fixture(scope="module")
+def large_boot():
+    """Bootstrap replicates on a large cohort (n = 3000), where their distribution is close to
+    normal, so the normal-normal combination is the exact target of the prior combination."""
+    df = simulate_confounded(3000, 0.6, a_treat=1.0, rho=0.8, seed=11)
+    return sb.bootstrap_draws(df, "os", logistic_design(df), n_boot=1000, seed=4, cuts=[0, 3, 6, 12])
+
+
+def _normal_normal(boot, ps):
+    """Posterior mean and sd of log HR predicted by the normal-normal combination of the
+    prior-free replicates (mean, covariance) with the prior set's Normal priors."""
+    raw = np.column_stack([boot.log_hr, boot.log_lambda])
+    priors = [ps.get(ps.log_hr_key("os"))] + [ps.get("survival.log_baseline_hazard")] * boot.cuts.size
+    mu, C = bp.normal_posterior(raw.mean(0), np.cov(raw, rowvar=False), priors)
+    return mu[0], np.sqrt(C[0, 0])
+
+
+@pytest.mark.parametrize("sigma, path", [(2.5, "reweighting"), (0.15, "reweighting"),
+                                         (0.02, "normal-exact")])
+def test_iptw_prior_moves_the_posterior_as_normal_normal_predicts(large_boot, sigma, path):
+    """The IPTW posterior under a Normal(0, sigma) log-HR prior: by PSIS reweighting of the
+    bootstrap replicates where the weights allow, by the normal approximation where they
+    degenerate; either way within Monte Carlo error of the normal-normal prediction (MCSE of a
+    mean: posterior sd / sqrt(ESS), ESS = the importance-sampling ESS on the reweighting path,
+    the number of draws on the exact-normal path). sigma = 2.5 (vague) reproduces the prior-free
+    replicates."""
+    ps = as_prior_set("reference").with_prior("survival.log_hr", Prior("Normal", {"mu": 0.0, "sigma": sigma}))
+    post = sb.iptw_posterior(large_boot, ps)
+    x = post.posterior["log_hr"].values.ravel()
+    assert post.attrs["prior_path"] == path
+    mean, sd = _normal_normal(large_boot, ps)
+    ess = post.attrs["prior_ess"] if path == "reweighting" else x.size
+    mcse = sd / np.sqrt(ess)
+    assert abs(x.mean() - mean) < 4 * mcse, (x.mean(), mean, mcse)
+    assert abs(x.std() - sd) < 4 * sd / np.sqrt(2 * ess), (x.std(), sd)
+    if sigma == 2.5:  # vague: the prior-free result, within Monte Carlo error
+        assert abs(x.mean() - large_boot.log_hr.mean()) < 4 * large_boot.log_hr.std() / np.sqrt(ess)
+    else:  # an informative prior centred on HR = 1 pulls the estimate towards 0
+        assert x.mean() > large_boot.log_hr.mean() + 4 * mcse
+    assert "log_likelihood" not in post.groups()  # a weighted pseudo-likelihood is no likelihood
+
+
+def test_prior_combination_with_a_non_normal_prior_uses_nuts():
+    """A Student-t prior on a degenerate case goes through NUTS on the normal approximation:
+    with nu = 1000 the t is practically Normal, so the result matches the closed form."""
+    rng = np.random.default_rng(0)
+    draws = rng.normal([-1.0, 0.5], [0.2, 0.1], size=(400, 2))
+    t_prior = Prior("StudentT", {"nu": 1000.0, "mu": 0.0, "sigma": 0.02})
+    comb = bp.combine_with_prior(draws, [t_prior, None], seed=1)
+    assert comb.path == "normal-nuts"
+    mu, C = bp.normal_posterior(draws.mean(0), np.cov(draws, rowvar=False),
+                                [Prior("Normal", {"mu": 0.0, "sigma": 0.02}), None])
+    x = comb.draws[:, 0]
+    assert abs(x.mean() - mu[0]) < 4 * np.sqrt(C[0, 0]) / np.sqrt(200)
+
+
+def test_fixed_weights_are_scaled_to_the_kish_ess():
+    w = np.array([1.0, 1.0, 4.0, 0.5])
+    ks = sv.kish_scaled(w)
+    assert np.isclose(ks.sum(), w.sum() ** 2 / np.sum(w**2))
+    np.testing.assert_allclose(ks / ks.sum(), w / w.sum())
+    df = simulate_confounded(200, 0.6, a_treat=1.0, rho=0.5, seed=3)
+    weights = np.where(df["treatment"] == 1, 3.0, 0.5)
+    fit = sv.fit_pwe(df, "os", adjust="iptw", weights=weights, cuts=[0, 6], sampler=FAST)
+    ess = weights.sum() ** 2 / np.sum(weights**2)
+    t, d, x = sv.endpoint_columns(df, "os")
+    raw = sv.collapse(t, d, x, [0, 6], weights)
+    # the weighted events and exposure enter on the scale of the effective sample size
+    np.testing.assert_allclose(fit.observed_data["events"].values,
+                               raw["events"].values * ess / weights.sum())
+    assert "Kish" in fit.attrs["method"] and "ignores the design" in fit.attrs["method"]
 
 
 @pytest.mark.slow

@@ -182,14 +182,13 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
     frame = cohort.frame
     n = len(frame)
     rng = np.random.default_rng([int(sampler.seed), 2012])
-    inner = sampler
     fits, pairs = [], []
     for m in range(int(n_draws)):
         g = rng.dirichlet(np.ones(n)) * n
         match = design.rematch(frame, g)
         matched = match.matched_frame(frame, id_col=design.ps_fit.id_col)
         fit = survival.fit_pwe(matched, endpoint, adjust="psm", cuts=cuts, prior_set=prior_set,
-                               sampler=replace(inner, seed=int(sampler.seed) + m),
+                               sampler=replace(sampler, seed=int(sampler.seed) + m),
                                baseline=baseline)
         fits.append(fit)
         pairs.append(match.n_pairs)
@@ -228,8 +227,10 @@ def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,
     kwargs = {}
     if strategy == "iptw":
         design = design or make_design(cohort)
+        key = ("orr", cohort.sha256, tuple(cohort.covariates),
+               tuple(sorted(design.weight_settings.items())), int(n_boot), int(sampler.seed))
         kwargs = {"weights": design.weights, "design_fn": design_fn(cohort, design),
-                  "n_boot": n_boot}
+                  "n_boot": n_boot, "replicates": _BOOT_CACHE.get(key)}
     elif strategy == "ps_covariate":
         design = design or make_design(cohort)
         kwargs = {"ps": design.ps_fit.ps}
@@ -240,4 +241,12 @@ def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,
         kwargs = {"covariates": list(cohort.covariates)}
     idata = response.fit_response(frame, adjust=strategy, prior_set=prior_set, sampler=sampler,
                                   **kwargs)
+    if strategy == "iptw" and "bootstrap" in idata.groups():
+        _BOOT_CACHE[key] = (idata.bootstrap["intercept"].values, idata.bootstrap["log_or"].values)
+        while len(_BOOT_CACHE) > 16:
+            _BOOT_CACHE.popitem(last=False)
+    if strategy == "ps_covariate":
+        _append_method(idata, ONE_SCORE)
+    elif strategy == "psm":
+        _append_method(idata, ONE_MATCH)
     return _provenance(idata, cohort, sampler)

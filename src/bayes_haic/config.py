@@ -56,6 +56,8 @@ class SurvivalConfig(_Strict):
     # the main job's HR(t) figure: a time-varying fit under this strategy ("" = none)
     time_varying_strategy: Literal["", "none", "ps_covariate", "psm", "covariates"] = "ps_covariate"
     psm_pair_effect: bool = False  # matched-pair random effect in the PSM model
+    # rematched sets pooled by the PSM fit (design uncertainty; 1 = the one matched set)
+    psm_design_draws: int = Field(8, ge=1, le=200)
 
 
 class ResponseConfig(_Strict):
@@ -64,7 +66,10 @@ class ResponseConfig(_Strict):
 
 class SensitivityConfig(_Strict):
     enabled: bool = True
-    strategies: list[Strategy] = ["none"]
+    # the crude comparison and what the study reported: IPTW hazard ratios, PSM medians
+    strategies: list[Strategy] = ["none", "iptw", "psm"]
+    # response models refitted under every prior set (the study's ORR under PSM and IPTW)
+    orr_strategies: list[Strategy] = ["psm", "iptw"]
     threshold: float = Field(0.95, gt=0, lt=1)  # tipping point: P(HR < 1) below this
     # extra cut-point sets besides the main one: numbers of quantile intervals or grids (months)
     cut_sets: list[int | list[float]] = [4, 12, [0, 3, 6, 9, 12, 18, 24]]

@@ -80,6 +80,14 @@ def _cut_sets(cfg: MainConfig, sensitivity) -> tuple:
     return tuple(sets)
 
 
+def main_cut_label(cfg: MainConfig) -> str:
+    """The label of the configured (main) cut points, as the sensitivity study names cut sets."""
+    from .sensitivity import as_cut_set
+
+    main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
+    return as_cut_set(main).label
+
+
 def time_varying_sampler(sampler):
     """Sampler settings for HR(t) fits: the random-walk sd of the log-HR mixes slowly (on the
     default cohort 1000 draws gave R-hat 1.03 and a divergence), so these fits use at least
@@ -129,9 +137,11 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             idata = analysis.fit_survival(
                 cohort, endpoint, strategy, design=design, prior_set=prior_set, sampler=sampler,
                 cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-                pair_effect=cfg.survival.psm_pair_effect)
+                pair_effect=cfg.survival.psm_pair_effect,
+                psm_design_draws=cfg.survival.psm_design_draws)
             state.fits[(endpoint, strategy)] = idata
-            state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name))
+            state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name,
+                                                   cut_set=main_cut_label(cfg)))
         tv = cfg.survival.time_varying_strategy
         if tv:
             progress.step(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
@@ -159,10 +169,12 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         progress.step("prior sensitivity: every prior set and cut-point set, tipping points")
         study = sensitivity.run_sensitivity(
             cohort, endpoints=cfg.survival.endpoints, strategies=cfg.sensitivity.strategies,
+            orr_strategies=cfg.sensitivity.orr_strategies if cohort.has_response else (),
             prior_names=cfg.priors.published_sets, overrides=cfg.priors.overrides,
             cut_sets=_cut_sets(cfg, sensitivity),
             sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
-            baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws)
+            baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
+            psm_design_draws=cfg.survival.psm_design_draws)
         state.rows.extend(study.rows() + study.published_rows())
         state.sections["sensitivity"] = study.section()
 
@@ -429,8 +441,7 @@ def published_comparison(state: RunState) -> pd.DataFrame:
 
     ev = load_published()
     frame = pd.DataFrame(state.rows)
-    frame = frame[(frame["data_tier"] != "published")
-                  & ~frame["method"].astype(str).str.startswith("sensitivity study")]
+    frame = frame[(frame["data_tier"] != "published") & (frame["analysis"] == "main")]
     out = []
 
     def ours(endpoint, measure, adjustment):
@@ -472,7 +483,7 @@ def summary_section(state: RunState, published) -> rp.Section:
     pub = pub.drop_duplicates(["endpoint", "measure"])
     tier = state.cohort.data_tier if state.cohort else "user"
     pat = frame[(frame["data_tier"] == tier) & frame["measure"].isin(["hr", "rd"])
-                & ~frame["method"].astype(str).str.startswith("sensitivity study")]
+                & (frame["analysis"] == "main")]
     keep = ["data_tier", "endpoint", "measure", "adjustment", "estimand", "prior", "median",
             "lower", "upper", "prob_benefit"]
     sec.add(rp.Text(
@@ -601,8 +612,10 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                       sampler=sampler, cuts=cuts, baseline=cfg.survival.baseline,
                                       n_boot=cfg.survival.bootstrap_draws,
                                       time_varying=cfg.survival.time_varying,
-                                      pair_effect=cfg.survival.psm_pair_effect)
-        rows = survival.result_rows(idata, cohort.data_tier, cohort.name)
+                                      pair_effect=cfg.survival.psm_pair_effect,
+                                      psm_design_draws=cfg.survival.psm_design_draws)
+        rows = survival.result_rows(idata, cohort.data_tier, cohort.name,
+                                    cut_set=main_cut_label(cfg))
         state.fits[(endpoint, adjust)] = idata
         section = survival_section(cohort, endpoint, state)
     echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")

@@ -933,9 +933,12 @@ class PublishedReanalysis:
             out.append(
                 result_row(
                     data_tier="published",
+                    analysis="main",
                     endpoint=endpoint,
                     measure="hr",
                     adjustment="published",
+                    model="normal-normal",
+                    cut_set="",
                     estimand=HR_ESTIMAND,
                     prior=label,
                     median=s["median"],
@@ -949,28 +952,45 @@ class PublishedReanalysis:
                     **closed,
                 )
             )
-        for label in self.orr:
-            for res in (self.orr[label], self.orr_contrast[label]):
-                for measure in ("rd", "rr", "or"):
-                    s = res.summary(measure)
-                    out.append(
-                        result_row(
-                            data_tier="published",
-                            endpoint="orr",
-                            measure=measure,
-                            adjustment="published",
-                            estimand=ORR_ESTIMAND,
-                            prior=label,
-                            prob_benefit=res.p_rd_above_0,
-                            method=res.method,
-                            n_treated=res.n[0],
-                            n_control=res.n[1],
-                            source=res.source,
-                            **s,
-                            **closed,
-                        )
+        fits = [(label, "beta-binomial", res) for label, res in self.distinct_orr().items()]
+        fits += [(label, "logistic", res) for label, res in self.orr_contrast.items()]
+        for label, model, res in fits:
+            for measure in ("rd", "rr", "or"):
+                s = res.summary(measure)
+                out.append(
+                    result_row(
+                        data_tier="published",
+                        analysis="main",
+                        endpoint="orr",
+                        measure=measure,
+                        adjustment="published",
+                        model=model,
+                        cut_set="",
+                        estimand=ORR_ESTIMAND,
+                        prior=label,
+                        prob_benefit=res.p_rd_above_0,
+                        method=res.method,
+                        n_treated=res.n[0],
+                        n_control=res.n[1],
+                        source=res.source,
+                        **s,
+                        **closed,
                     )
+                )
         return out
+
+    def distinct_orr(self) -> dict:
+        """The beta-binomial ORR reanalyses, one per distinct per-arm prior (``published.arm_rate``),
+        keyed by that prior (e.g. ``"Beta(alpha: 1, beta: 1)"``): a result that no prior set
+        changes is reported once, with the prior that produced it, not once per set."""
+        out = {}
+        for res in self.orr.values():
+            out.setdefault(str(res.prior), res)
+        return out
+
+    def orr_sets(self, prior) -> list[str]:
+        """Labels of the prior sets whose per-arm ORR prior is ``prior`` (its string form)."""
+        return [label for label, res in self.orr.items() if str(res.prior) == str(prior)]
 
     def table(self) -> pd.DataFrame:
         """Tidy table for the report: one row per endpoint, measure, prior and model."""
@@ -994,32 +1014,29 @@ class PublishedReanalysis:
                     "se_log_hr": r.se,
                 }
             )
-        for label in self.orr:
-            for model, res, pd_ in (
-                ("beta-binomial per arm", self.orr[label], str(self.orr[label].prior)),
-                (
-                    "logistic (intercept + log OR)",
-                    self.orr_contrast[label],
-                    f"log OR {self.orr_contrast[label].prior_log_or}",
-                ),
-            ):
-                for measure in ("rd", "rr", "or"):
-                    s = res.summary(measure)
-                    recs.append(
-                        {
-                            "endpoint": "orr",
-                            "measure": measure.upper(),
-                            "model": model,
-                            "prior": label,
-                            "prior_detail": pd_,
-                            **s,
-                            "p_benefit": res.p_rd_above_0,
-                            "benefit": "P(RD > 0)",
-                            "p_important": res.p_rd_above_important,
-                            "important": f"P(RD > {IMPORTANT_RD:g})",
-                            "se_log_hr": math.nan,
-                        }
-                    )
+        fits = [("beta-binomial per arm", prior, res,
+                 "per-arm rate; the same in prior sets " + ", ".join(self.orr_sets(prior)))
+                for prior, res in self.distinct_orr().items()]
+        fits += [("logistic (intercept + log OR)", label, res, f"log OR {res.prior_log_or}")
+                 for label, res in self.orr_contrast.items()]
+        for model, label, res, pd_ in fits:
+            for measure in ("rd", "rr", "or"):
+                s = res.summary(measure)
+                recs.append(
+                    {
+                        "endpoint": "orr",
+                        "measure": measure.upper(),
+                        "model": model,
+                        "prior": label,
+                        "prior_detail": pd_,
+                        **s,
+                        "p_benefit": res.p_rd_above_0,
+                        "benefit": "P(RD > 0)",
+                        "p_important": res.p_rd_above_important,
+                        "important": f"P(RD > {IMPORTANT_RD:g})",
+                        "se_log_hr": math.nan,
+                    }
+                )
         return pd.DataFrame(recs)
 
 

@@ -242,11 +242,10 @@ def _weighted_logistic_mle(y, t, w) -> tuple[float, float]:
     return special.logit(p[0]), special.logit(p[1]) - special.logit(p[0])
 
 
-def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int, prior_set: PriorSet):
-    """IPTW Bayesian bootstrap of the logistic MSM (Saarela et al. 2015), combined with the
-    ``response.intercept`` and ``response.log_or`` priors of ``prior_set`` by
-    :func:`bayes_haic.bootstrap_prior.combine_with_prior`; returns (InferenceData, the
-    combination)."""
+def bootstrap_replicates(y, t, keep, design_fn, n_boot: int, seed: int):
+    """Prior-free IPTW Bayesian-bootstrap replicates (Saarela et al. 2015) of the logistic MSM:
+    arrays ``(intercept, log_or)`` of length ``n_boot``; ``keep`` marks the analysed rows of the
+    cohort the design function refits on."""
     n = keep.size
     rng = np.random.default_rng(seed)
     a = np.empty(n_boot)
@@ -256,6 +255,16 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int, prior_set: PriorSe
         v = call_design_fn(design_fn, g, n)
         w = (g * v)[keep]
         a[r], b[r] = _weighted_logistic_mle(y, t, w)
+    return a, b
+
+
+def _bootstrap(a, b, seed: int, prior_set: PriorSet):
+    """The replicates ``(a, b)`` of :func:`bootstrap_replicates` combined with the
+    ``response.intercept`` and ``response.log_or`` priors of ``prior_set`` by
+    :func:`bayes_haic.bootstrap_prior.combine_with_prior`; returns (InferenceData with a
+    ``bootstrap`` group holding the prior-free replicates, the combination)."""
+    n_boot = a.size
+    raw = xr.Dataset({"intercept": ("replicate", a), "log_or": ("replicate", b)})
     comb = combine_with_prior(np.column_stack([a, b]),
                               [prior_set.get("response.intercept"), prior_set.get("response.log_or")],
                               seed=seed, names=["intercept", "log_or"])
@@ -273,7 +282,7 @@ def _bootstrap(y, t, keep, design_fn, n_boot: int, seed: int, prior_set: PriorSe
         },
         coords={"chain": [0], "draw": np.arange(n_boot), "arm": list(ARMS)},
     )
-    return az.InferenceData(posterior=post), comb
+    return az.InferenceData(posterior=post, bootstrap=raw, warn_on_custom_groups=False), comb
 
 
 # --------------------------------------------------------------------------- fitting
@@ -292,6 +301,7 @@ def fit_response(
     model: str = "logistic",
     design_fn=None,
     n_boot: int = 400,
+    replicates=None,
 ) -> az.InferenceData:
     """Fit a Bayesian response model to a cohort (see the module docstring for the models).
 
@@ -304,6 +314,8 @@ def fit_response(
     propensity model; given, the weights' uncertainty is propagated by ``n_boot`` Bayesian
     bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights, and
     ``weights`` is not used (the full-sample weights are ``design_fn`` of all-ones).
+    ``replicates``: the prior-free replicates ``(intercept, log_or)`` of an earlier fit of the
+    same cohort and design (its ``bootstrap`` group), reused instead of recomputed.
 
     Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
     ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
@@ -385,7 +397,9 @@ def fit_response(
         w = kish_scaled(w)
 
     if adjust == "iptw" and design_fn is not None:
-        idata, comb = _bootstrap(y, t, keep, design_fn, int(n_boot), settings.seed, ps_set)
+        a, b = replicates if replicates is not None else \
+            bootstrap_replicates(y, t, keep, design_fn, int(n_boot), settings.seed)
+        idata, comb = _bootstrap(np.asarray(a, float), np.asarray(b, float), settings.seed, ps_set)
         method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
     else:
         if model == "beta_binomial":
@@ -452,6 +466,8 @@ def _finish(idata, y, t, ids, Z, w, attrs, seed):
             coords={"patient": ids},
         ),
     }
+    if "bootstrap" in idata.groups():  # the prior-free IPTW replicates, for reuse
+        groups["bootstrap"] = idata["bootstrap"]
     return sampling.with_groups(idata, groups, attrs)
 
 
@@ -481,11 +497,15 @@ def response_summary(idata: az.InferenceData) -> dict:
     return out
 
 
-def response_rows(idata: az.InferenceData, data_tier: str, source: str) -> list[dict]:
+def response_rows(idata: az.InferenceData, data_tier: str, source: str, *,
+                  analysis: str = "main") -> list[dict]:
     """Result rows for ``rd``, ``rr`` and ``or`` (``prob_benefit`` = P(RD > 0), which for the
     marginal probabilities is the same event as RR > 1 and OR > 1). P(RD > 0.2) is in
     :func:`response_summary` / :func:`prob_rd_above`."""
     a = idata.attrs
+    model = str(a.get("response_model", "logistic")).replace("_", "-")
+    if "sample_stats" not in idata.groups() and a.get("adjustment") == "iptw":
+        model += "-bootstrap"
     diag = {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
     if "sample_stats" in idata.groups():
         c = sampling.convergence(idata, var_names=["rd", "rr", "or_"])
@@ -501,9 +521,12 @@ def response_rows(idata: az.InferenceData, data_tier: str, source: str) -> list[
         rows.append(
             result_row(
                 data_tier=data_tier,
+                analysis=analysis,
                 endpoint="orr",
                 measure=measure,
                 adjustment=a.get("adjustment"),
+                model=model,
+                cut_set="",
                 estimand=a.get("estimand", "marginal"),
                 prior=a.get("prior"),
                 median=s["median"],

@@ -19,11 +19,15 @@ DATA_TIERS = ("published", "synthetic", "user")
 
 RESULT_COLUMNS = [
     "data_tier",  # published | synthetic | user
+    "analysis",  # main | sensitivity | tipping point
     "endpoint",  # os | pfs | orr
     "measure",  # hr | rd | rr | or | median_treated | ...
     "adjustment",  # none | ps_covariate | iptw | psm | covariates | published
+    "model",  # pwe | pwe-bootstrap | pwe-pooled-design | logistic | beta-binomial | normal-normal ...
     "estimand",  # conditional | marginal | arm-level (what the number means)
-    "prior",  # prior set label (name plus any overrides)
+    "prior",  # the prior that produced the row: a set label (name plus any overrides), or the
+    #           prior itself (e.g. "Beta(alpha: 1, beta: 1)") when no prior set changes the row
+    "cut_set",  # PWE cut points, e.g. "8 quantile intervals" (empty for other models)
     "median",  # posterior median
     "lower",  # 2.5% posterior quantile
     "upper",  # 97.5% posterior quantile
@@ -52,6 +56,17 @@ def summarise_draws(draws, benefit: str | None = None) -> dict:
     elif benefit == "above0":
         prob = float(np.mean(x > 0))
     return {"median": float(med), "lower": float(lo), "upper": float(hi), "prob_benefit": prob}
+
+
+# the columns that identify a row: no two rows of one results table share all of them
+KEY_COLUMNS = ["data_tier", "analysis", "endpoint", "measure", "adjustment", "model", "estimand",
+               "prior", "cut_set"]
+
+
+def duplicate_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a results table whose :data:`KEY_COLUMNS` are not unique (empty if none)."""
+    keys = frame[KEY_COLUMNS].astype(str)
+    return frame[keys.duplicated(keep=False)]
 
 
 def result_row(**fields) -> dict:
@@ -100,5 +115,9 @@ def results_frame(rows) -> pd.DataFrame:
 def write_results(rows, path: str | Path) -> pd.DataFrame:
     """Write the results table atomically; returns it as a DataFrame."""
     frame = results_frame(rows)
+    dup = duplicate_keys(frame)
+    if len(dup):  # a programming error, not a user's: every estimate must be identifiable
+        raise ValueError("results rows are not unique by " + ", ".join(KEY_COLUMNS) + ":\n"
+                         + dup[KEY_COLUMNS].to_string())
     atomic_write_text(path, frame.to_csv(index=False, float_format="%.6g"))
     return frame

@@ -225,7 +225,7 @@ def with_groups(idata: az.InferenceData, groups: dict, attrs: dict) -> az.Infere
     groups = dict(groups)
     if "sample_stats" in idata.groups():
         groups["sample_stats"] = idata.sample_stats
-    out = az.InferenceData(**groups)
+    out = az.InferenceData(**groups, warn_on_custom_groups=False)
     out.attrs.update({k: v for k, v in idata.attrs.items() if k.startswith("sampler_")})
     out.attrs.update(attrs)
     return out

@@ -77,9 +77,9 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special, stats
 
-from . import analysis, sampling, survival
+from . import analysis, response, sampling, survival
 from . import report as rp
 from .errors import InputError
 from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quantile
@@ -88,6 +88,10 @@ from .results import result_row
 from .sampling import SamplerSettings
 
 DEFAULT_THRESHOLD = 0.95
+# what the study reported (IPTW hazard ratios, PSM medians, ORR under PSM and IPTW) and the crude
+# comparison
+DEFAULT_STRATEGIES = ("none", "iptw", "psm")
+DEFAULT_ORR_STRATEGIES = ("psm", "iptw")
 PSENS_THRESHOLD = 0.05  # Kallioinen et al. (2023): power-scaling sensitivity worth attention
 HR_KEY = "survival.log_hr"
 SENSITIVITY_METHOD = "sensitivity study"
@@ -245,8 +249,20 @@ def log_prior_ratio(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSe
 def psis_reweight(idata: az.InferenceData, from_set: PriorSet, to_set: PriorSet, *, k_max: float = K_MAX,
                   min_ess: float = MIN_ESS) -> Reweighting:
     """PSIS weights from the posterior ``idata`` (fitted under ``from_set``) to the posterior
-    under ``to_set`` (same model and data): log ratio = log p_to(theta) - log p_from(theta)."""
-    return psis_weights(log_prior_ratio(idata, from_set, to_set), k_max=k_max, min_ess=min_ess)
+    under ``to_set`` (same model and data): log ratio = log p_to(theta) - log p_from(theta).
+
+    A posterior pooled over design draws (PSM; attrs ``design_draws``,
+    ``chains_per_design_draw``) is an equal mixture of one posterior per matched set; its
+    reweighted form must stay an equal mixture, so the ratios are normalised within each design
+    draw's chains (each fit's weights sum to 1 / draws) before smoothing."""
+    lr = log_prior_ratio(idata, from_set, to_set)
+    groups = int(idata.attrs.get("design_draws", 1) or 1)
+    per = int(idata.attrs.get("chains_per_design_draw", 0) or 0)
+    if groups > 1 and per > 0 and lr.shape[0] == groups * per:
+        g = lr.reshape(groups, per * lr.shape[1])
+        g = g - special.logsumexp(g, axis=1, keepdims=True)
+        lr = g.reshape(lr.shape)
+    return psis_weights(lr, k_max=k_max, min_ess=min_ess)
 
 
 # --------------------------------------------------------------------------- one posterior
@@ -278,6 +294,9 @@ class HRPosterior:
     n_control: int = -1
     diagnostics: dict = field(default_factory=dict)
     idata: az.InferenceData | None = None  # kept for refits on the main cut set
+    # arm-level median survival draws (months), (draws, 2) [control, treated]; collapsed fits only
+    medians: np.ndarray | None = None
+    model: str = "pwe"
 
     @property
     def prior_label(self) -> str:
@@ -304,6 +323,14 @@ class HRPosterior:
         return {"median": float(med), "lower": float(lo), "upper": float(hi),
                 "p_hr_below_1": self.prob_below(1.0), "p_hr_below_0.7": self.prob_below(0.7)}
 
+    def median_summary(self, arm: str) -> dict | None:
+        """Median, 2.5% and 97.5% quantiles of the arm's median survival (months), or None."""
+        if self.medians is None:
+            return None
+        x = self.medians[:, 1 if arm == "treated" else 0]
+        lo, med, hi = weighted_quantile(x, self._w(), [0.025, 0.5, 0.975])
+        return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
     @property
     def method(self) -> str:
         """``method`` of the results row: how, cut set, fitted model."""
@@ -322,9 +349,15 @@ def _mcse_median_weighted(log_hr, weights, ess) -> float:
     return float(hi - lo) / 2
 
 
-def _prior_used(idata) -> bool:
-    """False for the unpenalised IPTW Bayesian bootstrap, whose draws ignore the prior."""
-    return not ("bootstrap_n" in idata.attrs and not int(idata.attrs.get("penalised", 0)))
+def _median_draws(idata) -> np.ndarray | None:
+    """Arm-level median survival draws (draws, 2) of a collapsed PWE fit (months), else None
+    (patient-level fits standardise over patients: costly, and not asked of the study)."""
+    const = idata.get("constant_data")
+    if const is not None and "patient" in const.dims:
+        return None
+    h = idata.posterior["hazard"].transpose("chain", "draw", "arm", "intervals").values
+    med = survival.median_survival(h.reshape((-1,) + h.shape[2:]), idata.attrs["cuts"])
+    return med
 
 
 def _is_mcmc(idata) -> bool:
@@ -356,7 +389,8 @@ def _from_fit(idata, endpoint, strategy, cut_set, prior_set, how="refit", keep=F
         endpoint, strategy, cut_set, tuple(float(c) for c in a["cuts"]), prior_set, lh, None, how,
         ess=ess, mcse_median=mcse, fit_method=a.get("method", ""), estimand=a.get("estimand", ""),
         n_treated=int(a.get("n_treated", -1)), n_control=int(a.get("n_control", -1)),
-        diagnostics=_diagnostics(idata), idata=idata if keep else None)
+        diagnostics=_diagnostics(idata), idata=idata if keep else None,
+        medians=_median_draws(idata), model=survival.model_id(a))
 
 
 def _from_weights(base: HRPosterior, prior_set, rw: Reweighting) -> HRPosterior:
@@ -667,6 +701,35 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
 
 
 @dataclass
+class RDPosterior:
+    """The posterior of the ORR risk difference (treated - control) of one response fit."""
+
+    strategy: str
+    prior_set: PriorSet
+    rd: np.ndarray
+    method: str
+    estimand: str
+    model: str
+    n_treated: int
+    n_control: int
+    diagnostics: dict
+
+    @classmethod
+    def from_fit(cls, idata, strategy: str, prior_set: PriorSet) -> RDPosterior:
+        a = idata.attrs
+        rows = response.response_rows(idata, "synthetic", "")  # diagnostics and model name
+        d = {k: rows[0][k] for k in ("rhat_max", "ess_bulk_min", "divergences")}
+        return cls(strategy, prior_set, idata.posterior["rd"].values.ravel(), a.get("method", ""),
+                   a.get("estimand", "marginal"), rows[0]["model"], int(a.get("n_treated", -1)),
+                   int(a.get("n_control", -1)), d)
+
+    def summary(self) -> dict:
+        lo, med, hi = np.quantile(self.rd, [0.025, 0.5, 0.975])
+        return {"median": float(med), "lower": float(lo), "upper": float(hi),
+                "p_rd_above_0": float(np.mean(self.rd > 0))}
+
+
+@dataclass
 class SensitivityStudy:
     """Everything :func:`run_sensitivity` computed, with rows, a tidy table and a report
     section."""
@@ -681,6 +744,7 @@ class SensitivityStudy:
     reweighting_check: pd.DataFrame
     tipping: dict  # (endpoint, strategy) -> TippingPoint (patient level)
     published_tipping: dict  # endpoint -> TippingPoint (published tier)
+    orr: list = field(default_factory=list)  # RDPosterior per ORR strategy and prior set
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
@@ -704,27 +768,47 @@ class SensitivityStudy:
         return pd.DataFrame(recs)
 
     def rows(self, data_tier: str | None = None, source: str | None = None, *, tipping: bool = True) -> list[dict]:
-        """Results-table rows (``results.result_row``): measure ``hr`` per posterior (``prior``
-        = the prior label, ``method`` says reweighted/refit and the cut set) and, with
-        ``tipping``, measure ``tipping_sd_log_hr`` per patient-level tipping point (median = s*,
-        lower/upper = its Monte Carlo range)."""
+        """Results-table rows (``results.result_row``, ``analysis`` = ``sensitivity``): per
+        posterior measure ``hr`` and, for collapsed fits (none, IPTW, PSM), ``median_treated`` /
+        ``median_control`` (months; ``prior`` = the prior set's label, ``cut_set`` its label,
+        ``method`` says reweighted/refit); ``rd`` per ORR posterior; and, with ``tipping``,
+        measure ``tipping_sd_log_hr`` per patient-level tipping point (``analysis`` =
+        ``tipping point``; median = s*, lower/upper = its Monte Carlo range)."""
         tier = data_tier or self.data_tier
         src = source or self.source
         out = []
         for p in self.posteriors:
             s = p.summary()
             d = p.diagnostics
-            out.append(result_row(
-                data_tier=tier, endpoint=p.endpoint, measure="hr", adjustment=p.strategy,
-                estimand=p.estimand, prior=p.prior_label, median=s["median"], lower=s["lower"],
-                upper=s["upper"], prob_benefit=s["p_hr_below_1"],
+            common = dict(
+                data_tier=tier, analysis="sensitivity", endpoint=p.endpoint, adjustment=p.strategy,
+                model=p.model, prior=p.prior_label, cut_set=p.cut_set.label,
                 rhat_max=d.get("rhat_max", math.nan), ess_bulk_min=d.get("ess_bulk_min", math.nan),
                 divergences=d.get("divergences", math.nan), method=p.method,
-                n_treated=p.n_treated, n_control=p.n_control, source=src))
+                n_treated=p.n_treated, n_control=p.n_control, source=src)
+            out.append(result_row(measure="hr", estimand=p.estimand, median=s["median"],
+                                  lower=s["lower"], upper=s["upper"],
+                                  prob_benefit=s["p_hr_below_1"], **common))
+            for arm in ("treated", "control"):
+                m = p.median_summary(arm)
+                if m is not None:
+                    out.append(result_row(measure=f"median_{arm}", estimand="arm-level", **m,
+                                          **common))
+        for r in self.orr:
+            s = r.summary()
+            out.append(result_row(
+                data_tier=tier, analysis="sensitivity", endpoint="orr", measure="rd",
+                adjustment=r.strategy, model=r.model, estimand=r.estimand,
+                prior=r.prior_set.label(), cut_set="", median=s["median"], lower=s["lower"],
+                upper=s["upper"], prob_benefit=s["p_rd_above_0"], method=f"{SENSITIVITY_METHOD}: "
+                f"refit; {r.method}", n_treated=r.n_treated, n_control=r.n_control, source=src,
+                **r.diagnostics))
         if tipping:
             n = {(p.endpoint, p.strategy): (p.n_treated, p.n_control) for p in self.posteriors}
+            cut = self.main_cut_set.label
             for (endpoint, strategy), t in self.tipping.items():
-                out.append(_tipping_row(t, tier, src, *n.get((endpoint, strategy), (-1, -1))))
+                out.append(_tipping_row(t, tier, src, *n.get((endpoint, strategy), (-1, -1)),
+                                        cut_set=cut))
         return out
 
     def published_rows(self) -> list[dict]:
@@ -740,11 +824,12 @@ class SensitivityStudy:
         return build_section(self)
 
 
-def _tipping_row(t: TippingPoint, tier, source, n1, n0) -> dict:
+def _tipping_row(t: TippingPoint, tier, source, n1, n0, cut_set: str = "") -> dict:
     lo, hi = t.scale_range
     return result_row(
-        data_tier=tier, endpoint=t.endpoint, measure="tipping_sd_log_hr",
-        adjustment=t.strategy or "published",
+        data_tier=tier, analysis="tipping point", endpoint=t.endpoint, measure="tipping_sd_log_hr",
+        adjustment=t.strategy or "published", cut_set=cut_set,
+        model="normal-normal" if tier == "published" else ("pwe-bootstrap" if t.strategy == "iptw" else "pwe"),
         prior="Normal(0, s) on log HR" + (f"; other priors {t.base_label}" if t.base_label else ""),
         estimand=f"sd s of a Normal(0, s) prior on log HR below which P(HR < 1) < {t.threshold:g}",
         median=t.scale, lower=lo, upper=hi, prob_benefit=math.nan,
@@ -770,7 +855,8 @@ def run_sensitivity(
     cohort,
     *,
     endpoints=("os", "pfs"),
-    strategies=("none",),
+    strategies=DEFAULT_STRATEGIES,
+    orr_strategies=DEFAULT_ORR_STRATEGIES,
     prior_names=None,
     cut_sets=DEFAULT_CUT_SETS,
     sampler: SamplerSettings | None = None,
@@ -784,6 +870,7 @@ def run_sensitivity(
     tipping_scales=None,
     baseline: str = "rw",
     n_boot: int = 400,
+    psm_design_draws: int = analysis.PSM_DESIGN_DRAWS,
     evidence=None,
     echo: Callable | None = None,
 ) -> SensitivityStudy:
@@ -799,6 +886,11 @@ def run_sensitivity(
     trusted. ``threshold``: P(HR < 1) of the tipping point; ``tipping=False`` skips both tipping
     points; ``tipping_scales``: the grid of s (default 40 values, 2.5 down to 0.005).
     ``design``, ``baseline``, ``n_boot``: as in :func:`bayes_haic.analysis.fit_survival`.
+    ``strategies``: the survival strategies (default: the crude comparison and the study's own
+    analyses, IPTW hazard ratios and PSM medians); ``orr_strategies``: response models refitted
+    under every prior set (default PSM and IPTW; skipped for a cohort without response data).
+    Tipping points: for the MCMC fits of one data set (``none``, ``ps_covariate``,
+    ``covariates``) and for IPTW (recombined from its bootstrap replicates at every s).
     ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study is reproducible.
 
     Returns a :class:`SensitivityStudy` labelled with ``cohort.data_tier``; its
@@ -819,6 +911,9 @@ def run_sensitivity(
         raise InputError("cut sets: give at least one.")
     sets = _load_sets(prior_names, overrides)
     base_set = sets[0]
+    needs_design = {"iptw", "psm", "ps_covariate"} & set(strategies + tuple(orr_strategies or ()))
+    if needs_design and design is None:
+        design = analysis.make_design(cohort)  # once, not in every fit
     for e in endpoints:
         if e not in survival.ENDPOINTS:
             raise InputError(f"endpoint: expected one of {', '.join(survival.ENDPOINTS)}; found {e!r}.")
@@ -829,7 +924,8 @@ def run_sensitivity(
     def fit(endpoint, strategy, cuts, prior_set):
         n_fits[0] += 1
         return analysis.fit_survival(cohort, endpoint, strategy, design=design, prior_set=prior_set,
-                                     sampler=sampler, cuts=cuts, baseline=baseline, n_boot=n_boot)
+                                     sampler=sampler, cuts=cuts, baseline=baseline, n_boot=n_boot,
+                                     psm_design_draws=psm_design_draws)
 
     for endpoint in endpoints:
         for strategy in strategies:
@@ -842,34 +938,48 @@ def run_sensitivity(
                 base_idata = fit(endpoint, strategy, cuts, base_set)
                 base = _from_fit(base_idata, endpoint, strategy, cs, base_set, how="fit", keep=main)
                 posteriors.append(base)
-                prior_used = _prior_used(base_idata)
                 mcmc = _is_mcmc(base_idata)
-                if main and mcmc:
+                # power scaling needs the per-observation log-likelihood (MCMC fits to one data
+                # set); a pooled PSM fit has none, and is reweighted on every cut set
+                psens_ok = mcmc and "log_likelihood" in base_idata.groups()
+                if main and psens_ok:
                     psens_rows.append(_psens_row(base, base_idata, base_set))
                 for ps in sets[1:]:
-                    if not prior_used:
-                        posteriors.append(replace(base, prior_set=ps, how="prior not used (same draws "
-                                                  "under every prior)", idata=None))
-                        continue
                     rw = (psis_reweight(base_idata, base_set, ps, k_max=k_max, min_ess=min_ess)
                           if (mcmc and reweight) else None)
-                    if main or rw is None or not rw.reliable:
+                    if (main and psens_ok) or rw is None or not rw.reliable:
                         idata = fit(endpoint, strategy, cuts, ps)
                         post = _from_fit(idata, endpoint, strategy, cs, ps, keep=main)
                         posteriors.append(post)
-                        if main and _is_mcmc(idata):
+                        if main and psens_ok and _is_mcmc(idata):
                             psens_rows.append(_psens_row(post, idata, ps))
                             if rw is not None:
                                 check_rows.append(_check_row(post, _from_weights(base, ps, rw), rw))
                     else:
                         posteriors.append(_from_weights(base, ps, rw))
-                if main and tipping and mcmc and prior_used:
+                tippable = (mcmc and not int(base_idata.attrs.get("design_draws", 1) or 1) > 1) \
+                    or strategy == "iptw"
+                if main and tipping and tippable:
                     say(f"sensitivity: {endpoint.upper()} '{strategy}': tipping point")
+                    # the IPTW posterior is recombined from its cached bootstrap replicates at
+                    # every s (a few ms), never reweighted from resampled draws
                     tips[(endpoint, strategy)] = patient_tipping(
                         base_idata, base_set, lambda ps_, e=endpoint, s=strategy, c=cuts: fit(e, s, c, ps_),
-                        threshold=threshold, scales=tipping_scales, k_max=k_max, min_ess=min_ess,
+                        threshold=threshold, scales=tipping_scales,
+                        k_max=-math.inf if strategy == "iptw" else k_max, min_ess=min_ess,
                         data_tier=cohort.data_tier, endpoint=endpoint, strategy=strategy)
             timings[f"{endpoint}/{strategy}"] = time.perf_counter() - t0
+    orr = []
+    if orr_strategies and getattr(cohort, "has_response", True):
+        for strategy in orr_strategies:
+            t0 = time.perf_counter()
+            for ps in sets:
+                say(f"sensitivity: ORR '{strategy}' under '{ps.label()}'")
+                n_fits[0] += 1
+                idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=ps,
+                                         sampler=sampler, n_boot=n_boot)
+                orr.append(RDPosterior.from_fit(idata, strategy, ps))
+            timings[f"orr/{strategy}"] = time.perf_counter() - t0
     pub = published_tipping(threshold, evidence=evidence) if tipping else {}
     timings["total"] = time.perf_counter() - t_start
     timings["fits"] = n_fits[0]
@@ -877,7 +987,7 @@ def run_sensitivity(
         data_tier=cohort.data_tier, source=cohort.name, threshold=threshold, cut_sets=cut_sets,
         prior_labels=[s.label() for s in sets], posteriors=posteriors,
         psens=pd.DataFrame(psens_rows), reweighting_check=pd.DataFrame(check_rows), tipping=tips,
-        published_tipping=pub, timings=timings,
+        published_tipping=pub, orr=orr, timings=timings,
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
                   "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)})
 
@@ -1107,9 +1217,16 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     sampler = replace(settings, backend="nutpie", seed=int(seed) if seed is not None else settings.seed)
     cohort = load_cohort(cohort_path, covariates or cfg.data.covariates)
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
+    strategies = tuple(cfg.sensitivity.strategies)
+    orr_strategies = tuple(cfg.sensitivity.orr_strategies) if cohort.has_response else ()
+    design = None
+    if {"iptw", "psm", "ps_covariate"} & set(strategies + orr_strategies):
+        design = analysis.make_design(cohort, cfg.design)
     study = run_sensitivity(
         cohort, endpoints=tuple(endpoints), prior_names=prior_names or None, overrides=overrides,
         threshold=threshold, sampler=sampler, baseline=cfg.survival.baseline,
+        strategies=strategies, orr_strategies=orr_strategies, design=design,
+        n_boot=cfg.survival.bootstrap_draws,
         cut_sets=cut_sets if cut_sets is not None else cut_sets_with_main(main), echo=echo)
     rows = study.rows() + study.published_rows()
     section = study.section()

@@ -1119,17 +1119,38 @@ def _diagnostics(idata: az.InferenceData) -> dict:
     return {k: conv[k] for k in ("rhat_max", "ess_bulk_min", "divergences")}
 
 
-def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_tau: float = 24.0) -> list[dict]:
+def model_id(attrs) -> str:
+    """The short model name of a PWE fit for the results table's ``model`` column: ``pwe``,
+    ``pwe-bootstrap`` (IPTW Bayesian bootstrap) or ``pwe-pooled-design`` (PSM pooled over
+    design draws)."""
+    if "bootstrap_n" in attrs:
+        return "pwe-bootstrap"
+    if int(attrs.get("design_draws", 1) or 1) > 1:
+        return "pwe-pooled-design"
+    return "pwe"
+
+
+def cut_set_label(cuts) -> str:
+    """A label for PWE cut points when no named cut set is given: ``"8 intervals (0, 2.1, ...)"``."""
+    c = np.asarray(cuts, float)
+    return f"{c.size} intervals (" + ", ".join(f"{x:.3g}" for x in c) + ")"
+
+
+def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_tau: float = 24.0,
+                analysis: str = "main", cut_set: str | None = None) -> list[dict]:
     """Results-table rows of a PWE fit: ``hr`` (prob_benefit = P(HR < 1)), ``median_treated``,
     ``median_control`` (months, arm-level) and ``rmst_diff_<tau>`` (months, treated - control,
     prob_benefit = P(difference > 0)), with the fit's convergence diagnostics (NaN for the
-    Bayesian bootstrap)."""
+    Bayesian bootstrap). ``cut_set``: the cut points' label (default :func:`cut_set_label`)."""
     a = idata.attrs
     _, draws = survival_estimands(idata, times=[0.0], rmst_tau=rmst_tau)
     common = {
         "data_tier": data_tier,
+        "analysis": analysis,
         "endpoint": a["endpoint"],
         "adjustment": a["adjustment"],
+        "model": model_id(a),
+        "cut_set": cut_set if cut_set is not None else cut_set_label(a["cuts"]),
         "prior": a["prior"],
         "method": a["method"],
         "n_treated": a["n_treated"],
