@@ -1108,8 +1108,11 @@ def build_section(study: SensitivityStudy) -> rp.Section:
     sec.add(rp.Text(
         f"Patient-level PWE models of {study.source} (data tier '{tier}') refitted under each prior "
         f"set ({', '.join(study.prior_labels)}) and each choice of cut points "
-        f"({'; '.join(c.label for c in study.cut_sets)}). Only the prior on the treatment "
-        "log hazard ratio differs between the shipped sets. Where Pareto-smoothed importance "
+        f"({'; '.join(c.label for c in study.cut_sets)}), for the adjustment strategies "
+        f"{', '.join(study.settings.get('strategies', []))}. Only the prior on the treatment "
+        "effect differs between the shipped sets. IPTW posteriors are recombined from their "
+        "Bayesian-bootstrap replicates under each prior (no MCMC); PSM posteriors pool fits to "
+        "rematched sets. Where Pareto-smoothed importance "
         "reweighting of the first set's posterior is reliable (Pareto k below "
         f"{study.settings.get('k_max', K_MAX):g} and an effective sample size of at least "
         f"{study.settings.get('min_ess', MIN_ESS):g}) it replaces a refit; the method column says "
@@ -1127,6 +1130,27 @@ def build_section(study: SensitivityStudy) -> rp.Section:
                      "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
                      "p_hr_below_0.7": "P(HR < 0.7)"})
     sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
+    meds = []
+    for p in study.posteriors:
+        if p.strategy != "psm" or p.cut_set != main:
+            continue
+        mt, mc = p.median_summary("treated"), p.median_summary("control")
+        if mt is not None:
+            meds.append({"endpoint": p.endpoint.upper(), "prior": p.prior_label,
+                         "median, treated (months)": _fmt_ci(mt), "median, control (months)": _fmt_ci(mc),
+                         "method": p.how})
+    if meds:
+        sec.add(rp.Table(pd.DataFrame(meds), f"PS matching (the study's analysis set for its medians): "
+                         f"posterior median survival per arm under each prior set ({main.label}; "
+                         "design uncertainty propagated over rematched sets)"))
+    if study.orr:
+        orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
+                "prior on log OR": str(r.prior_set.get("response.log_or")),
+                "ORR difference (95% CrI)": _fmt_ci(r.summary()),
+                "P(RD > 0)": rp.format_probability(r.summary()["p_rd_above_0"]),
+                "method": r.method} for r in study.orr]
+        sec.add(rp.Table(pd.DataFrame(orr), "Objective response: risk difference (treated minus "
+                         "control) under each prior set, for the study's PSM and IPTW analyses"))
     for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors):
         sec.add(rp.Figure.from_matplotlib(
             plot_overlay(study, endpoint, strategy),
