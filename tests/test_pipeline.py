@@ -25,6 +25,8 @@ strategies = ["none"]
 published_sets = ["reference", "skeptical"]
 [sensitivity]
 cut_sets = []
+strategies = ["none", "iptw"]
+orr_strategies = []
 [sampler]
 draws = 200
 tune = 300
@@ -65,10 +67,34 @@ def test_main_job_writes_labelled_results(main_run):
     nuts = syn[(syn["adjustment"] == "none") & syn["measure"].isin(["hr", "rd"])]
     assert nuts["rhat_max"].notna().all() and nuts["ess_bulk_min"].gt(0).all()
     # the sensitivity study: each endpoint's HR under every configured prior set
-    sens = syn[syn["method"].str.startswith("sensitivity study") & (syn["measure"] == "hr")]
+    sens = syn[(syn["analysis"] == "sensitivity") & (syn["measure"] == "hr")]
     assert set(sens["prior"]) == {"reference", "skeptical"} and set(sens["endpoint"]) == {"os", "pfs"}
     tipping = res[res["measure"] == "tipping_sd_log_hr"]
     assert set(tipping["data_tier"]) == {"published", "synthetic"}
+    assert set(tipping.loc[tipping["data_tier"] == "synthetic", "adjustment"]) == {"none", "iptw"}
+
+
+def test_results_rows_are_unique_and_honestly_labelled(main_run):
+    """Every row is identified by the key columns; a row that no prior set changes (the
+    published beta-binomial ORR, uniform per-arm prior in every set) appears once, labelled with
+    the prior that produced it; rows labelled with different prior sets differ."""
+    from bayes_haic.results import KEY_COLUMNS, duplicate_keys
+
+    out, _ = main_run
+    res = pd.read_csv(out / "results.csv", keep_default_na=False, na_values=[""])
+    assert duplicate_keys(res).empty
+    bb = res[(res["data_tier"] == "published") & (res["model"] == "beta-binomial")]
+    assert len(bb) == 3 and set(bb["prior"]) == {"Beta(alpha: 1, beta: 1)"}
+    # the IPTW HR (sensitivity study) moves with the prior set
+    iptw = res[(res["analysis"] == "sensitivity") & (res["adjustment"] == "iptw")
+               & (res["measure"] == "hr")]
+    for _, g in iptw.groupby(["endpoint", "cut_set"]):
+        assert g["median"].nunique() == len(g) == 2
+    # no two rows of different prior sets are identical for the same quantity
+    others = [c for c in KEY_COLUMNS if c != "prior"]
+    for _, g in res.groupby(others, dropna=False):
+        if len(g) > 1:
+            assert g[["median", "lower", "upper"]].round(12).drop_duplicates().shape[0] == len(g)
 
 
 def test_report_has_every_section_and_the_synthetic_banner(main_run):
