@@ -14,9 +14,11 @@ Models (``adjust``)
 * ``"covariates"``: :math:`\mathrm{logit}\,p_i = \alpha + \beta t_i + z_i^\top\gamma` with the
   covariates standardised (mean 0, SD 1 over the analysed patients), :math:`\gamma_j \sim`
   ``response.covariate``. :math:`\beta` is a *conditional* log OR.
-* ``"ps_covariate"``: as above with :math:`z_i` a cubic B-spline basis (interior knots at the
-  quartiles) of the logit propensity score ``ps`` supplied by the caller; spline coefficients
-  take the ``response.covariate`` prior.
+* ``"ps_covariate"``: as above with :math:`z_i` the natural cubic spline of the logit propensity
+  score ``ps`` supplied by the caller, with ``spline_df`` (default 3) non-constant basis
+  functions as in R's ``ns(qlogis(ps), df = spline_df)``: the same basis function as the
+  survival model's (:func:`bayes_haic.splines.ps_spline_basis`; centred, orthonormal, SD 1);
+  spline coefficients take the ``response.covariate`` prior.
 * ``"iptw"``: the marginal structural model :math:`\mathrm{logit}\,p = \alpha + \beta t` fitted
   by the IPT-weighted pseudo-likelihood :math:`\sum_i w_i \log f(y_i \mid p_i)` with the
   caller's weights rescaled to sum to the number analysed. With fixed weights this is a
@@ -50,9 +52,8 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 from scipy import special
-from scipy.interpolate import BSpline
 
-from . import sampling
+from . import sampling, splines
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -144,19 +145,6 @@ def standardise(X: np.ndarray, names) -> np.ndarray:
     if const:
         raise InputError(f"covariates: constant among the analysed patients: {', '.join(const)}.")
     return (X - X.mean(axis=0)) / sd
-
-
-def spline_basis(x: np.ndarray, n_interior: int = 3, degree: int = 3) -> np.ndarray:
-    """Cubic B-spline basis of ``x`` with interior knots at equally spaced quantiles, without
-    its first column (the basis sums to 1, which the intercept already spans)."""
-    x = np.asarray(x, float)
-    lo, hi = float(x.min()), float(x.max())
-    if not hi > lo:
-        raise InputError("ps: the propensity scores of the analysed patients are all equal.")
-    inner = np.quantile(x, np.linspace(0, 1, n_interior + 2)[1:-1])
-    knots = np.concatenate([[lo] * (degree + 1), inner, [hi] * (degree + 1)])
-    basis = BSpline.design_matrix(np.clip(x, lo, hi), knots, degree).toarray()
-    return basis[:, 1:]
 
 
 def _ids(frame: pd.DataFrame) -> np.ndarray:
@@ -280,6 +268,7 @@ def fit_response(
     model: str = "logistic",
     design_fn=None,
     n_boot: int = 400,
+    spline_df: int = splines.DEFAULT_DF,
 ) -> az.InferenceData:
     """Fit a Bayesian response model to a cohort (see the module docstring for the models).
 
@@ -292,6 +281,8 @@ def fit_response(
     propensity model; given, the weights' uncertainty is propagated by ``n_boot`` Bayesian
     bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights, and
     ``weights`` is not used (the full-sample weights are ``design_fn`` of all-ones).
+    ``spline_df``: non-constant basis functions of the PS spline (``"ps_covariate"``), as ``df``
+    in R's ``ns()``; the survival model's ``spline_df`` means the same.
 
     Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
     ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
@@ -362,7 +353,7 @@ def fit_response(
             )
         Z, z_names = standardise(raw, covariates), covariates
     elif adjust == "ps_covariate":
-        Z = spline_basis(special.logit(ps_all[keep]))
+        Z = splines.ps_spline_basis(special.logit(ps_all[keep]), spline_df)
         z_names = [f"spline_{j + 1}" for j in range(Z.shape[1])]
 
     w = None
@@ -565,6 +556,5 @@ __all__ = [
     "plot_rd",
     "build_logistic_model",
     "build_beta_binomial_model",
-    "spline_basis",
     "ml_logistic",
 ]

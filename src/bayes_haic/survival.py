@@ -60,7 +60,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
-from . import sampling
+from . import sampling, splines
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -566,7 +566,7 @@ def fit_pwe(
     time_varying: bool = False,
     covariates=None,
     ps=None,
-    spline_df: int = 4,
+    spline_df: int = splines.DEFAULT_DF,
     pair=None,
     pair_effect: bool = False,
 ) -> az.InferenceData:
@@ -579,9 +579,14 @@ def fit_pwe(
       pseudo-likelihood, rescaled to sum to n (the maximiser is unchanged; the information stays
       on the sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
       uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal (ATE).
-    * ``"ps_covariate"``: a natural cubic regression spline (``spline_df`` columns, patsy ``cr``,
-      centred, orthonormalised, SD 1) of the logit propensity score ``ps`` (a column name or array of
-      probabilities) in the linear predictor, coefficients ~ ``survival.ps_spline``. Conditional HR.
+    * ``"ps_covariate"``: a natural cubic spline of the logit propensity score ``ps`` (a column
+      name or array of probabilities) in the linear predictor, coefficients ~
+      ``survival.ps_spline``. Conditional HR. ``spline_df`` counts its non-constant basis
+      functions exactly as ``df`` in R's ``ns(qlogis(ps), df = spline_df)`` (knots at the range
+      and at quantiles; :mod:`bayes_haic.splines`). Default 3: the same function space (the
+      same estimates, up to knots moved by tied scores) as ``spline_df = 4`` meant before, when
+      it counted the constant too (patsy ``cr(x, df = 4)``); on the Rotterdam cohort it
+      reproduces R's ``ns(qlogis(ps), df = 3)`` fit.
     * ``"covariates"``: the named ``covariates`` columns, standardised (mean 0, SD 1),
       coefficients ~ ``survival.covariate``. Conditional HR.
     * ``"psm"``: ``frame`` is the matched subset. Without ``pair_effect``: the marginal HR in the
@@ -705,11 +710,10 @@ def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarra
 
 
 def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list]:
-    """Natural cubic regression spline basis (patsy ``cr``) of logit(ps), centred, with its
-    columns orthonormalised (QR) and scaled to SD 1, so the ``survival.ps_spline`` prior is on
-    coefficients of uncorrelated unit-SD basis functions."""
-    import patsy
-
+    """The natural cubic spline of logit(ps) with ``df`` non-constant basis functions, as R's
+    ``ns(qlogis(ps), df)`` (:func:`bayes_haic.splines.ps_spline_basis`: centred, orthonormalised,
+    SD 1, so the ``survival.ps_spline`` prior is on coefficients of uncorrelated unit-SD basis
+    functions)."""
     if ps is None:
         raise InputError("ps: adjust='ps_covariate' needs the propensity score (a column name or array).")
     p = _column_or_array(frame, ps, "ps")
@@ -720,16 +724,7 @@ def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list
             + (f"; {describe_rows(bad + 1)} are not" if bad.size else f"; found {p.size} values")
             + "."
         )
-    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 3:
-        raise InputError(f"spline_df: expected an integer >= 3; found {df!r}.")
-    logit = np.log(p / (1 - p))
-    B = np.asarray(patsy.dmatrix(f"cr(x, df={int(df)}) - 1", {"x": logit}))
-    B = B - B.mean(axis=0)
-    # orthonormalise the (centred) columns (QR) and scale to SD 1: same fitted functions, far
-    # less posterior correlation between the coefficients, so NUTS needs shorter trajectories
-    q, r = np.linalg.qr(B)
-    q = q[:, np.abs(np.diag(r)) > 1e-10 * np.abs(r).max()]
-    B = q * np.sqrt(len(q))
+    B = splines.ps_spline_basis(np.log(p / (1 - p)), df)
     return B, [f"ps_spline_{k + 1}" for k in range(B.shape[1])]
 
 
