@@ -36,9 +36,10 @@ Estimand
 Posterior deterministics ``p_arm`` (arm: control, treated) are **marginal** response
 probabilities: for ``covariates`` and ``ps_covariate`` by standardisation over the analysed
 cohort, :math:`\bar p_k = n^{-1}\sum_i \mathrm{expit}(\alpha + \beta k + z_i^\top\gamma)`
-(the ATE in the sample; e.g. Hernan & Robins, *Causal Inference: What If*, ch. 13); for
-``iptw`` the MSM probabilities in the weighted pseudo-population; for ``none``/``psm`` the arm
-rates. From them ``rd`` = :math:`\bar p_1 - \bar p_0`, ``rr`` = :math:`\bar p_1/\bar p_0` and
+(the average over the whole analysed cohort, whatever the design's weighting estimand; e.g.
+Hernan & Robins, *Causal Inference: What If*, ch. 13); for ``iptw`` the MSM probabilities in the
+weighted pseudo-population of the weights' estimand (``weights_estimand``: ATE, ATT or ATO;
+``estimand`` attr ``"marginal (ATT)"`` etc.); for ``none``/``psm`` the arm rates. From them ``rd`` = :math:`\bar p_1 - \bar p_0`, ``rr`` = :math:`\bar p_1/\bar p_0` and
 ``or_`` = marginal odds ratio.
 """
 
@@ -57,6 +58,7 @@ from . import sampling, splines
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
+from .survival import WEIGHTS_POPULATIONS, check_weights_estimand
 from .survival_bootstrap import call_design_fn
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
@@ -72,11 +74,12 @@ BOOTSTRAP_METHOD = (
 IMPORTANT_RD = 0.2
 ESTIMAND_DETAIL = {
     "none": "crude marginal response probabilities per arm (no confounding adjustment)",
-    "covariates": "marginal response probabilities by standardisation over the analysed cohort "
-    "(ATE in the sample), from a covariate-adjusted logistic model",
-    "ps_covariate": "marginal response probabilities by standardisation over the analysed cohort "
-    "(ATE in the sample), from a logistic model with a spline of the logit propensity score",
-    "iptw": "marginal response probabilities (ATE) in the IPT-weighted pseudo-population",
+    "covariates": "marginal response probabilities by standardisation over the whole analysed "
+    "cohort, from a covariate-adjusted logistic model",
+    "ps_covariate": "marginal response probabilities by standardisation over the whole analysed "
+    "cohort, from a logistic model with a spline of the logit propensity score",
+    "iptw": "marginal response probabilities ({e}: {population}) in the IPT-weighted "
+    "pseudo-population",
     "psm": "response probabilities per arm in the matched set (ATT-type, region of overlap)",
 }
 
@@ -269,6 +272,7 @@ def fit_response(
     design_fn=None,
     n_boot: int = 400,
     spline_df: int = splines.DEFAULT_DF,
+    weights_estimand: str = "ATE",
 ) -> az.InferenceData:
     """Fit a Bayesian response model to a cohort (see the module docstring for the models).
 
@@ -282,16 +286,19 @@ def fit_response(
     bootstrap replicates (seeded by ``sampler.seed``) instead of NUTS with fixed weights, and
     ``weights`` is not used (the full-sample weights are ``design_fn`` of all-ones).
     ``spline_df``: non-constant basis functions of the PS spline (``"ps_covariate"``), as ``df``
-    in R's ``ns()``; the survival model's ``spline_df`` means the same.
+    in R's ``ns()``; the survival model's ``spline_df`` means the same. ``weights_estimand``:
+    the IPT weights' estimand (``"ATE"``, ``"ATT"``, ``"ATO"``; pass
+    ``design.weight_settings["estimand"]``), written into the ``estimand`` (``"marginal (ATT)"``)
+    and ``estimand_detail`` attrs of ``"iptw"`` fits; not used otherwise.
 
     Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
     ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
     ``sample_stats`` (NUTS fits), ``log_likelihood`` (``y``, per patient, unweighted),
     ``posterior_predictive`` (``y``), ``observed_data`` (``y``), ``constant_data``
     (``treatment``, ``weights``), and ``attrs``: ``endpoint``, ``adjustment``, ``estimand``
-    ("marginal"), ``estimand_detail``, ``model``, ``method``, ``prior``, ``n_treated``,
-    ``n_control`` (analysed), ``n_missing_treated``, ``n_missing_control`` (excluded: response
-    not evaluable), ``covariates``.
+    ("marginal"; for ``"iptw"`` "marginal (ATE)" etc.), ``estimand_detail``, ``model``,
+    ``method``, ``prior``, ``n_treated``, ``n_control`` (analysed), ``n_missing_treated``,
+    ``n_missing_control`` (excluded: response not evaluable), ``covariates``.
     """
     if adjust not in ADJUSTMENTS:
         raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
@@ -302,6 +309,7 @@ def fit_response(
     if adjust != "iptw" and (weights is not None or design_fn is not None):
         raise InputError("weights / design_fn: given with adjust other than 'iptw'.")
     t_all, y_all = _check_frame(frame)
+    w_estimand = check_weights_estimand(weights_estimand)
     settings = sampler or sampling.SamplerSettings()
     ps_set = as_prior_set(prior_set)
 
@@ -380,8 +388,9 @@ def fit_response(
         "model": "response",
         "endpoint": "orr",
         "adjustment": adjust,
-        "estimand": "marginal",
-        "estimand_detail": ESTIMAND_DETAIL[adjust],
+        "estimand": f"marginal ({w_estimand})" if adjust == "iptw" else "marginal",
+        "estimand_detail": ESTIMAND_DETAIL[adjust].format(
+            e=w_estimand, population=WEIGHTS_POPULATIONS[w_estimand]),
         "response_model": model,
         "method": method,
         "prior": ps_set.label(),

@@ -32,10 +32,11 @@ Baseline: ``"rw"`` (default) a Gaussian random walk,
 Estimands
 ---------
 ``adjust="none"``: the crude marginal hazard ratio in the cohort (no confounding control).
-``adjust="iptw"``: the marginal (average treatment effect) hazard ratio in the weighted
-pseudo-population. With fixed weights the result is a pseudo-posterior that ignores the
-uncertainty in the estimated weights; :mod:`bayes_haic.survival_bootstrap` propagates it
-(Saarela et al. 2015, Biometrics 71:279).
+``adjust="iptw"``: the marginal hazard ratio in the weighted pseudo-population, for the weights'
+estimand (``weights_estimand``: ATE, the whole cohort's population; ATT, the treated patients';
+ATO, the overlap population), recorded as ``estimand = "marginal (ATT)"`` etc. With fixed
+weights the result is a pseudo-posterior that ignores the uncertainty in the estimated weights;
+:mod:`bayes_haic.survival_bootstrap` propagates it (Saarela et al. 2015, Biometrics 71:279).
 
 Reuse
 -----
@@ -569,6 +570,7 @@ def fit_pwe(
     spline_df: int = splines.DEFAULT_DF,
     pair=None,
     pair_effect: bool = False,
+    weights_estimand: str = "ATE",
 ) -> az.InferenceData:
     """Fit the PWE model to ``endpoint`` (``"os"`` / ``"pfs"``) of a cohort by NUTS.
 
@@ -578,7 +580,10 @@ def fit_pwe(
     * ``"iptw"``: ``weights`` (one per row of ``frame``, or a column name) enter a weighted
       pseudo-likelihood, rescaled to sum to n (the maximiser is unchanged; the information stays
       on the sample's scale). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
-      uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal (ATE).
+      uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal,
+      for the population of the weights' estimand ``weights_estimand`` (``"ATE"``, ``"ATT"`` or
+      ``"ATO"``, as ``design.weight_settings["estimand"]``): the ``estimand`` attr reads
+      ``"marginal (ATE)"`` etc. Used for ``"iptw"`` only.
     * ``"ps_covariate"``: a natural cubic spline of the logit propensity score ``ps`` (a column
       name or array of probabilities) in the linear predictor, coefficients ~
       ``survival.ps_spline``. Conditional HR. ``spline_df`` counts its non-constant basis
@@ -656,7 +661,7 @@ def fit_pwe(
         data["event_share"] = _event_share(coll)
     entry = _cached(spec, prior)
     idata = _run_sampler(entry, _values(spec, data, prior), settings)
-    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect)
+    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect, weights_estimand=weights_estimand)
     if names:
         attrs["covariates"] = list(names)
     if adjust == "ps_covariate":
@@ -741,7 +746,7 @@ def _pair_index(frame: pd.DataFrame, pair) -> tuple[np.ndarray, np.ndarray]:
 
 _ESTIMANDS = {
     "none": ("marginal", "crude marginal HR in the cohort (no confounding adjustment)"),
-    "iptw": ("marginal", "marginal HR (ATE) in the IPT-weighted pseudo-population"),
+    "iptw": ("marginal ({e})", "marginal HR ({e}: {population}) in the IPT-weighted pseudo-population"),
     "psm": ("marginal", "marginal HR in the matched sample (ATT when treated patients were matched)"),
     "psm_pairs": ("conditional", "HR conditional on matched pair (random pair effects)"),
     "covariates": ("conditional", "HR conditional on the covariates"),
@@ -749,8 +754,33 @@ _ESTIMANDS = {
 }
 
 
-def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None) -> dict:
+# the population each weighting estimand of propensity.ipt_weights targets
+WEIGHTS_POPULATIONS = {
+    "ATE": "the whole cohort's population",
+    "ATT": "the treated patients' population",
+    "ATO": "the overlap population (overlap weights)",
+}
+
+
+def check_weights_estimand(weights_estimand: str) -> str:
+    """``weights_estimand`` upper-cased; InputError unless ATE, ATT or ATO."""
+    e = str(weights_estimand).upper()
+    if e not in WEIGHTS_POPULATIONS:
+        raise InputError(
+            f"weights_estimand: expected one of {', '.join(WEIGHTS_POPULATIONS)}; found {weights_estimand!r}."
+        )
+    return e
+
+
+def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None,
+           weights_estimand: str = "ATE") -> dict:
+    """The attrs of a PWE fit. ``weights_estimand`` (``"ATE"``, ``"ATT"``, ``"ATO"``): the IPT
+    weights' estimand, written into ``estimand`` (``"marginal (ATT)"``) and ``estimand_detail``
+    of IPTW fits (pass ``design.weight_settings["estimand"]``); not used otherwise."""
+    e = check_weights_estimand(weights_estimand)
     estimand, detail = _ESTIMANDS["psm_pairs" if (adjust == "psm" and pair_effect) else adjust]
+    estimand = estimand.format(e=e)
+    detail = detail.format(e=e, population=WEIGHTS_POPULATIONS[e])
     if spec.time_varying:
         detail += "; time-varying HR(t): log_hr is the event-weighted mean of log_hr_t"
     if spec.layout == "patient":
