@@ -191,13 +191,6 @@ def test_ps_covariate_recovers_rd(cohort):
     assert idata.attrs["covariates"][0] == "spline_1"
 
 
-def test_spline_basis():
-    x = np.linspace(-3, 2, 50)
-    B = rs.spline_basis(x)
-    assert B.shape == (50, 6)
-    assert np.all(B.sum(axis=1) <= 1 + 1e-12) and np.all(B >= 0)
-
-
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [

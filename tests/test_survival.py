@@ -393,7 +393,7 @@ def test_bayesian_bootstrap_recovers_marginal_hr_and_is_deterministic():
     other = sb.iptw_bayesian_bootstrap(df, "os", design, n_boot=300, seed=2)
     assert not np.array_equal(x, other.posterior["log_hr"].values.ravel())
     a = bb.attrs
-    assert a["adjustment"] == "iptw" and a["estimand"] == "marginal" and "Saarela" in a["method"]
+    assert a["adjustment"] == "iptw" and a["estimand"] == "marginal (ATE)" and "Saarela" in a["method"]
     rows = sv.result_rows(bb, "synthetic", "simulated")
     assert np.isnan(rows[0]["rhat_max"]) and np.isnan(rows[0]["divergences"])
 

@@ -115,7 +115,8 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
                              "model; a time-varying HR is available for the other strategies.")
         design = design or make_design(cohort)
         boot = iptw_bootstrap(cohort, design, endpoint, cuts, n_boot, sampler.seed)
-        idata = survival_bootstrap.iptw_posterior(boot, prior_set)
+        idata = survival_bootstrap.iptw_posterior(
+            boot, prior_set, weights_estimand=design.weight_settings["estimand"])
     elif strategy == "none":
         idata = survival.fit_pwe(frame, endpoint, **common)
     elif strategy == "covariates":
@@ -230,7 +231,8 @@ def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,
         key = ("orr", cohort.sha256, tuple(cohort.covariates),
                tuple(sorted(design.weight_settings.items())), int(n_boot), int(sampler.seed))
         kwargs = {"weights": design.weights, "design_fn": design_fn(cohort, design),
-                  "n_boot": n_boot, "replicates": _BOOT_CACHE.get(key)}
+                  "n_boot": n_boot, "replicates": _BOOT_CACHE.get(key),
+                  "weights_estimand": design.weight_settings["estimand"]}
     elif strategy == "ps_covariate":
         design = design or make_design(cohort)
         kwargs = {"ps": design.ps_fit.ps}

@@ -250,6 +250,8 @@ def love_plot(balance: pd.DataFrame, threshold: float | None = None, absolute: b
     ``balance`` is a :func:`balance_table`; adjustments with all-NaN SMDs are left out. Points
     are ``|SMD|`` when ``absolute`` (default), else signed; a dashed line marks ``threshold``
     (default: the table's). Covariates are ordered by their SMD before adjustment, largest on top.
+    The weighted points are labelled with the weights' estimand when the table's ``attrs`` name
+    it (``weights_estimand``, set by :func:`bayes_haic.propensity.design`).
     """
     need = {"covariate", "smd_before"}
     if not need.issubset(balance.columns):
@@ -262,7 +264,8 @@ def love_plot(balance: pd.DataFrame, threshold: float | None = None, absolute: b
     styles = {
         "before": dict(marker="o", facecolors="none", edgecolors="0.3", label="before adjustment"),
         "matched": dict(marker="^", color="tab:blue", label="after PS matching"),
-        "weighted": dict(marker="s", color="tab:orange", label="after IPT weighting"),
+        "weighted": dict(marker="s", color="tab:orange", label="after IPT weighting"
+                         + (f" ({balance.attrs['weights_estimand']})" if balance.attrs.get("weights_estimand") else "")),
     }
     fig = Figure(figsize=(6.0, 1.2 + 0.32 * len(tab)))
     ax = fig.add_subplot()

@@ -300,7 +300,8 @@ def design_section(cohort: Cohort, design) -> rp.Section:
                      "of HAIC-LEN-P)", index=True))
     sec.add(rp.Table(compact_balance(design.balance), "Balance: standardised mean differences "
                      "(* = |SMD| > 0.1) and variance ratios (continuous covariates), before "
-                     "adjustment, in the matched set and under the IPT weights"))
+                     "adjustment, in the matched set and under the IPT weights "
+                     f"({s['weights_estimand']})"))
     sec.add(rp.Figure.from_matplotlib(balance.love_plot(design.balance),
                                       "Love plot: absolute SMD per covariate."))
     t = cohort.frame["treatment"].to_numpy()
@@ -325,11 +326,24 @@ def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
 
 STRATEGY_LABELS = {
     "none": "unadjusted",
-    "iptw": "IPTW (Bayesian bootstrap)",
+    "iptw": "IPTW",
     "ps_covariate": "PS spline covariate",
     "psm": "PS matching",
     "covariates": "covariate adjustment",
 }
+
+
+def weights_estimand(design) -> str:
+    """The estimand of the design's IPT weights (``"ATE"``, ``"ATT"`` or ``"ATO"``; the
+    configuration's ``[design] estimand``); ATE when there is no design."""
+    return str(design.weight_settings.get("estimand", "ATE")) if design is not None else "ATE"
+
+
+def strategy_label(strategy: str, estimand: str = "ATE") -> str:
+    """The report's name of an adjustment strategy; IPTW names its weights' estimand, e.g.
+    ``"IPTW (ATT weights)"`` (the method column says how the weights' uncertainty is handled)."""
+    label = STRATEGY_LABELS.get(strategy, strategy)
+    return f"{label} ({estimand} weights)" if strategy == "iptw" else label
 
 
 def published_hr(endpoint: str) -> float:
@@ -346,7 +360,9 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
-    rows, forest_rows, notes, panels = [], [], [], []
+    est = weights_estimand(state.design)
+    label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
+    rows, forest_rows, rmst_rows, notes, panels = [], [], [], [], []
     for strategy, idata in fits.items():
         summ, draws = survival.survival_estimands(idata)
         hr = summ[summ["quantity"] == "hr"].iloc[0]
@@ -354,7 +370,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
         rd = summ[summ["quantity"] == "rmst_diff"].iloc[0]
         p07 = summ[summ["quantity"] == "P(HR<0.7)"]["probability"]
         rows.append({
-            "adjustment": STRATEGY_LABELS.get(strategy, strategy),
+            "adjustment": label(strategy),
+            "HR estimand": idata.attrs.get("estimand", ""),
             "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": rp.format_probability(hr["probability"]),
             "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
@@ -362,24 +379,27 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
             "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "RMST difference at 24 mo": _fmt_ci(rd["median"], rd["lower"], rd["upper"], 1),
         })
-        notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: "
+        notes.append(f"{label(strategy)}: "
                      f"{idata.attrs.get('estimand_detail', idata.attrs.get('estimand'))}; "
                      f"{idata.attrs.get('method', '')}.")
-        forest_rows.append({"label": STRATEGY_LABELS.get(strategy, strategy),
+        scale = "conditional" if str(idata.attrs.get("estimand", "")).startswith("conditional") else "marginal"
+        forest_rows.append({"label": label(strategy), "scale": scale,
                             "median": hr["median"], "lower": hr["lower"], "upper": hr["upper"]})
+        rmst_rows.append({"label": label(strategy),
+                          "median": rd["median"], "lower": rd["lower"], "upper": rd["upper"]})
         if strategy == "psm":  # the matched set the model was fitted to
             km_frame, km_weights = state.design.matched_frame(cohort.frame), None
         elif strategy == "iptw":
             km_frame, km_weights = cohort.frame, state.design.weights
         else:
             km_frame, km_weights = cohort.frame, None
-        panels.append((km_frame, draws, STRATEGY_LABELS.get(strategy, strategy), km_weights))
+        panels.append((km_frame, draws, label(strategy), km_weights))
     if panels:
         sec.add(rp.Figure.from_matplotlib(
             plots.km_panels(panels, endpoint),
-            f"{name}: Kaplan-Meier estimate per arm (steps; IPT-weighted for IPTW, the matched "
-            "set for PS matching, else the whole cohort) and the model's posterior survival "
-            "(dashed line, 95% band), one panel per adjustment strategy."))
+            f"{name}: Kaplan-Meier estimate per arm (steps; IPT-weighted ({est}) for IPTW, the "
+            "matched set for PS matching, else the whole cohort) and the model's posterior "
+            "survival (dashed line, 95% band), one panel per adjustment strategy."))
     sec.blocks.insert(0, rp.Table(pd.DataFrame(rows), f"{name}: posterior median hazard ratio "
                                   "(HAIC-LEN-P vs LEN-P) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
@@ -389,17 +409,29 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     if tv is not None:
         strategy = tv.attrs.get("adjustment", "")
         sec.add(rp.Figure.from_matplotlib(
-            plots.hr_over_time(tv, f"{endpoint.upper()}: HR(t), {STRATEGY_LABELS.get(strategy, strategy)}"),
+            plots.hr_over_time(tv, f"{endpoint.upper()}: HR(t), {label(strategy)}"),
             f"Non-proportional hazards check: interval-specific hazard ratio HR(t) (random walk "
             f"of the log-HR across intervals, prior set '{tv.attrs.get('prior', '')}'), "
             f"adjustment '{strategy}'. "
             "A flat band around one level supports the proportional-hazards summary."))
-    hr_pub = published_hr(endpoint)
-    pub = {f"study, published IPTW HR {hr_pub:g}": hr_pub}
+    pub, pub_note = {}, ""
+    if cohort.data_tier == "synthetic":  # the study's own (synthetic) cohort: its published HR
+        hr_pub = published_hr(endpoint)
+        pub = {f"study, published IPTW HR {hr_pub:g}": hr_pub}
+        pub_note = (" The diamond in the marginal panel is the study's published IPTW hazard "
+                    "ratio (from its real patients); this cohort is synthetic, calibrated to the "
+                    "published abstract.")
     sec.blocks.insert(1 + len(notes), rp.Figure.from_matplotlib(
-        plots.forest(forest_rows, pub, f"{name}: HR by adjustment strategy"),
-        "Posterior median and 95% credible interval of the HR per adjustment strategy; the "
-        "diamond is the study's published IPTW HR."))
+        plots.forest(forest_rows, pub, f"{name}: HR and RMST difference by adjustment strategy",
+                     rmst_rows=rmst_rows, rmst_tau=24.0),
+        "Posterior median and 95% credible interval per adjustment strategy. Marginal hazard "
+        "ratios (population-average: unadjusted, IPTW, PS matching) and conditional ones (given "
+        "the PS spline, the covariates or the matched pair) are shown in separate panels: they "
+        "are different estimands, which differ even without confounding because the hazard ratio "
+        "is not collapsible. The last panel is the standardised difference in restricted mean "
+        "survival to 24 months (HAIC-LEN-P minus LEN-P, months), a measure comparable across "
+        "strategies; each is in its strategy's population (the whole cohort, the "
+        f"IPT-weighted ({est}) pseudo-population, the matched set)." + pub_note))
     return sec
 
 
@@ -410,11 +442,13 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
         sec.add(rp.Text(f"{cohort.name} has no response data (the response column is empty in "
                         "every row): the response models were not fitted."))
         return sec
+    est = weights_estimand(state.design)
+    label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
     rows, notes = [], []
     for strategy, idata in fits.items():
         s = response.response_summary(idata)
         rows.append({
-            "adjustment": STRATEGY_LABELS.get(strategy, strategy),
+            "adjustment": label(strategy),
             "ORR HAIC-LEN-P": _fmt_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
             "ORR LEN-P": _fmt_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
             "risk difference": _fmt_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
@@ -423,13 +457,14 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "P(RD > 0.2)": rp.format_probability(s[f"p_rd_above_{response.IMPORTANT_RD:g}"]),
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
         })
-        notes.append(f"{STRATEGY_LABELS.get(strategy, strategy)}: {idata.attrs.get('method', '')}.")
+        notes.append(f"{label(strategy)}: {idata.attrs.get('estimand_detail', '')}; "
+                     f"{idata.attrs.get('method', '')}.")
     sec.add(rp.Table(pd.DataFrame(rows), "Marginal response probabilities and contrasts "
                      "(posterior median, 95% CrI); not evaluable: HAIC-LEN-P / LEN-P"))
     sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
-            response.plot_rd({STRATEGY_LABELS.get(k, k): v for k, v in fits.items()}),
+            response.plot_rd({label(k): v for k, v in fits.items()}),
             "Posterior of the ORR risk difference by adjustment strategy."))
     return sec
 
@@ -523,7 +558,8 @@ def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.S
         "of the event times), fitted through the Poisson-likelihood identity on exact "
         "sufficient statistics (events and exposure per interval and arm; weighted sums for "
         f"IPTW); log baseline hazards follow a {'Gaussian random walk' if cfg.survival.baseline == 'rw' else 'independent priors'} "
-        "across intervals. IPTW estimates are marginal hazard ratios whose uncertainty "
+        f"across intervals. IPTW estimates are marginal ({cfg.design.estimand.upper()}) hazard "
+        "ratios whose uncertainty "
         "includes the propensity model's: a Bayesian bootstrap over patients refits the "
         f"propensity model in each of {cfg.survival.bootstrap_draws} replicates (Saarela et al., "
         "Biometrics 2015), and the prior set enters by importance weighting of the replicates "

@@ -61,40 +61,92 @@ def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
     ax.legend(fontsize=6.5, frameon=False)
 
 
-def forest(rows, published: dict | None = None, title: str = "", xlabel: str = "hazard ratio "
-           "(log scale)") -> Figure:
-    """Forest plot of ratio estimates: ``rows`` are dicts with ``label``, ``median``, ``lower``,
-    ``upper`` (and optional ``group`` for colour); ``published`` maps a label to a published
-    point estimate drawn as a diamond."""
-    rows = list(rows)
-    published = published or {}
-    n = len(rows) + len(published)
-    fig = Figure(figsize=(6.5, 0.45 * n + 1.2), layout="constrained")
-    ax = fig.add_subplot()
-    y = 0
-    labels = []
-    for label, value in published.items():
-        ax.plot([value], [y], marker="D", color="black", ms=6)
-        labels.append(label)
-        y += 1
-    groups = sorted({r.get("group", "") for r in rows})
-    for r in rows:
-        color = f"C{groups.index(r.get('group', ''))}"
-        ax.plot([r["lower"], r["upper"]], [y, y], color=color, lw=2)
-        ax.plot([r["median"]], [y], "o", color=color)
-        labels.append(r["label"])
-        y += 1
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(1, color="black", lw=0.8)
-    ax.set_xscale("log")
+HR_PANELS = {
+    "marginal": "Marginal hazard ratios (population-average)",
+    "conditional": "Conditional hazard ratios (given PS spline, covariates or matched pair)",
+}
+
+
+def _log_hr_axis(ax) -> None:
     from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
+    ax.axvline(1, color="black", lw=0.8)
+    ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator([0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3]))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_title(title, fontsize=10)
+
+
+def _interval_rows(ax, rows, diamonds=None) -> None:
+    """One line per row (95% interval, median dot), diamonds (label -> value) on top."""
+    labels = []
+    for label, value in (diamonds or {}).items():
+        ax.plot([value], [len(labels)], marker="D", color="black", ms=6, ls="none")
+        labels.append(label)
+    for i, r in enumerate(rows):
+        y = len(labels)
+        color = r.get("color", f"C{i}")
+        ax.plot([r["lower"], r["upper"]], [y, y], color=color, lw=2)
+        ax.plot([r["median"]], [y], "o", color=color)
+        labels.append(r["label"])
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+
+
+def forest(rows, published: dict | None = None, title: str = "", xlabel: str = "hazard ratio "
+           "(log scale)", rmst_rows=None, rmst_tau: float = 24.0) -> Figure:
+    """Forest plot that compares like with like, one panel per kind of estimate.
+
+    ``rows``: hazard ratios, dicts with ``label``, ``median``, ``lower``, ``upper`` and
+    ``scale``: ``"marginal"`` (population-average HR: unadjusted, IPTW, PSM; the default) or
+    ``"conditional"`` (HR given the PS spline, the covariates or the matched pair). Marginal and
+    conditional HRs are different estimands (the HR is not collapsible), so each kind gets its
+    own panel (titles :data:`HR_PANELS`), on a common log axis. ``published``: label ->
+    published marginal HR, drawn as a diamond in the marginal panel only. ``rmst_rows``: the
+    same dicts (no ``scale``) for the standardised difference in restricted mean survival to
+    ``rmst_tau`` months (treated - control, months), a measure comparable across strategies,
+    in a last panel. The same label keeps its colour in every panel. Empty panels are left out.
+    """
+    rows = list(rows)
+    published = dict(published or {})
+    rmst_rows = list(rmst_rows or [])
+    bad = {r.get("scale", "marginal") for r in rows} - set(HR_PANELS)
+    if bad:
+        raise ValueError(f"forest: scale must be one of {', '.join(HR_PANELS)}; found {sorted(bad)}.")
+    colours = {}
+    for r in rows + rmst_rows:
+        colours.setdefault(r["label"], f"C{len(colours)}")
+    panels = []
+    for scale in HR_PANELS:
+        sel = [r for r in rows if r.get("scale", "marginal") == scale]
+        dia = published if scale == "marginal" else {}
+        if sel or dia:
+            panels.append((scale, sel, dia))
+    if rmst_rows:
+        panels.append(("rmst", rmst_rows, {}))
+    if not panels:
+        panels.append(("marginal", [], {}))
+    heights = [len(sel) + len(dia) + 1.6 for _, sel, dia in panels]
+    fig = Figure(figsize=(6.5, 0.42 * sum(heights) + 0.6), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    hr_values = [v for r in rows for v in (r["lower"], r["upper"])] + list(published.values())
+    for ax, (kind, sel, dia) in zip(axes, panels):
+        _interval_rows(ax, [{**r, "color": colours[r["label"]]} for r in sel], dia)
+        if kind == "rmst":
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_xlabel(f"standardised RMST difference at {rmst_tau:g} months, HAIC-LEN-P - LEN-P "
+                          "(months)", fontsize=8)
+            ax.set_title(f"RMST difference to {rmst_tau:g} months (comparable across strategies)",
+                         fontsize=9)
+        else:
+            _log_hr_axis(ax)
+            if hr_values:
+                lo, hi = min(min(hr_values), 1.0), max(max(hr_values), 1.0)
+                ax.set_xlim(lo / 1.15, hi * 1.15)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_title(HR_PANELS[kind], fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -775,6 +775,7 @@ def design(
         frame, list(fit.covariates), treatment, weights=w, matched=m, id_col=id_col,
         threshold=threshold, denominator=denominator,
     )
+    bal.attrs["weights_estimand"] = estimand  # the love plot and report label the weights by it
     return Design(
         ps_fit=fit,
         weights=w,

@@ -14,9 +14,11 @@ Models (``adjust``)
 * ``"covariates"``: :math:`\mathrm{logit}\,p_i = \alpha + \beta t_i + z_i^\top\gamma` with the
   covariates standardised (mean 0, SD 1 over the analysed patients), :math:`\gamma_j \sim`
   ``response.covariate``. :math:`\beta` is a *conditional* log OR.
-* ``"ps_covariate"``: as above with :math:`z_i` a cubic B-spline basis (interior knots at the
-  quartiles) of the logit propensity score ``ps`` supplied by the caller; spline coefficients
-  take the ``response.covariate`` prior.
+* ``"ps_covariate"``: as above with :math:`z_i` the natural cubic spline of the logit propensity
+  score ``ps`` supplied by the caller, with ``spline_df`` (default 3) non-constant basis
+  functions as in R's ``ns(qlogis(ps), df = spline_df)``: the same basis function as the
+  survival model's (:func:`bayes_haic.splines.ps_spline_basis`; centred, orthonormal, SD 1);
+  spline coefficients take the ``response.covariate`` prior.
 * ``"iptw"``: the marginal structural model :math:`\mathrm{logit}\,p = \alpha + \beta t` fitted
   by the IPT-weighted pseudo-likelihood :math:`\sum_i w_i \log f(y_i \mid p_i)` with the
   caller's weights rescaled to sum to their Kish effective sample size. With fixed weights
@@ -35,9 +37,10 @@ Estimand
 Posterior deterministics ``p_arm`` (arm: control, treated) are **marginal** response
 probabilities: for ``covariates`` and ``ps_covariate`` by standardisation over the analysed
 cohort, :math:`\bar p_k = n^{-1}\sum_i \mathrm{expit}(\alpha + \beta k + z_i^\top\gamma)`
-(the ATE in the sample; e.g. Hernan & Robins, *Causal Inference: What If*, ch. 13); for
-``iptw`` the MSM probabilities in the weighted pseudo-population; for ``none``/``psm`` the arm
-rates. From them ``rd`` = :math:`\bar p_1 - \bar p_0`, ``rr`` = :math:`\bar p_1/\bar p_0` and
+(the average over the whole analysed cohort, whatever the design's weighting estimand; e.g.
+Hernan & Robins, *Causal Inference: What If*, ch. 13); for ``iptw`` the MSM probabilities in the
+weighted pseudo-population of the weights' estimand (``weights_estimand``: ATE, ATT or ATO;
+``estimand`` attr ``"marginal (ATT)"`` etc.); for ``none``/``psm`` the arm rates. From them ``rd`` = :math:`\bar p_1 - \bar p_0`, ``rr`` = :math:`\bar p_1/\bar p_0` and
 ``or_`` = marginal odds ratio.
 """
 
@@ -51,14 +54,13 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 from scipy import special
-from scipy.interpolate import BSpline
 
-from . import sampling
+from . import sampling, splines
 from .bootstrap_prior import combine_with_prior
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
-from .survival import kish_scaled
+from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled
 from .survival_bootstrap import call_design_fn
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
@@ -75,11 +77,12 @@ BOOTSTRAP_METHOD = (
 IMPORTANT_RD = 0.2
 ESTIMAND_DETAIL = {
     "none": "crude marginal response probabilities per arm (no confounding adjustment)",
-    "covariates": "marginal response probabilities by standardisation over the analysed cohort "
-    "(ATE in the sample), from a covariate-adjusted logistic model",
-    "ps_covariate": "marginal response probabilities by standardisation over the analysed cohort "
-    "(ATE in the sample), from a logistic model with a spline of the logit propensity score",
-    "iptw": "marginal response probabilities (ATE) in the IPT-weighted pseudo-population",
+    "covariates": "marginal response probabilities by standardisation over the whole analysed "
+    "cohort, from a covariate-adjusted logistic model",
+    "ps_covariate": "marginal response probabilities by standardisation over the whole analysed "
+    "cohort, from a logistic model with a spline of the logit propensity score",
+    "iptw": "marginal response probabilities ({e}: {population}) in the IPT-weighted "
+    "pseudo-population",
     "psm": "response probabilities per arm in the matched set (ATT-type, region of overlap)",
 }
 
@@ -148,19 +151,6 @@ def standardise(X: np.ndarray, names) -> np.ndarray:
     if const:
         raise InputError(f"covariates: constant among the analysed patients: {', '.join(const)}.")
     return (X - X.mean(axis=0)) / sd
-
-
-def spline_basis(x: np.ndarray, n_interior: int = 3, degree: int = 3) -> np.ndarray:
-    """Cubic B-spline basis of ``x`` with interior knots at equally spaced quantiles, without
-    its first column (the basis sums to 1, which the intercept already spans)."""
-    x = np.asarray(x, float)
-    lo, hi = float(x.min()), float(x.max())
-    if not hi > lo:
-        raise InputError("ps: the propensity scores of the analysed patients are all equal.")
-    inner = np.quantile(x, np.linspace(0, 1, n_interior + 2)[1:-1])
-    knots = np.concatenate([[lo] * (degree + 1), inner, [hi] * (degree + 1)])
-    basis = BSpline.design_matrix(np.clip(x, lo, hi), knots, degree).toarray()
-    return basis[:, 1:]
 
 
 def _ids(frame: pd.DataFrame) -> np.ndarray:
@@ -302,6 +292,8 @@ def fit_response(
     design_fn=None,
     n_boot: int = 400,
     replicates=None,
+    spline_df: int = splines.DEFAULT_DF,
+    weights_estimand: str = "ATE",
 ) -> az.InferenceData:
     """Fit a Bayesian response model to a cohort (see the module docstring for the models).
 
@@ -316,15 +308,20 @@ def fit_response(
     ``weights`` is not used (the full-sample weights are ``design_fn`` of all-ones).
     ``replicates``: the prior-free replicates ``(intercept, log_or)`` of an earlier fit of the
     same cohort and design (its ``bootstrap`` group), reused instead of recomputed.
+    ``spline_df``: non-constant basis functions of the PS spline (``"ps_covariate"``), as ``df``
+    in R's ``ns()``; the survival model's ``spline_df`` means the same. ``weights_estimand``:
+    the IPT weights' estimand (``"ATE"``, ``"ATT"``, ``"ATO"``; pass
+    ``design.weight_settings["estimand"]``), written into the ``estimand`` (``"marginal (ATT)"``)
+    and ``estimand_detail`` attrs of ``"iptw"`` fits; not used otherwise.
 
     Returns an InferenceData: ``posterior`` (``intercept``, ``log_or``, [``beta_z``], or
     ``p_arm`` per arm for the beta-binomial; always ``p_arm``, ``rd``, ``rr``, ``or_``),
     ``sample_stats`` (NUTS fits), ``log_likelihood`` (``y``, per patient, unweighted),
     ``posterior_predictive`` (``y``), ``observed_data`` (``y``), ``constant_data``
     (``treatment``, ``weights``), and ``attrs``: ``endpoint``, ``adjustment``, ``estimand``
-    ("marginal"), ``estimand_detail``, ``model``, ``method``, ``prior``, ``n_treated``,
-    ``n_control`` (analysed), ``n_missing_treated``, ``n_missing_control`` (excluded: response
-    not evaluable), ``covariates``.
+    ("marginal"; for ``"iptw"`` "marginal (ATE)" etc.), ``estimand_detail``, ``model``,
+    ``method``, ``prior``, ``n_treated``, ``n_control`` (analysed), ``n_missing_treated``,
+    ``n_missing_control`` (excluded: response not evaluable), ``covariates``.
     """
     if adjust not in ADJUSTMENTS:
         raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
@@ -335,6 +332,7 @@ def fit_response(
     if adjust != "iptw" and (weights is not None or design_fn is not None):
         raise InputError("weights / design_fn: given with adjust other than 'iptw'.")
     t_all, y_all = _check_frame(frame)
+    w_estimand = check_weights_estimand(weights_estimand)
     settings = sampler or sampling.SamplerSettings()
     ps_set = as_prior_set(prior_set)
 
@@ -386,7 +384,7 @@ def fit_response(
             )
         Z, z_names = standardise(raw, covariates), covariates
     elif adjust == "ps_covariate":
-        Z = spline_basis(special.logit(ps_all[keep]))
+        Z = splines.ps_spline_basis(special.logit(ps_all[keep]), spline_df)
         z_names = [f"spline_{j + 1}" for j in range(Z.shape[1])]
 
     w = None
@@ -415,8 +413,9 @@ def fit_response(
         "model": "response",
         "endpoint": "orr",
         "adjustment": adjust,
-        "estimand": "marginal",
-        "estimand_detail": ESTIMAND_DETAIL[adjust],
+        "estimand": f"marginal ({w_estimand})" if adjust == "iptw" else "marginal",
+        "estimand_detail": ESTIMAND_DETAIL[adjust].format(
+            e=w_estimand, population=WEIGHTS_POPULATIONS[w_estimand]),
         "response_model": model,
         "method": method,
         "prior": ps_set.label(),
@@ -600,6 +599,5 @@ __all__ = [
     "plot_rd",
     "build_logistic_model",
     "build_beta_binomial_model",
-    "spline_basis",
     "ml_logistic",
 ]

@@ -32,10 +32,11 @@ Baseline: ``"rw"`` (default) a Gaussian random walk,
 Estimands
 ---------
 ``adjust="none"``: the crude marginal hazard ratio in the cohort (no confounding control).
-``adjust="iptw"``: the marginal (average treatment effect) hazard ratio in the weighted
-pseudo-population. With fixed weights the result is a pseudo-posterior that ignores the
-uncertainty in the estimated weights; :mod:`bayes_haic.survival_bootstrap` propagates it
-(Saarela et al. 2015, Biometrics 71:279).
+``adjust="iptw"``: the marginal hazard ratio in the weighted pseudo-population, for the weights'
+estimand (``weights_estimand``: ATE, the whole cohort's population; ATT, the treated patients';
+ATO, the overlap population), recorded as ``estimand = "marginal (ATT)"`` etc. With fixed
+weights the result is a pseudo-posterior that ignores the uncertainty in the estimated weights;
+:mod:`bayes_haic.survival_bootstrap` propagates it (Saarela et al. 2015, Biometrics 71:279).
 
 Reuse
 -----
@@ -60,7 +61,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
-from . import sampling
+from . import sampling, splines
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -567,9 +568,10 @@ def fit_pwe(
     time_varying: bool = False,
     covariates=None,
     ps=None,
-    spline_df: int = 4,
+    spline_df: int = splines.DEFAULT_DF,
     pair=None,
     pair_effect: bool = False,
+    weights_estimand: str = "ATE",
 ) -> az.InferenceData:
     """Fit the PWE model to ``endpoint`` (``"os"`` / ``"pfs"``) of a cohort by NUTS.
 
@@ -578,11 +580,19 @@ def fit_pwe(
     * ``"none"``: unweighted; the crude marginal HR in the cohort.
     * ``"iptw"``: ``weights`` (one per row of ``frame``, or a column name) enter a weighted
       pseudo-likelihood, rescaled to sum to their Kish effective sample size
-      (:func:`kish_scaled`; the maximiser is unchanged). This is :data:`FIXED_WEIGHT_METHOD`; for propagated weight
-      uncertainty use :func:`bayes_haic.survival_bootstrap.iptw_bayesian_bootstrap`. Marginal (ATE).
-    * ``"ps_covariate"``: a natural cubic regression spline (``spline_df`` columns, patsy ``cr``,
-      centred, orthonormalised, SD 1) of the logit propensity score ``ps`` (a column name or array of
-      probabilities) in the linear predictor, coefficients ~ ``survival.ps_spline``. Conditional HR.
+      (:func:`kish_scaled`; the maximiser is unchanged). This is :data:`FIXED_WEIGHT_METHOD`; for
+      propagated weight uncertainty use :mod:`bayes_haic.survival_bootstrap`. Marginal,
+      for the population of the weights' estimand ``weights_estimand`` (``"ATE"``, ``"ATT"`` or
+      ``"ATO"``, as ``design.weight_settings["estimand"]``): the ``estimand`` attr reads
+      ``"marginal (ATE)"`` etc. Used for ``"iptw"`` only.
+    * ``"ps_covariate"``: a natural cubic spline of the logit propensity score ``ps`` (a column
+      name or array of probabilities) in the linear predictor, coefficients ~
+      ``survival.ps_spline``. Conditional HR. ``spline_df`` counts its non-constant basis
+      functions exactly as ``df`` in R's ``ns(qlogis(ps), df = spline_df)`` (knots at the range
+      and at quantiles; :mod:`bayes_haic.splines`). Default 3: the same function space (the
+      same estimates, up to knots moved by tied scores) as ``spline_df = 4`` meant before, when
+      it counted the constant too (patsy ``cr(x, df = 4)``); on the Rotterdam cohort it
+      reproduces R's ``ns(qlogis(ps), df = 3)`` fit.
     * ``"covariates"``: the named ``covariates`` columns, standardised (mean 0, SD 1),
       coefficients ~ ``survival.covariate``. Conditional HR.
     * ``"psm"``: ``frame`` is the matched subset. Without ``pair_effect``: the marginal HR in the
@@ -652,7 +662,7 @@ def fit_pwe(
         data["event_share"] = _event_share(coll)
     entry = _cached(spec, prior)
     idata = _run_sampler(entry, _values(spec, data, prior), settings)
-    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect)
+    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect, weights_estimand=weights_estimand)
     if names:
         attrs["covariates"] = list(names)
     if adjust == "ps_covariate":
@@ -714,11 +724,10 @@ def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarra
 
 
 def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list]:
-    """Natural cubic regression spline basis (patsy ``cr``) of logit(ps), centred, with its
-    columns orthonormalised (QR) and scaled to SD 1, so the ``survival.ps_spline`` prior is on
-    coefficients of uncorrelated unit-SD basis functions."""
-    import patsy
-
+    """The natural cubic spline of logit(ps) with ``df`` non-constant basis functions, as R's
+    ``ns(qlogis(ps), df)`` (:func:`bayes_haic.splines.ps_spline_basis`: centred, orthonormalised,
+    SD 1, so the ``survival.ps_spline`` prior is on coefficients of uncorrelated unit-SD basis
+    functions)."""
     if ps is None:
         raise InputError("ps: adjust='ps_covariate' needs the propensity score (a column name or array).")
     p = _column_or_array(frame, ps, "ps")
@@ -729,16 +738,7 @@ def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list
             + (f"; {describe_rows(bad + 1)} are not" if bad.size else f"; found {p.size} values")
             + "."
         )
-    if isinstance(df, bool) or not isinstance(df, (int, np.integer)) or df < 3:
-        raise InputError(f"spline_df: expected an integer >= 3; found {df!r}.")
-    logit = np.log(p / (1 - p))
-    B = np.asarray(patsy.dmatrix(f"cr(x, df={int(df)}) - 1", {"x": logit}))
-    B = B - B.mean(axis=0)
-    # orthonormalise the (centred) columns (QR) and scale to SD 1: same fitted functions, far
-    # less posterior correlation between the coefficients, so NUTS needs shorter trajectories
-    q, r = np.linalg.qr(B)
-    q = q[:, np.abs(np.diag(r)) > 1e-10 * np.abs(r).max()]
-    B = q * np.sqrt(len(q))
+    B = splines.ps_spline_basis(np.log(p / (1 - p)), df)
     return B, [f"ps_spline_{k + 1}" for k in range(B.shape[1])]
 
 
@@ -755,7 +755,7 @@ def _pair_index(frame: pd.DataFrame, pair) -> tuple[np.ndarray, np.ndarray]:
 
 _ESTIMANDS = {
     "none": ("marginal", "crude marginal HR in the cohort (no confounding adjustment)"),
-    "iptw": ("marginal", "marginal HR (ATE) in the IPT-weighted pseudo-population"),
+    "iptw": ("marginal ({e})", "marginal HR ({e}: {population}) in the IPT-weighted pseudo-population"),
     "psm": ("marginal", "marginal HR in the matched sample (ATT when treated patients were matched)"),
     "psm_pairs": ("conditional", "HR conditional on matched pair (random pair effects)"),
     "covariates": ("conditional", "HR conditional on the covariates"),
@@ -763,8 +763,33 @@ _ESTIMANDS = {
 }
 
 
-def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None) -> dict:
+# the population each weighting estimand of propensity.ipt_weights targets
+WEIGHTS_POPULATIONS = {
+    "ATE": "the whole cohort's population",
+    "ATT": "the treated patients' population",
+    "ATO": "the overlap population (overlap weights)",
+}
+
+
+def check_weights_estimand(weights_estimand: str) -> str:
+    """``weights_estimand`` upper-cased; InputError unless ATE, ATT or ATO."""
+    e = str(weights_estimand).upper()
+    if e not in WEIGHTS_POPULATIONS:
+        raise InputError(
+            f"weights_estimand: expected one of {', '.join(WEIGHTS_POPULATIONS)}; found {weights_estimand!r}."
+        )
+    return e
+
+
+def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None,
+           weights_estimand: str = "ATE") -> dict:
+    """The attrs of a PWE fit. ``weights_estimand`` (``"ATE"``, ``"ATT"``, ``"ATO"``): the IPT
+    weights' estimand, written into ``estimand`` (``"marginal (ATT)"``) and ``estimand_detail``
+    of IPTW fits (pass ``design.weight_settings["estimand"]``); not used otherwise."""
+    e = check_weights_estimand(weights_estimand)
     estimand, detail = _ESTIMANDS["psm_pairs" if (adjust == "psm" and pair_effect) else adjust]
+    estimand = estimand.format(e=e)
+    detail = detail.format(e=e, population=WEIGHTS_POPULATIONS[e])
     if spec.time_varying:
         detail += "; time-varying HR(t): log_hr is the event-weighted mean of log_hr_t"
     if spec.layout == "patient":

@@ -11,7 +11,8 @@ For replicate :math:`b = 1..B`:
 3. maximise the weighted PWE (Poisson) log-likelihood of the collapsed statistics with patient
    weights :math:`g^{(b)} v^{(b)}` (rescaled to sum to n) over :math:`(\beta, \log\lambda_1..J)`.
 
-The :math:`B` maximisers are draws from the posterior of the marginal log hazard ratio and the
+The :math:`B` maximisers are draws from the posterior of the marginal log hazard ratio (for the
+population of the weights' estimand: ATE, ATT or ATO) and the
 baseline log hazards under the Bayesian bootstrap (a nonparametric model for the data
 distribution) with a flat prior on the parameters; the weighted likelihood is a device to
 compute the marginal-structural-model parameter, not a likelihood for the data. The prior set
@@ -149,7 +150,8 @@ def bootstrap_draws(frame: pd.DataFrame, endpoint: str, design_fn, *, n_boot: in
     return BootstrapDraws(endpoint, log_hr, log_lambda, cuts, coll_full, int(seed))
 
 
-def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None) -> az.InferenceData:
+def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None, *,
+                   weights_estimand: str = "ATE") -> az.InferenceData:
     """The IPTW posterior of ``boot.endpoint`` under ``prior_set``: the bootstrap replicates
     combined with the treatment log-HR prior and the per-interval baseline prior
     (:func:`bayes_haic.bootstrap_prior.combine_with_prior`).
@@ -161,6 +163,8 @@ def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None
     ``sample_stats``. ``attrs`` as for ``fit_pwe`` with ``method`` = :data:`BOOTSTRAP_METHOD`
     plus how the prior entered, and ``bootstrap_n``, ``bootstrap_seed``, ``prior_path``
     (``reweighting`` / ``normal-exact`` / ``normal-nuts``), ``prior_pareto_k``, ``prior_ess``,
+    (``estimand`` = ``"marginal (ATE)"`` etc., from ``weights_estimand``, the IPT weights'
+    estimand as ``design.weight_settings["estimand"]``),
     ``bootstrap_log_hr_mean`` / ``bootstrap_log_hr_sd`` (the prior-free replicates).
     """
     ps = as_prior_set(prior_set)
@@ -185,7 +189,8 @@ def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None
     )
     method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
     spec = ModelSpec(J, "independent", hr_prior=hr_key)
-    attrs = _attrs(endpoint, "iptw", boot.cuts, ps, boot.collapsed, spec, method=method)
+    attrs = _attrs(endpoint, "iptw", boot.cuts, ps, boot.collapsed, spec, method=method,
+                   weights_estimand=weights_estimand)
     attrs.update({"bootstrap_n": int(n_boot), "bootstrap_seed": int(boot.seed),
                   "prior_path": comb.path, "prior_pareto_k": float(comb.k),
                   "prior_ess": float(comb.ess),
@@ -205,8 +210,9 @@ def iptw_bayesian_bootstrap(
     seed: int = DEFAULT_SEED,
     cuts=None,
     prior_set: PriorSet | str | None = None,
+    weights_estimand: str = "ATE",
 ):
     """Posterior of the marginal log-HR of ``endpoint`` by the IPTW Bayesian bootstrap combined
     with ``prior_set``: :func:`bootstrap_draws` then :func:`iptw_posterior`."""
     boot = bootstrap_draws(frame, endpoint, design_fn, n_boot=n_boot, seed=seed, cuts=cuts)
-    return iptw_posterior(boot, prior_set)
+    return iptw_posterior(boot, prior_set, weights_estimand=weights_estimand)

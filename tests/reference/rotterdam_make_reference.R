@@ -12,6 +12,8 @@
 #                            estimate; crude and covariate-adjusted), the same weighted by
 #                            stabilised ATE weights (IPTW point estimate), and coxph for context.
 # Made with R 4.2.2 and survival 3.5-3 (Debian bookworm packages r-base-core, r-cran-survival).
+# The PS-spline references (Poisson GLM with ns(qlogis(ps), df = 3 and 4) on the same split) are
+# made by rotterdam_spline_reference.R from the files this script writes, without rerunning it.
 suppressMessages(library(survival))
 here <- "tests/reference"
 r <- survival::rotterdam
