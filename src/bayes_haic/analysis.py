@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import propensity, response, survival, survival_bootstrap
+from . import propensity, reconstruct, response, survival, survival_bootstrap
 from .config import DesignConfig
 from .errors import InputError
 from .sampling import SamplerSettings
@@ -32,6 +32,7 @@ SURVIVAL_STRATEGIES = ("none", "iptw", "ps_covariate", "psm", "covariates")
 def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> propensity.Design:
     """The propensity design of ``cohort`` on its covariates (PS model, weights, matching, balance)."""
     s = settings or DesignConfig()
+    reconstruct.check_strategy(cohort, "the propensity design (PS model, weights, matching)")
     if not cohort.covariates:
         raise InputError(f"{cohort.path}: no covariates chosen; the propensity design needs "
                          "--covariates (or a sidecar list).")
@@ -66,7 +67,7 @@ def _provenance(idata, cohort: Cohort, sampler: SamplerSettings):
 
 def endpoint_cuts(cohort: Cohort, endpoint: str, cuts="quantile", n_intervals: int = 8):
     """Cut points (months) for ``endpoint``: quantiles of its event times, or a given grid."""
-    t, d, _ = survival.endpoint_columns(cohort.frame, endpoint)
+    t, d, _ = survival.endpoint_columns(reconstruct.for_endpoint(cohort, endpoint).frame, endpoint)
     if isinstance(cuts, str):
         return survival.cut_points(t, d, method=cuts, n_intervals=n_intervals)
     return survival.validate_cuts(cuts)
@@ -84,6 +85,8 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
     if strategy not in SURVIVAL_STRATEGIES:
         raise InputError(f"--adjust: expected one of {', '.join(SURVIVAL_STRATEGIES)}; "
                          f"found {strategy!r}.")
+    reconstruct.check_strategy(cohort, strategy)
+    cohort = reconstruct.for_endpoint(cohort, endpoint)  # a reconstructed cohort: its rows
     frame = cohort.frame
     common = dict(cuts=cuts, prior_set=prior_set, sampler=sampler, baseline=baseline,
                   time_varying=time_varying)
@@ -109,6 +112,7 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
         matched = design.matched_frame(frame)
         idata = survival.fit_pwe(matched, endpoint, adjust="psm", pair="pair",
                                  pair_effect=pair_effect, **common)
+    reconstruct.label_fit(idata, cohort)
     return _provenance(idata, cohort, sampler)
 
 

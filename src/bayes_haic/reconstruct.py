@@ -692,7 +692,7 @@ def write_reconstruction(recs: list[Reconstruction], out, *, figure: str = "",
 # ------------------------------------------------------------------------------ using it
 
 
-def load_reconstructed(path, raw: pd.DataFrame, meta: dict, data: bytes):
+def load_reconstructed(path, raw: pd.DataFrame, meta: dict, data: bytes, covariates=None):
     """Validate a cohort file of tier ``reconstructed`` (read as text by
     :func:`bayes_haic.schema.load_cohort`): each row belongs to one endpoint of the sidecar's
     ``endpoints`` (its time and event filled, the other endpoint's empty); no covariates, no
@@ -700,6 +700,10 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, data: bytes):
     from .schema import ARM_LABELS, Cohort, _check_binary, _fail, _numeric
 
     path = Path(path)
+    if covariates:
+        raise InputError(f"{path}: covariates {covariates!r} requested, but a cohort "
+                         "reconstructed from a Kaplan-Meier figure (tier 'reconstructed') has "
+                         "none; expected no --covariates (only arm, time and event are known).")
     endpoints = meta.get("endpoints")
     if not endpoints or any(e not in ENDPOINT_COLUMNS for e in endpoints):
         raise InputError(f"{path.with_name(path.stem + '.meta.json')}: key 'endpoints': expected "
@@ -768,14 +772,23 @@ def is_matched_set(cohort) -> bool:
     return getattr(cohort, "data_tier", None) == "reconstructed" and "matched" in pop
 
 
-def check_strategy(cohort, strategy: str) -> None:
-    """Refuse covariate-based strategies on a reconstructed cohort (it has no covariates)."""
-    if getattr(cohort, "data_tier", None) != "reconstructed" or strategy == "none":
+def check_strategy(cohort, strategy: str, endpoint: str | None = None) -> None:
+    """Refuse covariate-based strategies (and the response endpoint) on a reconstructed cohort:
+    it has no covariates and no response data. ``strategy`` may also be a phrase such as
+    "the propensity design"."""
+    if getattr(cohort, "data_tier", None) != "reconstructed":
+        return
+    if endpoint == "orr":
+        raise InputError(f"{cohort.path}: endpoint 'orr' needs response data, and a cohort "
+                         "reconstructed from a Kaplan-Meier figure (tier 'reconstructed') has "
+                         "none; expected --endpoint os or pfs.")
+    if strategy == "none":
         return
     matched = (" Its source curves are of a matched set, so 'none' is the matched-set "
                "comparison." if is_matched_set(cohort) else "")
+    what = f"adjustment '{strategy}'" if " " not in strategy else strategy
     raise InputError(
-        f"{cohort.path}: adjustment '{strategy}' needs baseline covariates, and a cohort "
+        f"{cohort.path}: {what} needs baseline covariates, and a cohort "
         "reconstructed from a Kaplan-Meier figure (tier 'reconstructed') has none: only the "
         "arm, the time and the event of each pseudo-patient are known. Expected --adjust none "
         "(the comparison of the two published curves)." + matched)
@@ -795,4 +808,6 @@ def label_fit(idata, cohort) -> None:
         idata.attrs["estimand_detail"] = (
             "crude HR between the published curves, reconstructed from their Kaplan-Meier "
             f"figure ({fig}); no adjustment")
-    idata.attrs["method"] = f"{idata.attrs.get('method', '')}; reconstructed data ({fig})"
+    what = "matched-set comparison on reconstructed data" if is_matched_set(cohort) else \
+        "reconstructed data"
+    idata.attrs["method"] = f"{idata.attrs.get('method', '')}; {what} ({fig})"
