@@ -417,3 +417,82 @@ def test_fit_on_a_reconstructed_matched_set(tmp_path, capsys):
     assert res["method"].str.contains("matched-set comparison on reconstructed data").all()
     html = (tmp_path / "none" / "report.html").read_text()
     assert "RECONSTRUCTED DATA" in html and "matched-set comparison" in html
+
+
+def test_a_reconstructed_sidecar_checks_its_rows(tmp_path):
+    p, r = files(tmp_path)
+    out = tmp_path / "c.csv"
+    assert main(["reconstruct", "--points", str(p), "--at-risk", str(r), "--out", str(out)]) == 0
+    good = out.read_text()
+    lines = good.splitlines()
+    cells = lines[1].split(",")  # id,treatment,os_time,os_event,pfs_time,pfs_event,response
+    both = cells[:4] + ["5", "1", ""]  # an OS row that also has a PFS time and event
+    out.write_text("\n".join([lines[0], ",".join(both)] + lines[2:]) + "\n")
+    with pytest.raises(InputError, match=r"column 'pfs_time', line 2: expected empty cells"):
+        load_cohort(out)
+    half = cells[:3] + ["", "", "", ""]  # a time without its event
+    out.write_text("\n".join([lines[0], ",".join(half)] + lines[2:]) + "\n")
+    with pytest.raises(InputError, match=r"column 'os_event', line 2: expected os_time and"):
+        load_cohort(out)
+    out.write_text(good)
+    with pytest.raises(InputError, match="has none"):
+        load_cohort(out, ["age"])
+
+
+# ------------------------------------------------------------------------------ the main job
+
+MAIN = """
+[data]
+cohort = "{cohort}"
+reconstructed = "{reconstructed}"
+[survival]
+strategies = ["none"]
+n_intervals = 4
+time_varying_strategy = ""
+[response]
+strategies = ["none"]
+[priors]
+published_sets = ["reference"]
+[sensitivity]
+enabled = false
+[sampler]
+draws = 200
+tune = 300
+chains = 2
+seed = 11
+"""
+
+
+@pytest.mark.slow
+def test_main_job_with_the_reconstructed_figures(tmp_path):
+    """[data] reconstructed adds a section (tier 'reconstructed', matched-set comparison), its
+    rows in results.csv and a column in the summary's side-by-side table; a reconstructed
+    file as the main cohort is refused (no covariates for the design). About 40 s."""
+    from bayes_haic.paths import default_cohort_path
+    from bayes_haic.pipeline import run_main
+
+    p, r = files(tmp_path)
+    rec = tmp_path / "psm.csv"
+    assert main(["reconstruct", "--points", str(p), "--at-risk", str(r), "--endpoint", "os",
+                 "--points", str(p), "--at-risk", str(r), "--endpoint", "pfs",
+                 "--population", "psm-matched", "--figure", "Fig. <3>", "--out", str(rec)]) == 0
+    cfg = tmp_path / "main.toml"
+    cfg.write_text(MAIN.format(cohort=default_cohort_path(), reconstructed=rec))
+    state = run_main(cfg, tmp_path / "out", echo=lambda m: None)
+    res = pd.read_csv(tmp_path / "out" / "results.csv")
+    recd = res[res["data_tier"] == "reconstructed"]
+    assert set(recd["endpoint"]) == {"os", "pfs"} and (recd["adjustment"] == "none").all()
+    assert recd["method"].str.contains("matched-set comparison").all()
+    page = (tmp_path / "out" / "reconstructed.html").read_text()
+    assert "matched-set comparison" in page and "Fig. &lt;3&gt;" in page
+    assert "RECONSTRUCTED from a published Kaplan-Meier figure" in page  # the tier label
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "reconstructed from the figures (tier &#39;reconstructed&#39;)" in index
+    assert "<td>reconstructed</td>" in index  # key posteriors carry the tier
+    limits = (tmp_path / "out" / "limitations.html").read_text()
+    assert "bayes-haic reconstruct" not in limits
+    assert set(state.reconstructed) == {"os", "pfs"}
+    cfg.write_text(MAIN.format(cohort=rec, reconstructed=""))
+    with pytest.raises(InputError, match="data.cohort"):
+        run_main(cfg, tmp_path / "out2", echo=lambda m: None)
+    assert not (tmp_path / "out2").exists()

@@ -604,19 +604,20 @@ def overlay_figure(rec: Reconstruction):
     from .checks import kaplan_meier
     from .plots import ARM_COLORS
 
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.add_subplot()
-    for arm, r in rec.arms.items():
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(rec.arms), squeeze=False, sharey=True).ravel()
+    for ax, (arm, r) in zip(axes, rec.arms.items()):
         color = ARM_COLORS["treated" if rec.codes[arm] else "control"]
+        ax.plot(r.time, r.survival, "o", ms=2.4, color="black", alpha=0.45,
+                label="digitised points (cleaned)")
         ts, sf = kaplan_meier(r.ipd["time"].to_numpy(), r.ipd["event"].to_numpy())
         ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.4,
-                label=f"{arm}: KM of reconstructed data (n = {len(r.ipd)})")
-        ax.plot(r.time, r.survival, "o", ms=2.2, color=color, alpha=0.5,
-                label=f"{arm}: digitised points (cleaned)")
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("months")
-    ax.set_ylabel(f"{rec.endpoint.upper()} probability")
-    ax.legend(fontsize=7, loc="upper right")
+                label=f"KM of reconstructed data (n = {len(r.ipd)})")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("months")
+        ax.set_title(f"{arm} (treatment = {rec.codes[arm]})", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel(f"{rec.endpoint.upper()} probability")
     return fig
 
 
