@@ -21,8 +21,9 @@ def cli():
     """Bayesian reanalysis of HAIC-LEN-P vs LEN-P (Int J Surg 2024, PMID 38549220).
 
     Every output states its data tier: 'published' (the study's real summary evidence),
-    'synthetic' (the seeded synthetic cohort calibrated to the publication) or 'user'
-    (your own cohort file in the same schema). Time is in months.
+    'synthetic' (the seeded synthetic cohort calibrated to the publication), 'user'
+    (your own cohort file in the same schema) or 'reconstructed' (pseudo-patients rebuilt from
+    a published Kaplan-Meier figure by 'reconstruct'). Time is in months.
     """
 
 
