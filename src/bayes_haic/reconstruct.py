@@ -40,7 +40,6 @@ everywhere. All times are in months (input in other units is converted by :data:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
