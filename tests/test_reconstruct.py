@@ -417,6 +417,7 @@ def test_fit_on_a_reconstructed_matched_set(tmp_path, capsys):
     assert res["method"].str.contains("matched-set comparison on reconstructed data").all()
     html = (tmp_path / "none" / "report.html").read_text()
     assert "RECONSTRUCTED DATA" in html and "matched-set comparison" in html
+    assert "digitising error" in html  # the Limitations say what reconstruction cannot give
 
 
 def test_a_reconstructed_sidecar_checks_its_rows(tmp_path):
@@ -490,7 +491,7 @@ def test_main_job_with_the_reconstructed_figures(tmp_path):
     assert "reconstructed from the figures (tier &#39;reconstructed&#39;)" in index
     assert "<td>reconstructed</td>" in index  # key posteriors carry the tier
     limits = (tmp_path / "out" / "limitations.html").read_text()
-    assert "bayes-haic reconstruct" not in limits
+    assert "bayes-haic reconstruct" not in limits and "digitising error" in limits
     assert set(state.reconstructed) == {"os", "pfs"}
     cfg.write_text(MAIN.format(cohort=rec, reconstructed=""))
     with pytest.raises(InputError, match="data.cohort"):

@@ -191,8 +191,8 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.sections["methods"] = methods_section(cfg, prior_set, sampler, cohort)
     state.sections["provenance"] = provenance_section(cfg, cohort, argv)
     state.sections["limitations"] = limitations_section(cohort)
-    if not cfg.data.reconstructed:
-        state.sections["limitations"].add(rp.Text(HOW_TO_RECONSTRUCT))
+    state.sections["limitations"].add(rp.Text(
+        reconstruct.LIMITATIONS if cfg.data.reconstructed else HOW_TO_RECONSTRUCT))
     summary = summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
              "reconstructed", "sensitivity", "checks", "methods", "provenance", "limitations"]
@@ -588,6 +588,8 @@ def limitations_section(cohort: Cohort) -> rp.Section:
     if cohort.data_tier == "synthetic":
         items.insert(0, "The patient-level sections analyse a SYNTHETIC cohort; their estimates "
                      "describe the simulation, not the study's patients.")
+    if cohort.data_tier == "reconstructed":
+        items.insert(0, reconstruct.LIMITATIONS)
     for item in items:
         sec.add(rp.Text(item))
     return sec

@@ -60,6 +60,13 @@ MAX_ITERATIONS = 1000
 ENDPOINT_COLUMNS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
 METHOD = ("Guyot et al. 2012 (BMC Med Res Methodol 12:9) reconstruction of individual data from "
           "a digitised Kaplan-Meier curve and its numbers at risk")
+LIMITATIONS = (
+    "Reconstructed data (Guyot et al. 2012) reproduce the published Kaplan-Meier curves and "
+    "numbers at risk, not the study's patients: event times are placed at the digitised drops "
+    "and censoring times spread evenly within each at-risk interval, so the results carry the "
+    "digitising error (see the accuracy report written beside the cohort file) and nothing "
+    "beyond arm, time and event is known (no covariates, no response, no link between a "
+    "patient's OS and PFS).")
 RECONSTRUCTED_BANNER = (
     "RECONSTRUCTED DATA: the patient-level results here use pseudo-patients rebuilt from a "
     "published Kaplan-Meier figure (Guyot et al. 2012), not the study's patient data. They "
