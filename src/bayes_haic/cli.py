@@ -82,7 +82,11 @@ def check_cohort(file, covariates):
                   else "")
                + (" (RECONSTRUCTED from a published Kaplan-Meier figure, not the study's "
                   "patients)" if cohort.data_tier == "reconstructed" else "")
-               + f"; {len(cohort.frame)} patients; covariates: "
+               + (f"; {len(cohort.frame)} patients" if cohort.data_tier != "reconstructed" else
+                  "; " + ", ".join(f"{cohort.frame[e + '_time'].notna().sum()} {e.upper()} rows"
+                                   for e in cohort.meta["endpoints"])
+                  + " (separate pseudo-patients per endpoint)")
+               + "; covariates: "
                + (", ".join(cohort.covariates) or "(none)"))
     shown = table.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}")
     click.echo(shown.to_string())
