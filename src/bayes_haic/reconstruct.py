@@ -27,7 +27,9 @@ For each at-risk interval ``[t_i, t_{i+1})`` (the digitised points ``lower_i .. 
 The last interval (after the last at-risk time) has no next count: its censoring is assumed to
 occur at the same rate per month as before, ``c = round(sum of earlier c * (T_end - t_last) /
 (t_last - t_0))`` with ``t_last`` the last at-risk time and ``T_end`` the curve's last time (0
-when the table has one row: the paper's case of no numbers at risk), and when ``D``
+when the table has one row: the paper's case of no numbers at risk; the authors' published R
+code divides by the time of the last digitised point before ``t_last`` instead, which differs
+by at most one point spacing), and when ``D``
 is given ``c`` is corrected until the arm's total events equal ``D`` (if the earlier intervals
 already reach ``D``, the last interval has no events). Patients still at risk at the curve's end
 are censored there.
