@@ -114,6 +114,8 @@ def test_report_has_every_section_and_the_synthetic_banner(main_run):
         assert not re.search(r'src="(?!data:)', page)  # every image embedded
     # the published evidence comes before any patient-level section
     assert index.index('href="published.html"') < index.index('href="cohort.html"')
+    # no [data] reconstructed: the Limitations page says how to make the reconstructed files
+    assert "bayes-haic reconstruct" in (out / "limitations.html").read_text()
 
 
 def test_bad_config_writes_nothing(tmp_path):

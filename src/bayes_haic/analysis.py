@@ -31,7 +31,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from . import propensity, response, survival, survival_bootstrap
+from . import propensity, reconstruct, response, survival, survival_bootstrap
 from .config import DesignConfig
 from .errors import InputError
 from .sampling import SamplerSettings
@@ -47,6 +47,7 @@ ONE_MATCH = ("conditions on one estimated propensity score and one matched set (
 def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> propensity.Design:
     """The propensity design of ``cohort`` on its covariates (PS model, weights, matching, balance)."""
     s = settings or DesignConfig()
+    reconstruct.check_strategy(cohort, "the propensity design (PS model, weights, matching)")
     if not cohort.covariates:
         raise InputError(f"{cohort.path}: no covariates chosen; the propensity design needs "
                          "--covariates (or a sidecar list).")
@@ -81,7 +82,7 @@ def _provenance(idata, cohort: Cohort, sampler: SamplerSettings):
 
 def endpoint_cuts(cohort: Cohort, endpoint: str, cuts="quantile", n_intervals: int = 8):
     """Cut points (months) for ``endpoint``: quantiles of its event times, or a given grid."""
-    t, d, _ = survival.endpoint_columns(cohort.frame, endpoint)
+    t, d, _ = survival.endpoint_columns(reconstruct.for_endpoint(cohort, endpoint).frame, endpoint)
     if isinstance(cuts, str):
         return survival.cut_points(t, d, method=cuts, n_intervals=n_intervals)
     return survival.validate_cuts(cuts)
@@ -104,6 +105,8 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
     if strategy not in SURVIVAL_STRATEGIES:
         raise InputError(f"--adjust: expected one of {', '.join(SURVIVAL_STRATEGIES)}; "
                          f"found {strategy!r}.")
+    reconstruct.check_strategy(cohort, strategy)
+    cohort = reconstruct.for_endpoint(cohort, endpoint)  # a reconstructed cohort: its rows
     frame = cohort.frame
     if cuts is None:
         cuts = endpoint_cuts(cohort, endpoint)
@@ -137,6 +140,7 @@ def fit_survival(cohort: Cohort, endpoint: str, strategy: str, *, design=None, p
         design = design or make_design(cohort)
         idata = psm_propagated(cohort, design, endpoint, cuts=cuts, prior_set=prior_set,
                                sampler=sampler, baseline=baseline, n_draws=psm_design_draws)
+    reconstruct.label_fit(idata, cohort)
     return _provenance(idata, cohort, sampler)
 
 

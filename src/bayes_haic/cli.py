@@ -21,8 +21,9 @@ def cli():
     """Bayesian reanalysis of HAIC-LEN-P vs LEN-P (Int J Surg 2024, PMID 38549220).
 
     Every output states its data tier: 'published' (the study's real summary evidence),
-    'synthetic' (the seeded synthetic cohort calibrated to the publication) or 'user'
-    (your own cohort file in the same schema). Time is in months.
+    'synthetic' (the seeded synthetic cohort calibrated to the publication), 'user'
+    (your own cohort file in the same schema) or 'reconstructed' (pseudo-patients rebuilt from
+    a published Kaplan-Meier figure by 'reconstruct'). Time is in months.
     """
 
 
@@ -78,7 +79,14 @@ def check_cohort(file, covariates):
     table = summarise_cohort(cohort)
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"
                + (" (SYNTHETIC data, not the study's patients)" if cohort.data_tier == "synthetic"
-                  else "") + f"; {len(cohort.frame)} patients; covariates: "
+                  else "")
+               + (" (RECONSTRUCTED from a published Kaplan-Meier figure, not the study's "
+                  "patients)" if cohort.data_tier == "reconstructed" else "")
+               + (f"; {len(cohort.frame)} patients" if cohort.data_tier != "reconstructed" else
+                  "; " + ", ".join(f"{cohort.frame[e + '_time'].notna().sum()} {e.upper()} rows"
+                                   for e in cohort.meta["endpoints"])
+                  + " (separate pseudo-patients per endpoint)")
+               + "; covariates: "
                + (", ".join(cohort.covariates) or "(none)"))
     shown = table.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}")
     click.echo(shown.to_string())
@@ -99,6 +107,86 @@ def synthesize(out, settings, seed):
     _settle()
     path = write_cohort(out or default_cohort_path(), load_settings(settings), seed)
     click.echo(f"wrote {path} (SYNTHETIC cohort, not the study's patients) and its .meta.json")
+
+
+def _parse_events(values, endpoints) -> dict:
+    """``--events [ENDPOINT:]ARM=N`` values as ``{endpoint: {arm: N}}``."""
+    import re
+
+    out = {e: {} for e in endpoints}
+    for v in values:
+        m = re.fullmatch(r"(?:(os|pfs):)?(.+)=\s*(\d+)\s*", v)
+        if not m:
+            raise InputError(f"--events {v!r}: expected ARM=N (total events of an arm, a whole "
+                             "number), or ENDPOINT:ARM=N with two figures, e.g. os:LEN-P=61.")
+        endpoint = m.group(1) or (endpoints[0] if len(endpoints) == 1 else None)
+        if endpoint not in out:
+            raise InputError(f"--events {v!r}: expected the endpoint prefix (one of "
+                             f"{', '.join(e + ':' for e in endpoints)}) with several figures.")
+        out[endpoint][m.group(2).strip()] = int(m.group(3))
+    return out
+
+
+@cli.command()
+@click.option("--points", "points", multiple=True, required=True,
+              type=click.Path(dir_okay=False),
+              help="Digitised Kaplan-Meier points, CSV arm,time,survival (survival as a "
+              "proportion, or in percent when its largest value exceeds 1.5). Repeat with "
+              "--at-risk and --endpoint for a second figure.")
+@click.option("--at-risk", "at_risk", multiple=True, required=True,
+              type=click.Path(dir_okay=False),
+              help="Numbers at risk, CSV arm,time,n_risk (a row at time 0 per arm; only that "
+              "row when the figure has no table). One per --points, in the same order.")
+@click.option("--endpoint", "endpoints", multiple=True, type=click.Choice(["os", "pfs"]),
+              help="Endpoint of each figure, in the order of --points (default: os).")
+@click.option("--events", "events", multiple=True, metavar="[ENDPOINT:]ARM=N",
+              help="Total events of an arm, when published (improves the last interval).")
+@click.option("--treated", default=None, help="The arm coded treatment = 1 (default: the arm "
+              "named HAIC-LEN-P).")
+@click.option("--time-unit", default="months", show_default=True,
+              type=click.Choice(["months", "days", "weeks", "years"]),
+              help="Unit of the time axis of both files (converted to months).")
+@click.option("--figure", default="", help="The source figure, e.g. 'Int J Surg 2024, "
+              "Fig. 3A (PSM set)'; recorded in the sidecar and the report.")
+@click.option("--population", default="", help="What population the curves show, e.g. "
+              "'psm-matched' (then --adjust none is labelled the matched-set comparison).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Cohort CSV to write; <out>.meta.json, <out>.accuracy.html and "
+              "<out>.accuracy.csv are written beside it.")
+def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, population,
+                out):
+    """Rebuild pseudo-patient data from digitised Kaplan-Meier curves and numbers at risk
+    (Guyot et al. 2012), with an accuracy report. Tier 'reconstructed': never the study's
+    patient data."""
+    from . import reconstruct as rc
+
+    _settle()
+    endpoints = list(endpoints) or (["os"] if len(points) == 1 else [])
+    if not (len(points) == len(at_risk) == len(endpoints)):
+        raise InputError(f"--points, --at-risk, --endpoint: expected one of each per figure, "
+                         f"in the same order; found {len(points)}, {len(at_risk)} and "
+                         f"{len(endpoints)}.")
+    if len(set(endpoints)) < len(endpoints):
+        raise InputError(f"--endpoint: expected each endpoint once; found {', '.join(endpoints)}.")
+    totals = _parse_events(events, endpoints)
+    recs = [rc.reconstruct_figure(p, r, endpoint=e, treated=treated, events=totals[e],
+                                  time_unit=time_unit)
+            for p, r, e in zip(points, at_risk, endpoints)]
+    paths = rc.write_reconstruction(recs, out, figure=figure, population=population)
+    for rec in recs:
+        acc = rc.accuracy_table(rec)
+        for arm, r in rec.arms.items():
+            a = acc[acc["arm"] == arm].set_index("quantity")["reconstructed"]
+            risk = acc[(acc["arm"] == arm) & (acc["quantity"] == "n_risk")]
+            off = int((risk["difference"] != 0).sum())
+            click.echo(f"{rec.endpoint.upper()} {arm} (treatment = {rec.codes[arm]}): "
+                       f"{len(r.ipd)} pseudo-patients, {int(r.ipd['event'].sum())} events; "
+                       f"max |KM - digitised| {a['max_abs_diff_survival']:.3f}, mean "
+                       f"{a['mean_abs_diff_survival']:.4f}; numbers at risk reproduced at "
+                       f"{len(risk) - off} of {len(risk)} times")
+    click.echo(f"wrote {paths['cohort']} (tier 'reconstructed': pseudo-patients from a "
+               f"published figure, not the study's patient data), {paths['sidecar'].name}, "
+               f"{paths['html'].name} and {paths['csv'].name}")
 
 
 @cli.command("run")

@@ -26,6 +26,9 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     cohort: str = "data/synthetic/cohort.csv"
     covariates: list[str] | None = None  # None: the cohort sidecar's list
+    # a cohort written by `bayes-haic reconstruct` from the study's published Kaplan-Meier
+    # figures (e.g. its PSM OS and PFS curves); "" = none. Adds a reconstructed-data section.
+    reconstructed: str = ""
 
 
 class DesignConfig(_Strict):
@@ -106,6 +109,13 @@ class MainConfig(_Strict):
 
     def cohort_path(self) -> Path:
         p = Path(self.data.cohort)
+        return p if p.is_absolute() or p.exists() else project_root() / p
+
+    def reconstructed_path(self) -> Path | None:
+        """The ``[data] reconstructed`` cohort file (None when not configured)."""
+        if not self.data.reconstructed:
+            return None
+        p = Path(self.data.reconstructed)
         return p if p.is_absolute() or p.exists() else project_root() / p
 
 

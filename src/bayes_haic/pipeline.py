@@ -29,12 +29,19 @@ from .priors import load_prior_set  # noqa: E402
 from .provenance import package_versions, run_info  # noqa: E402
 from .results import atomic_write, summarise_draws, write_results  # noqa: E402
 from .schema import Cohort, load_cohort, summarise_cohort  # noqa: E402
+from . import reconstruct  # noqa: E402
 
 SYNTHETIC_BANNER = (
     "SYNTHETIC DATA: the patient-level sections of this report analyse a simulated cohort "
     "calibrated to the published abstract, not the study's patients. Only the section "
     "'Published evidence' reanalyses the study's real numbers."
 )
+
+
+def tier_banner(cohort) -> str | None:
+    """The banner of a page showing patient-level results of ``cohort`` (None for tier user)."""
+    return {"synthetic": SYNTHETIC_BANNER,
+            "reconstructed": reconstruct.RECONSTRUCTED_BANNER}.get(cohort.data_tier)
 
 
 @dataclass
@@ -64,6 +71,7 @@ class RunState:
     alerts: list = field(default_factory=list)
     fits: dict = field(default_factory=dict)
     hr_t: dict = field(default_factory=dict)  # endpoint -> time-varying fit
+    reconstructed: dict = field(default_factory=dict)  # endpoint -> fit on [data] reconstructed
 
 
 # ------------------------------------------------------------------------------ the main job
@@ -112,7 +120,8 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     n_fits = (len(cfg.survival.endpoints) * (len(cfg.survival.strategies)
                                              + bool(cfg.survival.time_varying_strategy))
               + len(cfg.response.strategies))
-    progress = Progress(total=4 + n_fits + cfg.sensitivity.enabled, echo=echo)
+    progress = Progress(total=4 + n_fits + cfg.sensitivity.enabled
+                        + bool(cfg.data.reconstructed), echo=echo)
 
     # 1. the published evidence (tier "published")
     progress.step("published evidence: conjugate reanalysis under each prior set")
@@ -123,6 +132,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     # 2. the cohort and its propensity design
     progress.step("cohort: validation and propensity design")
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates)
+    refuse_reconstructed_main(cfg, cohort)
     state.cohort = cohort
     design = analysis.make_design(cohort, cfg.design)
     state.design = design
@@ -164,6 +174,11 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
     state.sections["response"] = response_section(cohort, state)
 
+    # 4b. pseudo-patients reconstructed from the study's published figures ([data] reconstructed)
+    if cfg.data.reconstructed:
+        progress.step("reconstructed data: PWE model on the published figures' pseudo-patients")
+        state.sections["reconstructed"] = run_reconstructed(cfg, state, prior_set, sampler)
+
     # 5. prior sensitivity
     if cfg.sensitivity.enabled:
         progress.step("prior sensitivity: every prior set and cut-point set, tipping points")
@@ -182,15 +197,17 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     chk = checks.run_checks(cohort, state.fits, design=design, time_varying_fits=state.hr_t,
                             prior_set=prior_set, sampler=sampler, seed=sampler.seed)
     state.sections["checks"] = chk.section
-    state.alerts = chk.failures
+    state.alerts = chk.failures + state.alerts  # (+ the reconstructed-data fits' failures)
 
     progress.step("writing results.csv and the report")
     state.sections["methods"] = methods_section(cfg, prior_set, sampler, cohort)
     state.sections["provenance"] = provenance_section(cfg, cohort, argv)
     state.sections["limitations"] = limitations_section(cohort)
+    state.sections["limitations"].add(rp.Text(
+        reconstruct.LIMITATIONS if cfg.data.reconstructed else HOW_TO_RECONSTRUCT))
     summary = summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
-             "sensitivity", "checks", "methods", "provenance", "limitations"]
+             "reconstructed", "sensitivity", "checks", "methods", "provenance", "limitations"]
     state.sections["summary"] = summary
     sections = [state.sections[k] for k in order if k in state.sections]
     banner = SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None
@@ -270,6 +287,10 @@ def cohort_section(cohort: Cohort) -> rp.Section:
             "seeded process calibrated to the published abstract (see data/synthetic/"
             "DATA_CARD.md). Its numbers illustrate the methods; they are not the study's "
             "results.", "warning"))
+    elif tier == "reconstructed":
+        sec.add(rp.Text(f"{cohort.name}: pseudo-patients reconstructed from a published "
+                        "Kaplan-Meier figure (tier 'reconstructed'), not the study's patient "
+                        "data.", "warning"))
     else:
         sec.add(rp.Text(
             f"{cohort.name} is a user-supplied cohort (tier 'user'). The report names the arms as "
@@ -507,7 +528,11 @@ def published_comparison(state: RunState) -> pd.DataFrame:
             out.append({"quantity": f"ORR (%), {label}", "analysis set": aset,
                         "study (published)": ev.value("orr", analysis_set=aset, arm=label),
                         "this analysis": orr(adjustment, arm)})
-    return pd.DataFrame(out)
+    out = pd.DataFrame(out)
+    if state.reconstructed:
+        out["reconstructed from the figures (tier 'reconstructed')"] = reconstructed_column(
+            state, out)
+    return out
 
 
 def summary_section(state: RunState, published) -> rp.Section:
@@ -517,7 +542,7 @@ def summary_section(state: RunState, published) -> rp.Section:
                 & frame["measure"].isin(["hr", "rd"])]
     pub = pub.drop_duplicates(["endpoint", "measure"])
     tier = state.cohort.data_tier if state.cohort else "user"
-    pat = frame[(frame["data_tier"] == tier) & frame["measure"].isin(["hr", "rd"])
+    pat = frame[frame["data_tier"].isin([tier, "reconstructed"]) & frame["measure"].isin(["hr", "rd"])
                 & (frame["analysis"] == "main")]
     keep = ["data_tier", "endpoint", "measure", "adjustment", "estimand", "prior", "median",
             "lower", "upper", "prob_benefit"]
@@ -527,6 +552,9 @@ def summary_section(state: RunState, published) -> rp.Section:
         f"'{tier}' come from patient-level models on {state.cohort.name if state.cohort else ''}"
         + (" — a SYNTHETIC cohort, so they illustrate the method and are not evidence about "
            "the treatments." if tier == "synthetic" else ".")
+        + (" Rows with tier 'reconstructed' come from pseudo-patients rebuilt from the "
+           "study's published Kaplan-Meier figures (not its patient data)."
+           if state.reconstructed else "")
         + " prob_benefit is P(HR < 1) for hazard ratios and P(RD > 0) for the ORR difference."))
     key = pd.concat([pub[keep], pat[keep]])
     key["prob_benefit"] = key["prob_benefit"].map(rp.format_probability)
@@ -617,9 +645,132 @@ def limitations_section(cohort: Cohort) -> rp.Section:
     if cohort.data_tier == "synthetic":
         items.insert(0, "The patient-level sections analyse a SYNTHETIC cohort; their estimates "
                      "describe the simulation, not the study's patients.")
+    if cohort.data_tier == "reconstructed":
+        items.insert(0, reconstruct.LIMITATIONS)
     for item in items:
         sec.add(rp.Text(item))
     return sec
+
+
+# ------------------------------------------------------------------------------ reconstructed data
+
+HOW_TO_RECONSTRUCT = (
+    "No reconstructed data: the study's Kaplan-Meier figures (e.g. its PSM OS and PFS curves with "
+    "their numbers at risk, in the full text) were not used. To add them, digitise each figure "
+    "(e.g. with WebPlotDigitizer) into a CSV arm,time,survival and type its numbers-at-risk "
+    "table into a CSV arm,time,n_risk, run `bayes-haic reconstruct --points os.csv --at-risk "
+    "os_risk.csv --endpoint os --points pfs.csv --at-risk pfs_risk.csv --endpoint pfs "
+    "--population psm-matched --figure '...' --out data/reconstructed/psm.csv` (Guyot et al. "
+    "2012; it writes an accuracy report beside the file), and set `reconstructed = "
+    "\"data/reconstructed/psm.csv\"` under [data] in the configuration. The pseudo-patients "
+    "reproduce the published curves, not the study's patients (tier 'reconstructed').")
+
+
+def refuse_reconstructed_main(cfg: MainConfig, cohort: Cohort) -> None:
+    """The main job's cohort needs covariates (design, adjusted fits): a reconstructed cohort
+    belongs under ``[data] reconstructed``."""
+    from .errors import InputError
+
+    if cohort.data_tier == "reconstructed":
+        raise InputError(
+            f"{cfg.source}: key 'data.cohort': {cohort.path} is a cohort reconstructed from a "
+            "Kaplan-Meier figure (tier 'reconstructed'), which has no covariates for the main "
+            "job's propensity design and adjusted models; expected a patient-level cohort there, "
+            "and the reconstructed file under [data] as reconstructed = \"...\" (a "
+            "reconstructed-data section, unadjusted or matched-set comparison), or "
+            "`bayes-haic fit --cohort FILE --adjust none`.")
+
+
+def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> rp.Section:
+    """Fit the unadjusted PWE model (for curves of a matched set: the matched-set comparison)
+    to each configured endpoint of the ``[data] reconstructed`` cohort; adds its result rows
+    (tier ``reconstructed``) and convergence failures to ``state``; returns its section."""
+    from . import analysis, checks, plots
+    from .errors import InputError
+
+    path = cfg.reconstructed_path()
+    rc = load_cohort(path)
+    if rc.data_tier != "reconstructed":
+        raise InputError(f"{cfg.source}: key 'data.reconstructed': expected a cohort written by "
+                         "`bayes-haic reconstruct` (sidecar data tier 'reconstructed'); "
+                         f"{path} has tier {rc.data_tier!r}.")
+    endpoints = [e for e in cfg.survival.endpoints if e in rc.meta.get("endpoints", [])]
+    fig = rc.meta.get("source_figure") or "published Kaplan-Meier figure(s)"
+    matched = reconstruct.is_matched_set(rc)
+    label = "matched-set comparison" if matched else "unadjusted"
+    sec = rp.Section("reconstructed", "Reconstructed data: the study's published Kaplan-Meier "
+                     "curves", tier="reconstructed", nav="Reconstructed")
+    sec.add(rp.Text(
+        f"{rc.name}: pseudo-patients reconstructed from {fig} by {reconstruct.METHOD}. They "
+        "reproduce the published curves and numbers at risk, not the study's patients; only "
+        "arm, time and event are known, so the only comparison is between the curves"
+        + (" — here those of the propensity-matched set, so the unadjusted model estimates "
+           "the matched-set (marginal) hazard ratio." if matched else "."), "warning"))
+    rows, panels = [], []
+    for e in endpoints:
+        cuts = analysis.endpoint_cuts(rc, e, cfg.survival.cuts, cfg.survival.n_intervals)
+        idata = analysis.fit_survival(rc, e, "none", prior_set=prior_set, sampler=sampler,
+                                      cuts=cuts, baseline=cfg.survival.baseline)
+        state.reconstructed[e] = idata
+        state.rows.extend(survival.result_rows(idata, "reconstructed", rc.name))
+        summ, draws = survival.survival_estimands(idata)
+        hr = summ[summ["quantity"] == "hr"].iloc[0]
+        med = summ[summ["quantity"] == "median"].set_index("arm")
+        rows.append({
+            "endpoint": e.upper(), "comparison": label,
+            "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
+            "P(HR < 1)": rp.format_probability(hr["probability"]),
+            "median HAIC-LEN-P": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
+            "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
+            "study (published IPTW HR)": published_hr(e)})
+        frame = reconstruct.for_endpoint(rc, e).frame
+        panels.append((frame, draws, f"{e.upper()}: {label}", None))
+    if rows:
+        sec.add(rp.Table(pd.DataFrame(rows), "Posterior HR (HAIC-LEN-P vs LEN-P) and medians "
+                         "(months) on the reconstructed pseudo-patients; the study's HR is the "
+                         "IPTW estimate of all patients, a different analysis set"))
+        sec.add(rp.Figure.from_matplotlib(
+            plots.km_panels(panels, endpoints[0] if len(endpoints) == 1 else "os"),
+            "Kaplan-Meier estimate of the reconstructed pseudo-patients per arm and the model's "
+            "posterior survival (dashed, 95% band)."))
+    else:
+        sec.add(rp.Text(f"{rc.name} has none of the configured endpoints "
+                        f"({', '.join(cfg.survival.endpoints)}): nothing was fitted."))
+    acc = reconstruct.output_paths(rc.path)["csv"]
+    if acc.is_file():
+        table = pd.read_csv(acc)
+        keep = table[table["quantity"].isin(["max_abs_diff_survival", "mean_abs_diff_survival",
+                                             "median_months", "total_events"])]
+        sec.add(rp.Table(keep.drop(columns=["time"]), f"Reconstruction accuracy ({acc.name}; "
+                         f"numbers at risk and figures in {acc.with_suffix('.html').name})"))
+    if state.reconstructed:
+        diag = checks.diagnostics_table({f"{e.upper()}, reconstructed, {label}": v
+                                         for e, v in state.reconstructed.items()})
+        state.alerts.extend(checks.failures(diag))
+        sec.add(rp.Table(diag.drop(columns=["problems"]), "Convergence of these fits"))
+    return sec
+
+
+def reconstructed_column(state: RunState, comparison: pd.DataFrame) -> list[str]:
+    """The side-by-side table's column for the reconstructed fits: medians per arm and HRs
+    (labelled with the population the curves show), 'no response data' for ORR."""
+    frame = pd.DataFrame(state.rows)
+    frame = frame[frame["data_tier"] == "reconstructed"]
+    fits = next(iter(state.reconstructed.values()))
+    matched = "matched-set comparison" in str(fits.attrs.get("estimand_detail", ""))
+    where = "matched set" if matched else "crude, all reconstructed"
+    out = []
+    for q in comparison["quantity"]:
+        endpoint = "os" if " OS" in q or q.startswith("OS") else "pfs" if "PFS" in q else "orr"
+        if endpoint == "orr":
+            out.append("no response data")
+            continue
+        measure = ("hr" if "hazard ratio" in q else
+                   "median_treated" if q.endswith("HAIC-LEN-P") else "median_control")
+        r = frame[(frame["endpoint"] == endpoint) & (frame["measure"] == measure)]
+        out.append("not reconstructed" if r.empty else
+                   _fmt_ci(*r.iloc[0][["median", "lower", "upper"]], 2) + f" ({where})")
+    return out
 
 
 # ------------------------------------------------------------------------------ one fit
@@ -642,6 +793,8 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
     cohort = load_cohort(cohort_path, covariates)
+    reconstruct.check_strategy(cohort, adjust, endpoint)  # tier 'reconstructed': none only
+    cohort = reconstruct.for_endpoint(cohort, endpoint)
     t0 = time.perf_counter()
     needs_design = adjust in ("iptw", "psm", "ps_covariate")
     design = analysis.make_design(cohort, cfg.design) if needs_design else None
@@ -672,8 +825,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     sections = [section, chk.section, methods_section(cfg, prior_set, sampler, cohort),
                 provenance_section(cfg, cohort, argv), limitations_section(cohort)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
-                     sections, alerts=alerts,
-                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None)
+                     sections, alerts=alerts, banner=tier_banner(cohort))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_netcdf(idata, out / "posterior.nc")
@@ -715,8 +867,7 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
         atomic_write(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=160,
                                                                   bbox_inches="tight"))
     section = design_section(cohort, design)
-    html = rp.render(f"bayes-haic balance: {cohort.name}", [section],
-                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None)
+    html = rp.render(f"bayes-haic balance: {cohort.name}", [section], banner=tier_banner(cohort))
     rp.write_report(out / "design.html", html)
     atomic_write(out / "balance.csv",
                  lambda tmp: design.balance.to_csv(tmp, index=False, float_format="%.6g"))

@@ -23,6 +23,8 @@ TIER_LABELS = {
     "published": "Published evidence (the study's real summary statistics)",
     "synthetic": "SYNTHETIC cohort (simulated patients, not the study's data)",
     "user": "User-supplied cohort",
+    "reconstructed": "RECONSTRUCTED from a published Kaplan-Meier figure (pseudo-patients, not "
+                     "the study's patient data)",
 }
 
 

@@ -2,7 +2,9 @@
 
 ``results.csv`` written by the main job and by ``bayes-haic fit`` has exactly
 :data:`RESULT_COLUMNS`. ``data_tier`` is ``published`` (the study's real published numbers),
-``synthetic`` (the seeded synthetic cohort) or ``user`` (a user's own cohort file).
+``synthetic`` (the seeded synthetic cohort), ``user`` (a user's own cohort file) or
+``reconstructed`` (pseudo-patients rebuilt from a published Kaplan-Meier figure by
+``bayes-haic reconstruct``; never the study's patient data).
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DATA_TIERS = ("published", "synthetic", "user")
+DATA_TIERS = ("published", "synthetic", "user", "reconstructed")
 
 RESULT_COLUMNS = [
-    "data_tier",  # published | synthetic | user
+    "data_tier",  # published | synthetic | user | reconstructed
     "analysis",  # main | sensitivity | tipping point
     "endpoint",  # os | pfs | orr
     "measure",  # hr | rd | rr | or | median_treated | ...

@@ -16,7 +16,9 @@ A cohort file is a CSV with one row per patient and the columns
 plus any baseline covariate columns (numeric, no missing values), chosen by configuration: the
 ``--covariates`` option, else the ``covariates`` list of a sidecar file ``<cohort>.meta.json``,
 else every extra column. The sidecar also declares the data tier (``"data_tier": "synthetic"``);
-a cohort without one is a user's cohort (tier ``user``).
+a cohort without one is a user's cohort (tier ``user``). A cohort written by ``bayes-haic
+reconstruct`` has tier ``reconstructed`` and is validated by
+:func:`bayes_haic.reconstruct.load_reconstructed` (one endpoint per row, no covariates).
 
 :func:`load_cohort` checks everything and raises :class:`~bayes_haic.errors.InputError` with a
 message naming the file, the column, the lines (line 1 is the header) and what was expected.
@@ -48,7 +50,7 @@ class Cohort:
     frame: pd.DataFrame
     covariates: list
     path: str
-    data_tier: str  # "synthetic" or "user"
+    data_tier: str  # "synthetic", "user" or "reconstructed"
     sha256: str
     meta: dict = field(default_factory=dict)
 
@@ -87,9 +89,9 @@ def read_sidecar(path: str | Path) -> dict:
     if not isinstance(meta, dict):
         raise InputError(f"{side}: expected a JSON object with keys like 'data_tier'.")
     tier = meta.get("data_tier", "user")
-    if tier not in ("synthetic", "user"):
+    if tier not in ("synthetic", "user", "reconstructed"):
         raise InputError(
-            f"{side}: key 'data_tier' must be 'synthetic' or 'user'; found {tier!r} "
+            f"{side}: key 'data_tier' must be 'synthetic', 'user' or 'reconstructed'; found {tier!r} "
             "(the 'published' tier is the study's summary evidence, never a cohort file)."
         )
     return meta
@@ -164,6 +166,10 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
             f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))})."
         )
     meta = read_sidecar(path)
+    if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
+        from .reconstruct import load_reconstructed
+
+        return load_reconstructed(path, raw, meta, data, covariates)
     if covariates is None:
         covariates = meta.get("covariates")
         if covariates is None:
@@ -240,10 +246,14 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
 
 
 def kaplan_meier_median(time, event) -> float:
-    """Kaplan-Meier median survival time in months (inf when the curve stays above 0.5)."""
+    """Kaplan-Meier median survival time in months (inf when the curve stays above 0.5; NaN
+    when no row has this endpoint, as in a reconstructed cohort of the other endpoint)."""
     from lifelines import KaplanMeierFitter
 
-    km = KaplanMeierFitter().fit(np.asarray(time, float), np.asarray(event, int))
+    time, event = np.asarray(time, float), np.asarray(event, float)
+    if np.isnan(time).all():
+        return float("nan")
+    km = KaplanMeierFitter().fit(time[~np.isnan(time)], event[~np.isnan(time)].astype(int))
     return float(km.median_survival_time_)
 
 

@@ -1232,6 +1232,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     other default cut sets follow; the sampler backend is nutpie (refits reuse the compiled
     model). ``seed`` overrides the configured seed.
     """
+    from . import reconstruct
     from .config import load_config
     from .results import atomic_write_text, write_results
     from .schema import load_cohort
@@ -1258,7 +1259,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
                        ignore_index=True)
     title = f"bayes-haic sensitivity: {', '.join(e.upper() for e in endpoints)}, {cohort.name}"
     html = rp.render(title, [section],
-                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None,
+                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else
+                     reconstruct.RECONSTRUCTED_BANNER if cohort.data_tier == "reconstructed" else None,
                      footer=f"{SENSITIVITY_METHOD}; {cohort.name} (tier '{cohort.data_tier}'); "
                             f"seed {sampler.seed}" + (f"; command: {' '.join(argv)}" if argv else "") + ".")
     out = Path(out_dir)
