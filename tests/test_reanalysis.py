@@ -254,7 +254,9 @@ def test_orr_contrast_reference_close_to_beta_binomial():
 
 def test_published_rows(run):
     rows = run.rows()
-    assert len(rows) == 5 * (2 + 6)
+    # per prior set: HR OS, HR PFS and the logistic-contrast RD/RR/OR; the beta-binomial RD/RR/OR
+    # once, since every shipped set has the same uniform per-arm prior (no set changes them)
+    assert len(rows) == 5 * (2 + 3) + 3
     for row in rows:
         assert list(row) == RESULT_COLUMNS
         assert row["data_tier"] == "published" and row["adjustment"] == "published"
@@ -268,7 +270,9 @@ def test_published_rows(run):
     orr = [r for r in rows if r["endpoint"] == "orr"]
     assert {(r["n_treated"], r["n_control"]) for r in orr} == {(55, 55)}
     assert all("derived" in r["method"] for r in orr)
-    assert {r["prior"] for r in rows} == set(ra.PRIOR_NAMES)
+    assert {r["prior"] for r in rows} == set(ra.PRIOR_NAMES) | {"Beta(alpha: 1, beta: 1)"}
+    bb = [r for r in rows if r["model"] == "beta-binomial"]
+    assert {r["prior"] for r in bb} == {"Beta(alpha: 1, beta: 1)"} and len(bb) == 3
 
 
 def test_prior_ordering(run):

@@ -179,7 +179,8 @@ def test_iptw_bootstrap_and_fixed_weights(cohort):
     rd_f = fixed.posterior["rd"].values.ravel()
     assert abs(np.median(rd_f) - np.median(rd)) < 0.5 * rd.std()
     w = fixed.constant_data["weights"].values
-    assert w.sum() == pytest.approx(w.size)
+    # fixed weights are scaled to their Kish effective sample size, (sum w)^2 / sum w^2
+    assert w.sum() == pytest.approx(w.sum() ** 2 / np.sum(w**2)) and w.sum() < w.size
 
 
 @pytest.mark.slow
