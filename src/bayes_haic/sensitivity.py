@@ -835,6 +835,8 @@ def _tipping_row(t: TippingPoint, tier, source, n1, n0, cut_set: str = "") -> di
         median=t.scale, lower=lo, upper=hi, prob_benefit=math.nan,
         method=(f"{SENSITIVITY_METHOD}: tipping point, "
                 + ("closed form (conjugate normal)" if tier == "published"
+                   else f"the bootstrap replicates recombined with the prior at each s "
+                        f"({t.n_refits} evaluations), bisection" if t.strategy == "iptw"
                    else f"PSIS reweighting with {t.n_refits} refit(s), bisection")
                 + f"; status {t.status}"),
         n_treated=n1, n_control=n0, source=source)
