@@ -114,7 +114,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 
     # 2. the cohort and its propensity design
     progress.step("cohort: validation and propensity design")
-    cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates)
+    cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
     state.cohort = cohort
     design = analysis.make_design(cohort, cfg.design)
     state.design = design
@@ -584,7 +584,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     if seed is not None:
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
-    cohort = load_cohort(cohort_path, covariates)
+    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
     t0 = time.perf_counter()
     needs_design = adjust in ("iptw", "psm", "ps_covariate")
     design = analysis.make_design(cohort, cfg.design) if needs_design else None
@@ -644,7 +644,7 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
     from . import analysis, balance
 
     cfg = load_config(config_path)
-    cohort = load_cohort(cohort_path, covariates)
+    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
     design = analysis.make_design(cohort, cfg.design)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1165,7 +1165,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     cfg = load_config(config_path)
     settings = cfg.sampler.settings()
     sampler = replace(settings, backend="nutpie", seed=int(seed) if seed is not None else settings.seed)
-    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates)
+    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
+                         **cfg.data.cohort_options())
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
     study = run_sensitivity(
         cohort, endpoints=tuple(endpoints), prior_names=prior_names or None, overrides=overrides,
