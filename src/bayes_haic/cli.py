@@ -247,6 +247,62 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
                       argv=sys.argv, echo=lambda m: click.echo(m, err=True))
 
 
+@cli.command()
+@click.option("--measure", type=click.Choice(["hr", "or", "rr", "rd"]), default="hr",
+              show_default=True, help="hr/or/rr with --estimate; rd/rr/or with --counts.")
+@click.option("--estimate", type=float, help="The published ratio (HR, OR, RR).")
+@click.option("--ci", type=float, nargs=2, default=None, metavar="LOWER UPPER",
+              help="Its published confidence interval.")
+@click.option("--level", type=float, default=0.95, show_default=True,
+              help="Confidence level of --ci.")
+@click.option("--p-value", "p_value", default=None,
+              help="When no interval was published: e.g. 0.03 or '< 0.001' (a bound is read as "
+              "equal to it: the largest SE consistent with it).")
+@click.option("--se", type=float, default=None, help="SE of the log ratio, if published.")
+@click.option("--counts", type=int, nargs=4, default=None, metavar="R1 N1 R0 N0",
+              help="Responders and patients, treated arm then control arm.")
+@click.option("--n", "n", type=int, nargs=2, default=None, metavar="N1 N0",
+              help="Patients per arm (recorded in results.csv).")
+@click.option("--endpoint", type=click.Choice(["os", "pfs"]), default="os", show_default=True,
+              help="Which HR prior of a set (published.log_hr_os or _pfs).")
+@click.option("--prior", default="reference", show_default=True,
+              help="The main prior set: a shipped name or a TOML file (partial files are "
+              "completed from the reference set).")
+@click.option("--family", "family", multiple=True,
+              help="Prior sets shown side by side (default: reference, skeptical, "
+              "enthusiastic, pessimistic, evidence_based).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a prior parameter, e.g. published.log_hr_os.sigma=0.5.")
+@click.option("--threshold", "thresholds", multiple=True, type=float,
+              help="Report P(effect < threshold) (repeatable; default e.g. 1, 0.8, 0.7 for HR).")
+@click.option("--label", default="", help="Name of the result in the outputs (e.g. the study).")
+@click.option("--published", "published", default=None, type=click.Path(dir_okay=False),
+              help="A published-evidence file in the format of data/published/study.csv: "
+              "every HR and every pair of arm counts in it.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.csv and report.html.")
+def reanalyse(measure, estimate, ci, level, p_value, se, counts, n, endpoint, prior, family,
+              overrides, thresholds, label, published, out):
+    """Bayesian reanalysis of any published result (an HR with its CI, or counts)."""
+    from .evidence import reanalyse_file, reanalyse_result, write_reanalysis
+
+    _settle()
+    fam = list(family) or None
+    if published:
+        if estimate is not None or counts is not None:
+            raise InputError("--published: the numbers come from the file; leave out "
+                             "--estimate and --counts.")
+        results = reanalyse_file(published, prior, overrides=overrides, family=fam)
+    else:
+        results = [reanalyse_result(measure, estimate, ci, p_value=p_value, se=se,
+                                    counts=counts, prior=prior, overrides=overrides, family=fam,
+                                    endpoint=endpoint, level=level,
+                                    thresholds=thresholds or None, label=label, n=n)]
+    write_reanalysis(results, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    for res in results:
+        click.echo(repr(res))
+
+
 ENDPOINTS = ("os", "pfs", "orr")
 STRATEGIES = ("none", "ps_covariate", "iptw", "psm", "covariates")
 
