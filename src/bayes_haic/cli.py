@@ -303,6 +303,20 @@ def reanalyse(measure, estimate, ci, level, p_value, se, counts, n, endpoint, pr
         click.echo(repr(res))
 
 
+@cli.command("init")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--cohort", default=None, help="Path of the cohort file to put in main.toml "
+              "(default: cohort.csv in the folder).")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init_cmd(folder, cohort, force):
+    """Write a ready-to-edit analysis folder: main.toml, priors/, README.md."""
+    from .scaffold import write_analysis_folder
+
+    paths = write_analysis_folder(folder, cohort=cohort, force=force)
+    click.echo(f"wrote {len(paths)} files to {folder}: main.toml (edit [data] first), priors/, "
+               f"README.md (what to edit)")
+
+
 ENDPOINTS = ("os", "pfs", "orr")
 STRATEGIES = ("none", "ps_covariate", "iptw", "psm", "covariates")
 

@@ -154,7 +154,9 @@ class MainConfig(_Strict):
         folder = self.folder()
         if folder is not None and (folder / p).exists():
             return folder / p
-        return shipped(p)
+        if p.parts and p.parts[0] in ("data", "models") and shipped(p).exists():
+            return shipped(p)
+        return folder / p if folder is not None else p  # missing: named where it was expected
 
 
 def default_config_path() -> Path:
