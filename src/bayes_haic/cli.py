@@ -107,7 +107,9 @@ def _arm_pair(value):
 
 def _configured(config_path, columns=(), time_unit=None, arms=None):
     """The configuration (file or shipped default) with the command line's data options."""
-    from .config import ArmLabels, DataConfig, load_config
+    from pydantic import ValidationError
+
+    from .config import DataConfig, load_config
 
     cfg = load_config(config_path)
     data = cfg.data.model_dump()
@@ -116,12 +118,12 @@ def _configured(config_path, columns=(), time_unit=None, arms=None):
         data["time_unit"] = time_unit
     pair = _arm_pair(arms)
     if pair:
-        data["arms"] = ArmLabels(treated=pair[0], control=pair[1]).model_dump()
+        data["arms"] = {"treated": pair[0], "control": pair[1]}
     try:
         new = DataConfig.model_validate(data)
-    except Exception as exc:  # pydantic ValidationError: say which option
-        msg = "; ".join(e["msg"] for e in getattr(exc, "errors", lambda: [])()) or str(exc)
-        raise InputError(f"--column: {msg}.") from None
+    except ValidationError as exc:  # say which option
+        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"--column / --arms: {msg}.") from None
     return cfg.model_copy(update={"data": new})
 
 
