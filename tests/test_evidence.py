@@ -123,6 +123,8 @@ def test_published_file_of_another_study(tmp_path):
     assert list(hr["prior"]) == ["reference", "skeptical"]
     se = (math.log(0.98) - math.log(0.5)) / (2 * Z)
     assert hr.iloc[0]["median"] == pytest.approx(closed_form(0.7, se, 0, 10)["median"], rel=2e-5)
+    assert "from the published 95% CI" in hr.iloc[0]["method"]
+    assert (hr["n_treated"] == 40).all() and (hr["n_control"] == 41).all()
     assert (frame["source"].str.startswith("other.csv")).all()
     assert (frame[frame["endpoint"] == "orr"]["n_control"] == 41).all()
 

@@ -302,8 +302,9 @@ def _counts_evidence(counts, source: str) -> PublishedEvidence:
 def reanalyse_result(measure: str = "hr", estimate=None, ci=None, *, p_value=None, se=None,
                      counts=None, prior="reference", overrides=(), family=None,
                      endpoint: str = "os", level: float = 0.95, thresholds=None, label: str = "",
-                     n=None, seed: int = ra.DEFAULT_SEED) -> EvidenceReanalysis:
-    """Reanalyse one published result (see the module docstring and :func:`bayes_haic.reanalyse`)."""
+                     n=None, seed: int = ra.DEFAULT_SEED, se_method: str = "") -> EvidenceReanalysis:
+    """Reanalyse one published result (see the module docstring and :func:`bayes_haic.reanalyse`).
+    ``se_method`` replaces the description of where the SE came from."""
     measure = str(measure).lower()
     if measure not in RATIOS + ("rd",):
         raise InputError(f"--measure {measure!r}: expected hr, or, rr (a ratio with --estimate) or "
@@ -333,6 +334,7 @@ def reanalyse_result(measure: str = "hr", estimate=None, ci=None, *, p_value=Non
         raise InputError(f"--measure {measure}: give the published --estimate (and --ci, "
                          "--p-value or --se), or --counts for a response contrast.")
     s, how = standard_error(float(estimate), ci=ci, p_value=p_value, se=se, level=level)
+    how = se_method or how
     if measure == "hr" and endpoint not in ("os", "pfs"):
         raise InputError(f"--endpoint {endpoint!r}: expected os or pfs (which HR prior of the "
                          "set: published.log_hr_os or published.log_hr_pfs).")
@@ -348,6 +350,15 @@ def reanalyse_result(measure: str = "hr", estimate=None, ci=None, *, p_value=Non
     return out
 
 
+def _arm_sizes(ev: PublishedEvidence) -> tuple:
+    """(treated, control) patients of the whole cohort (analysis set ``all``), if given."""
+    for arms in ((TREATED, CONTROL), ("treated", "control")):
+        found = [ev.find("n_patients", analysis_set="all", arm=a) for a in arms]
+        if all(len(f) == 1 for f in found):
+            return tuple(int(f[0].value) for f in found)
+    return (math.nan, math.nan)
+
+
 def reanalyse_file(path, prior="reference", *, overrides=(), family=None,
                    seed: int = ra.DEFAULT_SEED) -> list[EvidenceReanalysis]:
     """Every hazard ratio and every pair of arm counts (responders and patients per arm in one
@@ -359,12 +370,10 @@ def reanalyse_file(path, prior="reference", *, overrides=(), family=None,
             continue
         endpoint = number.measure.split("_")[1]
         s, how = ra._hr_se(number, None)
-        res = reanalyse_result("hr", number.value, se=s, prior=prior, overrides=overrides,
-                               family=family, endpoint=endpoint,
-                               label=f"{Path(path).name}: {number.id}", seed=seed)
-        for r in res.ratios.values():
-            object.__setattr__(r, "se_method", how)
-        out.append(res)
+        out.append(reanalyse_result("hr", number.value, se=s, prior=prior, overrides=overrides,
+                                    family=family, endpoint=endpoint, n=_arm_sizes(ev),
+                                    label=f"{Path(path).name}: {number.id}", seed=seed,
+                                    se_method=how))
     sets = {n.analysis_set for n in ev.numbers if n.measure == "responders"}
     for aset in sorted(sets):
         counts = None
