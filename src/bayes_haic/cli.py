@@ -138,14 +138,18 @@ def _prior_name(prior, cfg):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--covariates", help="Comma-separated covariate columns (default: the file's "
               "sidecar list, else every extra column).")
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Configuration TOML whose [data] column mapping, time unit, arm names and "
+              "covariates apply.")
 @data_options
-def check_cohort(file, covariates, columns, time_unit, arms):
+def check_cohort(file, covariates, config_path, columns, time_unit, arms):
     """Validate a cohort CSV and print a per-arm summary table."""
     from .schema import load_cohort, summarise_cohort
 
     _settle()
-    cohort = load_cohort(file, _covariate_list(covariates), columns=_column_map(columns),
-                         time_unit=time_unit or "months", arms=_arm_pair(arms))
+    cfg = _configured(config_path, columns, time_unit, arms)
+    cohort = load_cohort(file, _covariate_list(covariates) or cfg.data.covariates,
+                         **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"
                + (" (SYNTHETIC data, not the study's patients)" if cohort.data_tier == "synthetic"

@@ -55,7 +55,7 @@ README = '''# {name}: a bayes-haic analysis folder
 Made by `bayes-haic init`. Edit, then run from anywhere:
 
 ```bash
-bayes-haic check-cohort cohort.csv --config main.toml   # or: check-cohort with --column options
+bayes-haic check-cohort {folder}/cohort.csv --config {folder}/main.toml   # validate, per-arm summary
 bayes-haic run --config {folder}/main.toml --out {folder}/reports
 bayes-haic fit --config {folder}/main.toml --cohort {folder}/cohort.csv --endpoint os --adjust iptw --out {folder}/os_iptw
 ```
