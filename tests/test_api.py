@@ -83,6 +83,7 @@ def test_orr_and_balance_on_a_frame(tmp_path):
     res = bh.fit(df, endpoint="orr", covariates=["age"], columns=OWN, time_unit="weeks",
                  config=cfg)
     assert list(res.summary()["measure"]) == ["rd", "rr", "or"]
+    assert res.plot().axes[0].get_xlabel().startswith("ORR risk difference, treated - control")
     with pytest.raises(InputError, match="no response data"):
         bh.fit(df.drop(columns=["responder"]), endpoint="orr", columns={k: v for k, v in OWN.items() if k != "response"},
                time_unit="weeks", config=cfg)

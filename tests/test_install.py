@@ -25,6 +25,7 @@ OWN = {"id": "pid", "treatment": "hormon", "os_time": "dtime", "os_event": "deat
        "pfs_time": "rtime", "pfs_event": "recur"}
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("setuptools")  # builds the wheel without network (--no-build-isolation)
 
 
 def _run(args, cwd, env, ok=True):

@@ -142,7 +142,7 @@ class FitResult:
 
         label = title or f"{self.endpoint.upper()}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
-            return response.plot_rd({label: self.idata})
+            return response.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
         _, draws = survival.survival_estimands(self.idata)
         frame, weights = self.cohort.frame, None
         if self.adjustment == "psm":

@@ -425,7 +425,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
-            response.plot_rd({STRATEGY_LABELS.get(k, k): v for k, v in fits.items()}),
+            response.plot_rd({STRATEGY_LABELS.get(k, k): v for k, v in fits.items()},
+                             arm_names=cohort.arms),
             "Posterior of the ORR risk difference by adjustment strategy."))
     return sec
 
