@@ -115,6 +115,8 @@ def test_every_command_on_a_users_survival_only_cohort(installed):
     assert (user["prior"] == "my_prior").all() and (user["n_treated"] == df["hormon"].sum()).all()
     pages = " ".join(p.read_text() for p in (work / "run").glob("*.html"))
     assert "names the arms &#39;treated&#39; (every patient with treatment = 1)" in pages
+    checks = (work / "run" / "checks.html").read_text()
+    assert "KM p (treated)" in checks and "HAIC-LEN-P" not in checks
 
     # fit with the options on the command line and the shipped defaults
     columns = [a for k, v in OWN.items() for a in ("--column", f"{k}={v}")]
