@@ -32,3 +32,65 @@ def test_bad_config_is_a_clear_input_error(tmp_path, text, needles):
     assert str(path) in msg
     for needle in needles:
         assert needle in msg
+
+
+# --------------------------------------------------------------------------- user folders
+
+
+def test_data_columns_keys_are_schema_names(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[data.columns]\narm = "chemo"\n')
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert str(path) in msg and "data.columns" in msg and "unknown schema column(s) 'arm'" in msg
+    path.write_text('[data]\ntime_unit = "hours"\n')
+    with pytest.raises(InputError, match="data.time_unit"):
+        load_config(path)
+
+
+def test_paths_and_prior_names_resolve_next_to_the_configuration(tmp_path, monkeypatch):
+    """cohort: cwd, then the config's folder, then shipped; priors: the config's priors/ first."""
+    from bayes_haic.paths import default_cohort_path, priors_dir
+
+    monkeypatch.chdir(tmp_path)  # an unrelated current folder
+    study = tmp_path / "study"
+    (study / "priors").mkdir(parents=True)
+    (study / "cohort.csv").write_text("id\n")
+    (study / "priors" / "skeptical.toml").write_text('[survival]\nlog_hr = { dist = "Normal", mu = 0, sigma = 0.2 }\n')
+    (study / "main.toml").write_text('[data]\ncohort = "cohort.csv"\n[priors]\nset = "skeptical"\n'
+                                     'published_sets = ["reference", "skeptical"]\n')
+    cfg = load_config(study / "main.toml")
+    assert cfg.cohort_path() == study / "cohort.csv"
+    assert cfg.priors.set == str(study / "priors" / "skeptical.toml")
+    assert cfg.priors.published_sets == ["reference", str(study / "priors" / "skeptical.toml")]
+    # the shipped default configuration still finds the shipped cohort and keeps names as names
+    default = load_config()
+    assert default.cohort_path().resolve() == default_cohort_path().resolve()
+    assert default.priors.set == "reference"
+    (study / "main.toml").write_text('[data]\ncohort = "data/synthetic/cohort.csv"\n')
+    assert load_config(study / "main.toml").cohort_path().resolve() == default_cohort_path().resolve()
+    (study / "main.toml").write_text('[data]\ncohort = "missing.csv"\n')
+    assert load_config(study / "main.toml").cohort_path() == study / "missing.csv"
+    assert priors_dir().is_dir()
+
+
+def test_init_writes_a_folder_that_loads_and_is_never_overwritten(tmp_path, capsys):
+    from bayes_haic.cli import main
+    from bayes_haic.priors import load_prior_set
+
+    folder = tmp_path / "new_study"
+    assert main(["init", str(folder)]) == 0
+    cfg = load_config(folder / "main.toml")
+    assert cfg.data.cohort == "cohort.csv" and cfg.data.time_unit == "months"
+    assert cfg.cohort_path() == folder / "cohort.csv"
+    assert cfg.data.arms.treated == "treated"
+    assert cfg.priors.set == str(folder / "priors" / "reference.toml")  # its own copy, first
+    mine = load_prior_set(folder / "priors" / "my_prior.toml")
+    assert mine.get("survival.log_hr").params["sigma"] == 0.5 and "response.log_or" in mine.inherited
+    assert "What to edit" in (folder / "README.md").read_text()
+    (folder / "main.toml").write_text("# mine\n")
+    capsys.readouterr()
+    assert main(["init", str(folder)]) == 2
+    assert "would overwrite" in capsys.readouterr().err
+    assert (folder / "main.toml").read_text() == "# mine\n"

@@ -348,14 +348,62 @@ def test_section_not_a_table(tmp_path):
     _assert_fails(_write(tmp_path, text=text), "[survival] must be a table of priors")
 
 
-def test_missing_key(tmp_path):
-    _assert_fails(_write(tmp_path, {"response.log_or": None}), "[response] is missing response.log_or",
-           "every prior set defines every prior")
+def test_missing_key_in_the_reference_set(tmp_path):
+    """The reference set is the base of partial files, so it must itself be complete."""
+    _assert_fails(_write(tmp_path, {"response.log_or": None}, name="reference.toml"),
+                  "[response] is missing response.log_or", "every prior set defines every prior",
+                  "the reference set itself must be complete")
 
 
-def test_missing_section(tmp_path):
+def test_missing_section_in_the_reference_set(tmp_path):
     text = REFERENCE.split("[published]")[0]
-    _assert_fails(_write(tmp_path, text=text), "[published] is missing published.log_hr_os")
+    _assert_fails(_write(tmp_path, text=text, name="reference.toml"),
+                  "[published] is missing published.log_hr_os")
+
+
+def test_partial_file_takes_the_other_keys_from_the_reference_set(tmp_path):
+    """Only the keys a file changes; the rest key by key from reference; recorded."""
+    path = _write(tmp_path, text='name = "tight"\n[survival]\n'
+                  'log_hr = { dist = "Normal", mu = 0.0, sigma = 0.3 }\n')
+    ps = load_prior_set(path)
+    ref = load_prior_set("reference")
+    assert ps.name == "tight" and ps.keys() == ref.keys()
+    assert ps.get("survival.log_hr").params == {"mu": 0.0, "sigma": 0.3}
+    for key in ref.keys():
+        if key != "survival.log_hr":
+            assert ps.get(key) == ref.get(key), key
+            assert key in ps.inherited
+    assert "survival.log_hr" not in ps.inherited
+    assert ps.base == str(priors_dir() / "reference.toml")
+    table = {r["parameter"]: r for r in ps.table()}
+    assert table["survival.log_hr"]["from"] == "my_prior.toml"
+    assert table["response.log_or"]["from"] == "reference.toml"
+    # overrides reach inherited keys too, and an unknown key is still an error
+    ps2 = load_prior_set(path, ["response.log_or.sigma=0.7"])
+    assert ps2.get("response.log_or").params["sigma"] == 0.7
+    _assert_fails(_write(tmp_path, text='[survival]\nlog_hrr = { dist = "Normal", mu = 0, sigma = 1 }\n',
+                         name="typo.toml"), "unknown key(s) log_hrr")
+
+
+def test_partial_file_with_a_named_base_in_its_own_folder(tmp_path):
+    """``base`` names another set: looked up next to the file first, then among the shipped."""
+    (tmp_path / "mine.toml").write_text('name = "mine"\nbase = "skeptical"\n[response]\n'
+                                        'log_or = { dist = "Normal", mu = 0.0, sigma = 9.0 }\n')
+    ps = load_prior_set(tmp_path / "mine.toml")
+    sk = load_prior_set("skeptical")
+    assert ps.get("survival.log_hr") == sk.get("survival.log_hr")
+    assert ps.get("response.log_or").params["sigma"] == 9.0
+    # a local 'skeptical.toml' (itself partial over reference) wins over the shipped one
+    (tmp_path / "skeptical.toml").write_text('[survival]\nlog_hr = { dist = "Normal", mu = 0.0, sigma = 0.1 }\n')
+    ps = load_prior_set(tmp_path / "mine.toml")
+    assert ps.get("survival.log_hr").params["sigma"] == 0.1
+    assert ps.get("published.log_hr_os") == load_prior_set("reference").get("published.log_hr_os")
+    # by name, from a folder searched before the shipped sets
+    assert load_prior_set("mine", folders=[tmp_path]).name == "mine"
+    (tmp_path / "loop.toml").write_text('base = "loop.toml"\n')
+    _assert_fails(tmp_path / "loop.toml", "refers back to this file")
+    (tmp_path / "nobase.toml").write_text('base = "nothing_like_it"\n')
+    _assert_fails(tmp_path / "nobase.toml", "base prior set 'nothing_like_it' not found")
 
 
 def test_name_and_description_must_be_strings(tmp_path):

@@ -41,12 +41,14 @@ def test_sidecar_declares_tier_and_covariates(tmp_path):
 def test_summary_matches_direct_computation(tmp_path):
     cohort = load_cohort(write(tmp_path, GOOD))
     table = summarise_cohort(cohort)
-    assert table.loc["patients", "HAIC-LEN-P"] == 2
-    assert table.loc["ORR (%)", "HAIC-LEN-P"] == pytest.approx(100.0)  # 1 of 1 evaluable
-    assert table.loc["response not evaluable", "HAIC-LEN-P"] == 1
-    # LEN-P OS: death at 4, censored at 6 -> KM drops to 0.5 at t=4, so the median is 4 months
-    assert table.loc["median OS (months, KM)", "LEN-P"] == pytest.approx(4.0)
-    assert table.loc["mean age", "LEN-P"] == pytest.approx(67.5)
+    # a user's cohort without arm names: "treated" (treatment = 1) and "control"
+    assert list(table.columns) == ["treated", "control"]
+    assert table.loc["patients", "treated"] == 2
+    assert table.loc["ORR (%)", "treated"] == pytest.approx(100.0)  # 1 of 1 evaluable
+    assert table.loc["response not evaluable", "treated"] == 1
+    # control OS: death at 4, censored at 6 -> KM drops to 0.5 at t=4, so the median is 4 months
+    assert table.loc["median OS (months, KM)", "control"] == pytest.approx(4.0)
+    assert table.loc["mean age", "control"] == pytest.approx(67.5)
 
 
 BAD_CASES = {
@@ -99,7 +101,7 @@ def test_missing_file(tmp_path, capsys):
 def test_check_cohort_prints_summary(tmp_path, capsys):
     assert main(["check-cohort", str(write(tmp_path, GOOD))]) == 0
     out = capsys.readouterr().out
-    assert "valid cohort" in out and "median OS" in out and "HAIC-LEN-P" in out
+    assert "valid cohort" in out and "median OS" in out and "treated" in out
 
 
 def test_sidecar_cannot_claim_published_tier(tmp_path):
@@ -144,3 +146,91 @@ def test_cohort_without_response_data_is_for_survival_only(tmp_path):
     assert not cohort.has_response and load_cohort(write(tmp_path, GOOD)).has_response
     with pytest.raises(InputError, match="no evaluable"):
         analysis.fit_orr(cohort, "none")
+
+
+# --------------------------------------------------------------------------- own columns, units
+
+
+OWN = """pid,chemo,dtime,death,rtime,recur,age,mvi
+p1,1,300,1,150,1,50,0
+p2,1,365.25,0,91.3125,1,60,1
+p3,0,120,1,60,1,70,1
+p4,0,180,0,180,0,65,0
+"""
+MAP = {"id": "pid", "treatment": "chemo", "os_time": "dtime", "os_event": "death",
+       "pfs_time": "rtime", "pfs_event": "recur"}
+
+
+def test_own_column_names_days_and_no_response_column(tmp_path):
+    """A survival-only file with its own names and times in days: mapped once, at the door."""
+    cohort = load_cohort(write(tmp_path, OWN), columns=MAP, time_unit="days",
+                         arms=("chemo", "no chemo"))
+    f = cohort.frame
+    assert set(f.columns) == {"id", "treatment", "os_time", "os_event", "pfs_time",
+                              "pfs_event", "response", "age", "mvi"}
+    assert cohort.covariates == ["age", "mvi"]
+    assert f["os_time"].iloc[1] == pytest.approx(12.0)  # 365.25 days = 12 months
+    assert f["pfs_time"].iloc[1] == pytest.approx(3.0)
+    assert f["os_time"].iloc[0] == pytest.approx(300 * 12 / 365.25)
+    assert not cohort.has_response and f["response"].isna().all()
+    assert cohort.arms == ("chemo", "no chemo")
+    assert list(summarise_cohort(cohort).columns) == ["chemo", "no chemo"]
+
+
+@pytest.mark.parametrize("unit, factor", [("weeks", 7 * 12 / 365.25), ("years", 12.0), ("months", 1.0)])
+def test_time_units(tmp_path, unit, factor):
+    cohort = load_cohort(write(tmp_path, GOOD), time_unit=unit)
+    assert cohort.frame["os_time"].iloc[0] == pytest.approx(10.5 * factor)
+
+
+def test_errors_name_the_files_own_columns(tmp_path):
+    path = write(tmp_path, OWN.replace("p3,0,120", "p3,0,soon"))
+    with pytest.raises(InputError) as info:
+        load_cohort(path, columns=MAP, time_unit="days")
+    msg = str(info.value)
+    assert str(path) in msg and "column 'dtime' (mapped to os_time)" in msg
+    assert "line 4" in msg and "'soon'" in msg and "number of days" in msg
+    # a mapped column the file does not have, with a suggestion
+    with pytest.raises(InputError, match=r"os_time -> 'dtme' \(did you mean 'dtime'\?\)"):
+        load_cohort(write(tmp_path, OWN), columns={**MAP, "os_time": "dtme"})
+    with pytest.raises(InputError, match="unknown schema column"):
+        load_cohort(write(tmp_path, OWN), columns={**MAP, "arm": "chemo"})
+    with pytest.raises(InputError, match="time unit"):
+        load_cohort(write(tmp_path, GOOD), time_unit="fortnights")
+
+
+def test_missing_columns_without_a_mapping_say_how_to_map(tmp_path, capsys):
+    path = write(tmp_path, OWN)
+    code = main(["check-cohort", str(path)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 2 and "missing required column(s)" in err and "--column" in err
+    assert "Traceback" not in err
+
+
+def test_check_cohort_maps_columns_on_the_command_line(tmp_path, capsys):
+    path = write(tmp_path, OWN)
+    args = ["check-cohort", str(path), "--time-unit", "days", "--arms", "chemo,no chemo"]
+    for k, v in MAP.items():
+        args += ["--column", f"{k}={v}"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "chemo" in out and "no chemo" in out and "4 patients" in out
+    assert main(["check-cohort", str(path), "--column", "treatment"]) == 2
+    assert "expected SCHEMA=COLUMN" in " ".join(capsys.readouterr().err.split())
+
+
+def test_data_frame_route_matches_the_file_route(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from bayes_haic.schema import cohort_from_frame
+
+    df = pd.read_csv(write(tmp_path, GOOD))
+    a = cohort_from_frame(df)
+    b = load_cohort(tmp_path / "cohort.csv")
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert a.covariates == b.covariates and a.path == "data frame"
+    df.loc[2, "os_time"] = np.nan
+    with pytest.raises(InputError) as info:
+        cohort_from_frame(df)
+    assert "data frame: column 'os_time', row 3" in str(info.value)

@@ -30,6 +30,9 @@ Matched samples are 1:1 without replacement, so every matched patient has weight
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -327,3 +330,20 @@ def overlap_plot(ps, treatment, weights=None, bins: int = 25, arm_labels=None) -
     ax.set_title("Propensity-score overlap by arm", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------ bh.balance(...)
+# ``bayes_haic.balance`` is both this module and the API function ``bh.balance(df, ...)``
+# (:func:`bayes_haic.api.balance`): importing the module makes it the package attribute, so the
+# module itself is made callable and calls the API function.
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        """``bh.balance(df, covariates=...)``: see :func:`bayes_haic.api.balance`."""
+        from .api import balance as _balance
+
+        return _balance(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

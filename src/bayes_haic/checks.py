@@ -737,10 +737,17 @@ def _fmt_p(p: float) -> str:
     return "–" if not np.isfinite(p) else ("< 0.005" if p < 0.005 else f"{p:.2f}")
 
 
-def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
+def _arm_names(arm_names) -> dict:
+    """``{"treated": ..., "control": ...}`` from a (treated, control) pair (default the study's)."""
+    return dict(zip(("treated", "control"), arm_names)) if arm_names else ARM_NAMES
+
+
+def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "", arm_names=None) -> Figure:
     """One row per fit: left, the 95% band of replicate Kaplan-Meier curves per arm with the
     observed (IPTW: weighted) Kaplan-Meier curve; right, events per interval and arm, observed
-    (dots) against the predictive median (dash) and 95% interval (bar)."""
+    (dots) against the predictive median (dash) and 95% interval (bar). ``arm_names``:
+    (treated, control) names in the legends."""
+    names = _arm_names(arm_names)
     n = len(ppcs)
     fig = Figure(figsize=(8.6, 2.7 * n + 0.5), layout="constrained")
     axes = fig.subplots(n, 2, squeeze=False)
@@ -751,7 +758,7 @@ def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
             cv, col = ppc.curves[arm], ARM_COLORS[arm]
             ax.fill_between(cv["grid"], cv["lower"], cv["upper"], color=col, alpha=0.2, lw=0)
             ax.step(cv["km_time"], cv["km_surv"], where="post", color=col, lw=1.4,
-                    label=f"{ARM_NAMES[arm]} (p = {_fmt_p(ppc.p_km[arm])})")
+                    label=f"{names[arm]} (p = {_fmt_p(ppc.p_km[arm])})")
         ax.set_ylim(0, 1.02)
         ax.set_xlim(0, None)
         ax.set_xlabel("months", fontsize=8)
@@ -768,7 +775,7 @@ def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
             e, col = ev[ev["arm"] == arm], ARM_COLORS[arm]
             ax.vlines(x + shift, e["predicted_lower"], e["predicted_upper"], color=col, lw=2, alpha=0.35)
             ax.plot(x + shift, e["predicted_median"], "_", color=col, ms=8)
-            ax.plot(x + shift, e["observed"], "o", color=col, ms=4, label=ARM_NAMES[arm])
+            ax.plot(x + shift, e["observed"], "o", color=col, ms=4, label=names[arm])
         ax.set_xticks(x, labels, rotation=45, fontsize=7)
         ax.set_xlabel("interval (months)", fontsize=8)
         ax.set_ylabel(("weighted " if ppc.weighted else "") + "events", fontsize=8)
@@ -781,9 +788,10 @@ def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "") -> Figure:
     return fig
 
 
-def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
+def plot_response_ppc(ppcs: list[ResponsePPC], arm_names=None) -> Figure:
     """One panel per fit (three per row): replicate (weighted) responder proportions per arm
     (histograms) with the observed proportion (vertical line)."""
+    names = _arm_names(arm_names)
     n = len(ppcs)
     ncol = min(n, 3)
     nrow = -(-n // ncol)
@@ -799,7 +807,7 @@ def plot_response_ppc(ppcs: list[ResponsePPC]) -> Figure:
             bins = 30 if tab.loc[arm, "weighted"] else (np.arange(n_arm + 2) - 0.5) / n_arm
             ax.hist(ppc.replicates[arm], bins=bins, color=col, alpha=0.35, density=True)
             ax.axvline(tab.loc[arm, "observed"], color=col, lw=1.6,
-                       label=f"{ARM_NAMES[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
+                       label=f"{names[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
         weighted = bool(tab["weighted"].any())
         ax.set_xlabel(("IPT-weighted " if weighted else "") + "proportion of responders", fontsize=8)
         ax.set_xlim(0, 1)
@@ -951,13 +959,14 @@ def checks_section(cohort, fits: dict, **kwargs) -> rp.Section:
     return run_checks(cohort, fits, **kwargs).section
 
 
-def _flagged_cells(ppcs: list[SurvivalPPC]) -> pd.DataFrame:
+def _flagged_cells(ppcs: list[SurvivalPPC], arm_names=None) -> pd.DataFrame:
+    names = _arm_names(arm_names)
     rows = []
     for ppc in ppcs:
         e = ppc.events[ppc.events["p_value"] < 0.05]
         for r in e.itertuples():
             rows.append({"adjustment": STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment),
-                         "arm": ARM_NAMES[r.arm], "interval (months)": r.interval,
+                         "arm": names[r.arm], "interval (months)": r.interval,
                          "observed": r.observed, "predicted": r.predicted_median,
                          "2.5%": r.predicted_lower, "97.5%": r.predicted_upper, "p": r.p_value})
     return pd.DataFrame(rows)
@@ -966,6 +975,8 @@ def _flagged_cells(ppcs: list[SurvivalPPC]) -> pd.DataFrame:
 def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -> rp.Section:
     sec = rp.Section("checks", "Model checks: posterior predictive checks, LOO and convergence",
                      tier=getattr(cohort, "data_tier", None), nav="Checks")
+    arms = getattr(cohort, "arms", None)
+    names = _arm_names(arms)
     sec.add(rp.Text(
         "Posterior predictive checks ask whether data simulated from each fitted model look like "
         "the observed data; p-values near 0 flag misfit (they are conservative: a model can fit "
@@ -1000,17 +1011,18 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
             "Kaplan-Meier curve and weighted events against replicates that keep each patient's "
             "weight — a check of the marginal (pseudo-population) hazards, not of the propensity "
             f"model. PSM fits: the matched set. Replicates are seeded ({seed})."))
-        sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]),
+        sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]).rename(columns={
+                             f"KM p ({ARM_NAMES[a]})": f"KM p ({names[a]})" for a in names}),
                          "Survival posterior predictive p-values per fit", digits=2))
         for endpoint in dict.fromkeys(k[0] for k in surv):
             ppcs = [p for k, p in surv.items() if k[0] == endpoint]
             name = {"os": "Overall survival", "pfs": "Progression-free survival"}.get(endpoint, endpoint)
             sec.add(rp.Figure.from_matplotlib(
-                plot_survival_ppc(ppcs),
+                plot_survival_ppc(ppcs, arm_names=arms),
                 f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
                 "(left) and events per interval and arm, observed (dots) vs predictive median and "
                 "95% interval (right); one row per adjustment strategy."))
-            flagged = _flagged_cells(ppcs)
+            flagged = _flagged_cells(ppcs, arm_names=arms)
             if len(flagged):
                 sec.add(rp.Table(flagged, f"{name}: arm-interval cells whose observed events fall "
                                  "outside the central 95% of the replicates (two-sided p < 0.05; "
@@ -1023,7 +1035,7 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
         ppcs = list(resp.values())
         tab = pd.concat([p.table for p in ppcs], ignore_index=True)
         tab["adjustment"] = [STRATEGY_LABELS.get(a, a) for a in tab["adjustment"]]
-        tab["arm"] = [ARM_NAMES[a] for a in tab["arm"]]
+        tab["arm"] = [names[a] for a in tab["arm"]]
         tab = tab.rename(columns={"observed": "observed proportion", "predicted_median": "predicted",
                                   "predicted_lower": "2.5%", "predicted_upper": "97.5%",
                                   "p_value": "p"})
@@ -1031,7 +1043,7 @@ def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -
                          "for IPTW) vs posterior predictive replicates. Models with one parameter "
                          "per arm reproduce the arm totals by construction; p-values near 1 are "
                          "expected there."))
-        sec.add(rp.Figure.from_matplotlib(plot_response_ppc(ppcs),
+        sec.add(rp.Figure.from_matplotlib(plot_response_ppc(ppcs, arm_names=arms),
                                           "Objective response: replicate proportions per arm "
                                           "(histograms) and the observed proportion (lines)."))
     # LOO

@@ -66,16 +66,91 @@ def _covariate_list(value):
     return [c.strip() for c in value.split(",") if c.strip()]
 
 
+def data_options(f):
+    """``--column``, ``--time-unit`` and ``--arms``: read a cohort file with its own column
+    names, times in another unit, and name its arms in reports."""
+    opts = [
+        click.option("--column", "columns", multiple=True, metavar="SCHEMA=COLUMN",
+                     help="Map a schema column to the file's own, e.g. --column treatment=chemo "
+                     "--column os_time=dtime (repeatable; adds to [data.columns])."),
+        click.option("--time-unit", type=click.Choice(["days", "weeks", "months", "years"]),
+                     default=None, help="Unit of the file's os_time/pfs_time (converted to "
+                     "months; default: [data] time_unit, else months)."),
+        click.option("--arms", default=None, metavar="TREATED,CONTROL",
+                     help="Names of the arms in reports (treatment = 1, then 0), e.g. "
+                     "--arms 'chemo,no chemo'."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _column_map(items) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InputError(f"--column {item!r}: expected SCHEMA=COLUMN, e.g. --column "
+                             "treatment=chemo (the schema's name, then the file's).")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _arm_pair(value):
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    if len(parts) != 2 or not all(parts) or parts[0] == parts[1]:
+        raise InputError(f"--arms {value!r}: expected two different names, treated then control, "
+                         "e.g. --arms 'chemo,no chemo'.")
+    return tuple(parts)
+
+
+def _configured(config_path, columns=(), time_unit=None, arms=None):
+    """The configuration (file or shipped default) with the command line's data options."""
+    from pydantic import ValidationError
+
+    from .config import DataConfig, load_config
+
+    cfg = load_config(config_path)
+    data = cfg.data.model_dump()
+    data["columns"] = {**data["columns"], **_column_map(columns)}
+    if time_unit:
+        data["time_unit"] = time_unit
+    pair = _arm_pair(arms)
+    if pair:
+        data["arms"] = {"treated": pair[0], "control": pair[1]}
+    try:
+        new = DataConfig.model_validate(data)
+    except ValidationError as exc:  # say which option
+        msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InputError(f"--column / --arms: {msg}.") from None
+    return cfg.model_copy(update={"data": new})
+
+
+def _prior_name(prior, cfg):
+    """A --prior name: the configuration's own priors/ folder first, then the shipped sets."""
+    from .config import resolve_prior_name
+
+    return resolve_prior_name(prior, cfg.folder())
+
+
 @cli.command("check-cohort")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--covariates", help="Comma-separated covariate columns (default: the file's "
               "sidecar list, else every extra column).")
-def check_cohort(file, covariates):
+@click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+              help="Configuration TOML whose [data] column mapping, time unit, arm names and "
+              "covariates apply.")
+@data_options
+def check_cohort(file, covariates, config_path, columns, time_unit, arms):
     """Validate a cohort CSV and print a per-arm summary table."""
     from .schema import load_cohort, summarise_cohort
 
     _settle()
-    cohort = load_cohort(file, _covariate_list(covariates))
+    cfg = _configured(config_path, columns, time_unit, arms)
+    cohort = load_cohort(file, _covariate_list(covariates) or cfg.data.covariates,
+                         **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"
                + (" (SYNTHETIC data, not the study's patients)" if cohort.data_tier == "synthetic"
@@ -196,12 +271,14 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
               help="Folder for index.html and results.csv.")
 @click.option("--strict", is_flag=True, help="Exit with code 1 when any fit fails a "
               "convergence check (the report is still written, with the failures on top).")
-def run_cmd(config_path, out, strict):
+@data_options
+def run_cmd(config_path, out, strict, columns, time_unit, arms):
     """The main job: published-evidence reanalysis plus patient-level models, HTML report."""
     from .pipeline import run_main
 
     _settle()
-    state = run_main(config_path, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    cfg = _configured(config_path, columns, time_unit, arms)
+    state = run_main(cfg, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
     if state.alerts:
         for alert in state.alerts:
             click.echo("warning: " + alert, err=True)
@@ -217,14 +294,15 @@ def run_cmd(config_path, out, strict):
               help="Configuration TOML for the design settings (default: models/main.toml).")
 @click.option("--out", default="reports/design", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the table and figures.")
-def balance(cohort, covariates, config_path, out):
+@data_options
+def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
     """Propensity design only: PS model, matching, weights and covariate balance."""
-    from .paths import default_cohort_path
     from .pipeline import run_balance
 
     _settle()
-    run_balance(cohort or default_cohort_path(), out, covariates=_covariate_list(covariates),
-                config_path=config_path, echo=click.echo)
+    cfg = _configured(config_path, columns, time_unit, arms)
+    run_balance(cohort or cfg.cohort_path(), out, covariates=_covariate_list(covariates),
+                config_path=cfg, echo=click.echo)
 
 
 @cli.command()
@@ -246,17 +324,91 @@ def balance(cohort, covariates, config_path, out):
               "(default: models/main.toml).")
 @click.option("--out", default="reports/sensitivity", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the tables and report.")
+@data_options
 def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, seed, config_path,
-                out):
+                out, columns, time_unit, arms):
     """Prior sensitivity: every prior set and cut-point set, power scaling, tipping points."""
-    from .paths import default_cohort_path
     from .sensitivity import write_sensitivity
 
     _settle()
-    write_sensitivity(cohort or default_cohort_path(), out, endpoints=endpoints or ("os", "pfs"),
-                      prior_names=list(priors) or None, overrides=overrides, threshold=threshold,
-                      seed=seed, covariates=_covariate_list(covariates), config_path=config_path,
+    cfg = _configured(config_path, columns, time_unit, arms)
+    names = [_prior_name(p, cfg) for p in priors] or None
+    if names is None and config_path:  # the configuration's prior family
+        names = list(cfg.priors.published_sets)
+    write_sensitivity(cohort or cfg.cohort_path(), out, endpoints=endpoints or ("os", "pfs"),
+                      prior_names=names, overrides=overrides, threshold=threshold,
+                      seed=seed, covariates=_covariate_list(covariates), config_path=cfg,
                       argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+
+
+@cli.command()
+@click.option("--measure", type=click.Choice(["hr", "or", "rr", "rd"]), default="hr",
+              show_default=True, help="hr/or/rr with --estimate; rd/rr/or with --counts.")
+@click.option("--estimate", type=float, help="The published ratio (HR, OR, RR).")
+@click.option("--ci", type=float, nargs=2, default=None, metavar="LOWER UPPER",
+              help="Its published confidence interval.")
+@click.option("--level", type=float, default=0.95, show_default=True,
+              help="Confidence level of --ci.")
+@click.option("--p-value", "p_value", default=None,
+              help="When no interval was published: e.g. 0.03 or '< 0.001' (a bound is read as "
+              "equal to it: the largest SE consistent with it).")
+@click.option("--se", type=float, default=None, help="SE of the log ratio, if published.")
+@click.option("--counts", type=int, nargs=4, default=None, metavar="R1 N1 R0 N0",
+              help="Responders and patients, treated arm then control arm.")
+@click.option("--n", "n", type=int, nargs=2, default=None, metavar="N1 N0",
+              help="Patients per arm (recorded in results.csv).")
+@click.option("--endpoint", type=click.Choice(["os", "pfs"]), default="os", show_default=True,
+              help="Which HR prior of a set (published.log_hr_os or _pfs).")
+@click.option("--prior", default="reference", show_default=True,
+              help="The main prior set: a shipped name or a TOML file (partial files are "
+              "completed from the reference set).")
+@click.option("--family", "family", multiple=True,
+              help="Prior sets shown side by side (default: reference, skeptical, "
+              "enthusiastic, pessimistic, evidence_based).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a prior parameter, e.g. published.log_hr_os.sigma=0.5.")
+@click.option("--threshold", "thresholds", multiple=True, type=float,
+              help="Report P(effect < threshold) (repeatable; default e.g. 1, 0.8, 0.7 for HR).")
+@click.option("--label", default="", help="Name of the result in the outputs (e.g. the study).")
+@click.option("--published", "published", default=None, type=click.Path(dir_okay=False),
+              help="A published-evidence file in the format of data/published/study.csv: "
+              "every HR and every pair of arm counts in it.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for results.csv and report.html.")
+def reanalyse(measure, estimate, ci, level, p_value, se, counts, n, endpoint, prior, family,
+              overrides, thresholds, label, published, out):
+    """Bayesian reanalysis of any published result (an HR with its CI, or counts)."""
+    from .evidence import reanalyse_file, reanalyse_result, write_reanalysis
+
+    _settle()
+    fam = list(family) or None
+    if published:
+        if estimate is not None or counts is not None:
+            raise InputError("--published: the numbers come from the file; leave out "
+                             "--estimate and --counts.")
+        results = reanalyse_file(published, prior, overrides=overrides, family=fam)
+    else:
+        results = [reanalyse_result(measure, estimate, ci, p_value=p_value, se=se,
+                                    counts=counts, prior=prior, overrides=overrides, family=fam,
+                                    endpoint=endpoint, level=level,
+                                    thresholds=thresholds or None, label=label, n=n)]
+    write_reanalysis(results, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    for res in results:
+        click.echo(repr(res))
+
+
+@cli.command("init")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--cohort", default=None, help="Path of the cohort file to put in main.toml "
+              "(default: cohort.csv in the folder).")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init_cmd(folder, cohort, force):
+    """Write a ready-to-edit analysis folder: main.toml, priors/, README.md."""
+    from .scaffold import write_analysis_folder
+
+    paths = write_analysis_folder(folder, cohort=cohort, force=force)
+    click.echo(f"wrote {len(paths)} files to {folder}: main.toml (edit [data] first), priors/, "
+               f"README.md (what to edit)")
 
 
 ENDPOINTS = ("os", "pfs", "orr")
@@ -288,19 +440,21 @@ def fit_options(endpoint=None, adjust=None):
         ]
         for opt in reversed(opts):
             f = opt(f)
-        return f
+        return data_options(f)
 
     return decorate
 
 
-def _fit(cohort, endpoint, adjust, covariates, prior, overrides, seed, config_path, out):
-    from .paths import default_cohort_path
+def _fit(cohort, endpoint, adjust, covariates, prior, overrides, seed, config_path, out,
+         columns=(), time_unit=None, arms=None):
     from .pipeline import run_fit
 
     _settle()
-    run_fit(cohort or default_cohort_path(), endpoint, adjust, out,
-            covariates=_covariate_list(covariates), prior=prior, overrides=overrides, seed=seed,
-            config_path=config_path, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
+    cfg = _configured(config_path, columns, time_unit, arms)
+    run_fit(cohort or cfg.cohort_path(), endpoint, adjust, out,
+            covariates=_covariate_list(covariates), prior=_prior_name(prior, cfg),
+            overrides=overrides, seed=seed, config_path=cfg, argv=sys.argv,
+            echo=lambda m: click.echo(m, err=True))
 
 
 @cli.command("fit")

@@ -2,6 +2,17 @@
 
 Validated with pydantic; a mistake (unknown key, wrong type, impossible value) becomes an
 :class:`~bayes_haic.errors.InputError` naming the file, the key and the expected form.
+
+Without ``--config`` the shipped default is used (``models/main.toml`` in a checkout, the same
+file as package data after ``pip install``; :mod:`bayes_haic.paths`). Relative paths in a
+configuration file are resolved against the current folder if they exist there, then against
+the configuration file's own folder, then against the shipped files (so the default
+``data/synthetic/cohort.csv`` works anywhere). Prior sets named in ``[priors]`` are looked up in
+``<config folder>/priors/`` first, then among the shipped sets.
+
+``[data.columns]`` maps the schema's column names to a cohort file's own (``treatment =
+"chemo"``), ``[data] time_unit`` converts its times to months, and ``[data.arms]`` names the
+arms in reports (:class:`DataConfig`).
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
-from .paths import project_root
+from .paths import models_dir, priors_dir, shipped
 from .sampling import DEFAULT_SEED, SamplerSettings
 
 Strategy = Literal["none", "ps_covariate", "iptw", "psm", "covariates"]
@@ -23,12 +34,43 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+TimeUnit = Literal["days", "weeks", "months", "years"]
+
+
+class ArmLabels(_Strict):
+    """Names of the arms in reports: ``treated`` is treatment = 1, ``control`` treatment = 0."""
+
+    treated: str = Field(min_length=1, max_length=60)
+    control: str = Field(min_length=1, max_length=60)
+
+
 class DataConfig(_Strict):
     cohort: str = "data/synthetic/cohort.csv"
     covariates: list[str] | None = None  # None: the cohort sidecar's list
     # a cohort written by `bayes-haic reconstruct` from the study's published Kaplan-Meier
     # figures (e.g. its PSM OS and PFS curves); "" = none. Adds a reconstructed-data section.
     reconstructed: str = ""
+    # schema column -> the cohort file's own column, e.g. {"treatment": "chemo", "os_time": "dtime"}
+    columns: dict[str, str] = {}
+    time_unit: TimeUnit = "months"  # unit of os_time / pfs_time in the file (converted to months)
+    arms: ArmLabels | None = None  # None: the cohort sidecar's names, else defaults
+
+    @field_validator("columns")
+    @classmethod
+    def _schema_columns(cls, v):
+        from .schema import REQUIRED_COLUMNS
+
+        unknown = [k for k in v if k not in REQUIRED_COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown schema column(s) {', '.join(map(repr, unknown))}; the keys "
+                             f"are the schema's names ({', '.join(REQUIRED_COLUMNS)}) and the "
+                             "values your file's column names, e.g. treatment = \"chemo\"")
+        return v
+
+    def cohort_options(self) -> dict:
+        """Keyword arguments of :func:`bayes_haic.schema.load_cohort` from this table."""
+        return {"columns": dict(self.columns), "time_unit": self.time_unit,
+                "arms": (self.arms.treated, self.arms.control) if self.arms else None}
 
 
 class DesignConfig(_Strict):
@@ -107,9 +149,22 @@ class MainConfig(_Strict):
     sampler: SamplerConfig = SamplerConfig()
     source: str = ""
 
+    def folder(self) -> Path | None:
+        """The folder of the configuration file (None for a configuration built in memory)."""
+        return Path(self.source).parent if self.source else None
+
     def cohort_path(self) -> Path:
+        """The cohort file: absolute, or relative to the current folder, the configuration
+        file's folder, or the shipped files (in that order; the first that exists)."""
         p = Path(self.data.cohort)
-        return p if p.is_absolute() or p.exists() else project_root() / p
+        if p.is_absolute() or p.exists():
+            return p
+        folder = self.folder()
+        if folder is not None and (folder / p).exists():
+            return folder / p
+        if p.parts and p.parts[0] in ("data", "models") and shipped(p).exists():
+            return shipped(p)
+        return folder / p if folder is not None else p  # missing: named where it was expected
 
     def reconstructed_path(self) -> Path | None:
         """The ``[data] reconstructed`` cohort file (None when not configured)."""
@@ -120,11 +175,28 @@ class MainConfig(_Strict):
 
 
 def default_config_path() -> Path:
-    return project_root() / "models" / "main.toml"
+    """The shipped default configuration (``models/main.toml``, or its installed copy)."""
+    return models_dir() / "main.toml"
 
 
-def load_config(path: str | Path | None = None) -> MainConfig:
-    """Read and validate an analysis configuration file (default ``models/main.toml``)."""
+def resolve_prior_name(name: str, folder: str | Path | None) -> str:
+    """A prior set's name as given (``skeptical``) or its file in ``folder/priors/`` when there
+    is one there and that folder is not the shipped one; paths are returned unchanged."""
+    p = Path(name)
+    if folder is None or p.suffix == ".toml" or p.exists() or len(p.parts) != 1:
+        return name
+    own = Path(folder) / "priors"
+    candidate = own / f"{name}.toml"
+    if candidate.is_file() and own.resolve() != priors_dir().resolve():
+        return str(candidate)
+    return name
+
+
+def load_config(path: str | Path | MainConfig | None = None) -> MainConfig:
+    """Read and validate an analysis configuration file (default: the shipped
+    ``models/main.toml``). A :class:`MainConfig` is returned as it is."""
+    if isinstance(path, MainConfig):
+        return path
     path = Path(path) if path else default_config_path()
     if not path.is_file():
         raise InputError(f"{path}: no such configuration file; expected a TOML file like "
@@ -142,4 +214,9 @@ def load_config(path: str | Path | None = None) -> MainConfig:
             for e in exc.errors()
         )
         raise InputError(f"{path}: {problems}.") from None
-    return cfg.model_copy(update={"source": str(path)})
+    # prior sets named in the file: the configuration's own priors/ folder first
+    folder = path.parent
+    pri = cfg.priors.model_copy(update={
+        "set": resolve_prior_name(cfg.priors.set, folder),
+        "published_sets": [resolve_prior_name(n, folder) for n in cfg.priors.published_sets]})
+    return cfg.model_copy(update={"source": str(path), "priors": pri})

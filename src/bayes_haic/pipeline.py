@@ -131,7 +131,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 
     # 2. the cohort and its propensity design
     progress.step("cohort: validation and propensity design")
-    cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates)
+    cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
     refuse_reconstructed_main(cfg, cohort)
     state.cohort = cohort
     design = analysis.make_design(cohort, cfg.design)
@@ -293,9 +293,9 @@ def cohort_section(cohort: Cohort) -> rp.Section:
                         "data.", "warning"))
     else:
         sec.add(rp.Text(
-            f"{cohort.name} is a user-supplied cohort (tier 'user'). The report names the arms as "
-            "in the study: 'HAIC-LEN-P' is every patient with treatment = 1 and 'LEN-P' every "
-            "patient with treatment = 0, whatever the treatments of this cohort are.", "note"))
+            f"{cohort.name} is a user-supplied cohort (tier 'user'). The report names the arms "
+            f"'{cohort.arms[0]}' (every patient with treatment = 1) and '{cohort.arms[1]}' "
+            "(treatment = 0); set the names with [data.arms] or --arms.", "note"))
     table = summarise_cohort(cohort)
     sec.add(rp.Table(table, f"{cohort.name}: per-arm summary (Kaplan-Meier medians in months)",
                      index=True))
@@ -312,13 +312,13 @@ def design_section(cohort: Cohort, design) -> rp.Section:
         f"Propensity score: logistic regression (maximum likelihood) of treatment on "
         f"{', '.join(design.covariates)}. IPTW: {s['weights_estimand']} weights"
         f"{' (stabilised)' if s['weights_stabilized'] else ''}; Kish effective sample size "
-        f"{s['ess_treated']:.1f} (HAIC-LEN-P) and {s['ess_control']:.1f} (LEN-P). Matching: 1:1 "
+        f"{s['ess_treated']:.1f} ({cohort.arms[0]}) and {s['ess_control']:.1f} ({cohort.arms[1]}). Matching: 1:1 "
         f"nearest neighbour on the logit PS without replacement, caliper {s['caliper_sd']:g} SD "
         f"({s['caliper_logit']:.3f} on the logit scale): {s['n_pairs']} pairs, "
         f"{s['n_unmatched_treated']} treated patients unmatched. The study's published PSM set "
         "had 55 pairs (derived from its ORR percentages, not stated)."))
     sec.add(rp.Table(design.ps_fit.summary(), "Propensity-score model coefficients (log-odds "
-                     "of HAIC-LEN-P)", index=True))
+                     f"of {cohort.arms[0]})", index=True))
     sec.add(rp.Table(compact_balance(design.balance), "Balance: standardised mean differences "
                      "(* = |SMD| > 0.1) and variance ratios (continuous covariates), before "
                      "adjustment, in the matched set and under the IPT weights "
@@ -326,9 +326,17 @@ def design_section(cohort: Cohort, design) -> rp.Section:
     sec.add(rp.Figure.from_matplotlib(balance.love_plot(design.balance),
                                       "Love plot: absolute SMD per covariate."))
     t = cohort.frame["treatment"].to_numpy()
-    sec.add(rp.Figure.from_matplotlib(balance.overlap_plot(design.ps_fit.ps, t),
+    sec.add(rp.Figure.from_matplotlib(balance.overlap_plot(design.ps_fit.ps, t,
+                                                           arm_labels=_arm_labels(cohort)),
                                       "Propensity-score overlap by arm."))
     return sec
+
+
+def _arm_labels(cohort: Cohort):
+    """``{1: treated name, 0: control name}`` for a cohort with its own arm names, else None."""
+    from .schema import STUDY_ARMS
+
+    return None if tuple(cohort.arms) == STUDY_ARMS else {1: cohort.arms[0], 0: cohort.arms[1]}
 
 
 def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
@@ -396,8 +404,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
             "HR (95% CrI)": _fmt_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": rp.format_probability(hr["probability"]),
             "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
-            "median HAIC-LEN-P": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
-            "median LEN-P": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
+            f"median {cohort.arms[0]}": _fmt_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
+            f"median {cohort.arms[1]}": _fmt_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "RMST difference at 24 mo": _fmt_ci(rd["median"], rd["lower"], rd["upper"], 1),
         })
         notes.append(f"{label(strategy)}: "
@@ -417,12 +425,12 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
         panels.append((km_frame, draws, label(strategy), km_weights))
     if panels:
         sec.add(rp.Figure.from_matplotlib(
-            plots.km_panels(panels, endpoint),
+            plots.km_panels(panels, endpoint, arm_names=cohort.arms),
             f"{name}: Kaplan-Meier estimate per arm (steps; IPT-weighted ({est}) for IPTW, the "
             "matched set for PS matching, else the whole cohort) and the model's posterior "
             "survival (dashed line, 95% band), one panel per adjustment strategy."))
     sec.blocks.insert(0, rp.Table(pd.DataFrame(rows), f"{name}: posterior median hazard ratio "
-                                  "(HAIC-LEN-P vs LEN-P) with 95% credible interval, medians "
+                                  f"({cohort.arms[0]} vs {cohort.arms[1]}) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
     for i, note in enumerate(notes):
         sec.blocks.insert(1 + i, rp.Text(note, "note"))
@@ -470,8 +478,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
         s = response.response_summary(idata)
         rows.append({
             "adjustment": label(strategy),
-            "ORR HAIC-LEN-P": _fmt_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
-            "ORR LEN-P": _fmt_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
+            f"ORR {cohort.arms[0]}": _fmt_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
+            f"ORR {cohort.arms[1]}": _fmt_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
             "risk difference": _fmt_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": _fmt_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
             "P(RD > 0)": rp.format_probability(s["p_rd_above_0"]),
@@ -481,11 +489,11 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
         notes.append(f"{label(strategy)}: {idata.attrs.get('estimand_detail', '')}; "
                      f"{idata.attrs.get('method', '')}.")
     sec.add(rp.Table(pd.DataFrame(rows), "Marginal response probabilities and contrasts "
-                     "(posterior median, 95% CrI); not evaluable: HAIC-LEN-P / LEN-P"))
+                     f"(posterior median, 95% CrI); not evaluable: {cohort.arms[0]} / {cohort.arms[1]}"))
     sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
-            response.plot_rd({label(k): v for k, v in fits.items()}),
+            response.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms),
             "Posterior of the ORR risk difference by adjustment strategy."))
     return sec
 
@@ -577,7 +585,7 @@ def summary_section(state: RunState, published) -> rp.Section:
 def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.Section:
     sec = rp.Section("methods", "Methods (from the effective configuration)", nav="Methods")
     sec.add(rp.Text(f"Data: {cohort.name} (tier '{cohort.data_tier}'), {cohort.n_treated} "
-                    f"HAIC-LEN-P and {cohort.n_control} LEN-P patients; covariates for the "
+                    f"{cohort.arms[0]} and {cohort.n_control} {cohort.arms[1]} patients; covariates for the "
                     f"propensity score and covariate adjustment: "
                     f"{', '.join(cohort.covariates) or '(none)'}."))
     sec.add(rp.Text(
@@ -792,7 +800,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     if seed is not None:
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
-    cohort = load_cohort(cohort_path, covariates)
+    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
     reconstruct.check_strategy(cohort, adjust, endpoint)  # tier 'reconstructed': none only
     cohort = reconstruct.for_endpoint(cohort, endpoint)
     t0 = time.perf_counter()
@@ -855,13 +863,14 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
     from . import analysis, balance
 
     cfg = load_config(config_path)
-    cohort = load_cohort(cohort_path, covariates)
+    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
     design = analysis.make_design(cohort, cfg.design)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = {
         "love_plot.png": balance.love_plot(design.balance),
-        "ps_overlap.png": balance.overlap_plot(design.ps_fit.ps, cohort.frame["treatment"].to_numpy()),
+        "ps_overlap.png": balance.overlap_plot(design.ps_fit.ps, cohort.frame["treatment"].to_numpy(),
+                                               arm_labels=_arm_labels(cohort)),
     }
     for name, fig in figures.items():
         atomic_write(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=160,

@@ -9,34 +9,37 @@ ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
 ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
 
 
-def km_panels(panels, endpoint: str, ncol: int = 3) -> Figure:
+def km_panels(panels, endpoint: str, ncol: int = 3, arm_names=None) -> Figure:
     """Small multiples of :func:`km_vs_model`: ``panels`` is a list of ``(frame, draws, title,
-    weights)``, one panel each."""
+    weights)``, one panel each; ``arm_names`` = (treated, control) names in the legend."""
     n = len(panels)
     ncol = min(ncol, n)
     nrow = -(-n // ncol)
     fig = Figure(figsize=(4.2 * ncol, 3.3 * nrow), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
     for ax, (frame, draws, title, weights) in zip(axes, panels):
-        _km_vs_model(ax, frame, endpoint, draws, title, weights)
+        _km_vs_model(ax, frame, endpoint, draws, title, weights, arm_names)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig
 
 
-def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None) -> Figure:
+def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None,
+                arm_names=None) -> Figure:
     """Kaplan-Meier curves per arm (steps) over the model's posterior survival (median line and
     95% band) from ``draws`` (the ``survival`` variable of
     :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months).
-    ``weights`` (one per row of ``frame``) give weighted Kaplan-Meier curves, e.g. for IPTW."""
+    ``weights`` (one per row of ``frame``) give weighted Kaplan-Meier curves, e.g. for IPTW.
+    ``arm_names``: (treated, control) names in the legend (default HAIC-LEN-P, LEN-P)."""
     fig = Figure(figsize=(6.5, 4), layout="constrained")
-    _km_vs_model(fig.add_subplot(), frame, endpoint, draws, title, weights)
+    _km_vs_model(fig.add_subplot(), frame, endpoint, draws, title, weights, arm_names)
     return fig
 
 
-def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
+def _km_vs_model(ax, frame, endpoint, draws, title, weights, arm_names=None) -> None:
     from .checks import kaplan_meier
 
+    names = dict(zip(("treated", "control"), arm_names)) if arm_names else ARM_NAMES
     surv = draws["survival"]
     times = surv["time"].values
     for arm, code in (("treated", 1), ("control", 0)):
@@ -51,7 +54,7 @@ def _km_vs_model(ax, frame, endpoint, draws, title, weights) -> None:
         # the package's (weighted) product-limit estimator, checked against lifelines in tests
         ts, sf = kaplan_meier(g[f"{endpoint}_time"].to_numpy(), g[f"{endpoint}_event"].to_numpy(), w)
         ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.6,
-                label=f"{ARM_NAMES[arm]} (n = {len(g)}): Kaplan-Meier")
+                label=f"{names[arm]} (n = {len(g)}): Kaplan-Meier")
     ax.plot([], [], color="grey", ls="--", label="model: posterior median, 95% band")
     ax.set_xlim(0, times.max())
     ax.set_ylim(0, 1.02)

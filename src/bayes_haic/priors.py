@@ -17,7 +17,12 @@ which is ``Normal(mu = log(median_ratio), sigma = |log(tail_ratio / median_ratio
 ``z`` the upper ``tail_prob`` quantile of N(0, 1); the tail is the side of ``tail_ratio`` away
 from the median. :data:`RATIO_FORM` names the keys.
 
-Every set defines every key in :data:`REQUIRED_KEYS`. ``survival.log_hr`` is the treatment
+A complete set defines every key in :data:`REQUIRED_KEYS`. A **partial** prior file defines
+only the keys it changes; the others are taken, key by key, from its base set: the file's
+``base`` (a name or path; default ``reference``), looked up first in the file's own folder,
+then among the shipped sets. The loaded :class:`PriorSet` is always complete (the effective
+set, recorded with every result); :attr:`PriorSet.inherited` lists the keys that came from
+the base. ``survival.log_hr`` is the treatment
 log-HR prior of the patient-level OS and PFS models; a set may give one endpoint its own prior
 with ``survival.log_hr_os`` or ``survival.log_hr_pfs`` (:data:`OPTIONAL_KEYS`,
 :meth:`PriorSet.log_hr_key`), e.g. an evidence-based set built from separate OS and PFS
@@ -153,6 +158,8 @@ class PriorSet:
     source: str
     sections: dict  # section -> {key: Prior}
     overrides: tuple = ()
+    base: str = ""  # file the keys this set does not define came from ("" for a complete file)
+    inherited: tuple = ()  # "section.key" taken from ``base``
 
     def get(self, dotted: str) -> Prior:
         """The prior at ``"section.key"``, e.g. ``prior_set.get("survival.log_hr")``."""
@@ -175,8 +182,14 @@ class PriorSet:
         return [f"{s}.{k}" for s, d in self.sections.items() for k in d]
 
     def table(self) -> list[dict]:
-        """Rows ``{"parameter", "prior"}`` for reports and provenance."""
-        return [{"parameter": k, "prior": str(self.get(k))} for k in self.keys()]
+        """Rows ``{"parameter", "prior"}`` for reports and provenance (the effective set; for
+        a partial file also ``"from"``: this file or its base set)."""
+        if not self.inherited:
+            return [{"parameter": k, "prior": str(self.get(k))} for k in self.keys()]
+        base = Path(self.base).name
+        return [{"parameter": k, "prior": str(self.get(k)),
+                 "from": base if k in self.inherited else Path(self.source).name}
+                for k in self.keys()]
 
     def label(self) -> str:
         """Name recorded with every result, e.g. ``reference`` or ``reference+overrides``."""
@@ -192,7 +205,7 @@ class PriorSet:
         sections = {s: dict(d) for s, d in self.sections.items()}
         sections[section][key] = prior
         return PriorSet(self.name, self.description, self.source, sections,
-                        self.overrides + (f"{dotted}={prior}",))
+                        self.overrides + (f"{dotted}={prior}",), self.base, self.inherited)
 
 
 def _parse_prior(raw, where: str) -> Prior:
@@ -272,28 +285,95 @@ def shipped_prior_names() -> list[str]:
     return [n for n in order if n in names] + [n for n in names if n not in order]
 
 
-def resolve_prior_path(name_or_path: str | Path) -> Path:
-    """A prior set's file: a path to a ``.toml`` file, or a name of a file in ``models/priors/``."""
+def resolve_prior_path(name_or_path: str | Path, folders=()) -> Path:
+    """A prior set's file: a path to a ``.toml`` file (as given), else the name of a file in
+    one of ``folders`` (first hit), else in the shipped ``models/priors/``."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         return p
+    for folder in folders:
+        candidate = Path(folder) / f"{name_or_path}.toml"
+        if candidate.is_file():
+            return candidate
     return priors_dir() / f"{name_or_path}.toml"
 
 
-def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> PriorSet:
-    """Load and validate a prior set; apply ``overrides`` like ``"survival.log_hr.sigma=1.0"``."""
-    path = resolve_prior_path(name_or_path)
+def _read_toml(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: not valid TOML ({exc}).") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text file; expected a TOML prior file.") from None
+
+
+def _is_complete(raw: dict) -> bool:
+    return all(isinstance(raw.get(s), dict) and all(k in raw[s] for k in keys)
+               for s, keys in REQUIRED_KEYS.items())
+
+
+def _with_base(raw: dict, path: Path, seen=()) -> tuple[dict, str, tuple, dict]:
+    """Fill the keys a partial file leaves out from its base set (key by key). Returns the
+    merged raw tables, the base file ("" if none was needed), the inherited keys and, for each
+    inherited key, the file it came from."""
+    base = raw.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise InputError(f"{path}: 'base' must be the name or path of a prior set; found {base!r}.")
+    if base is None and _is_complete(raw):
+        return raw, "", (), {}
+    if base is None:
+        if path.stem == "reference":  # the reference set itself must be complete
+            return raw, "", (), {}
+        base = "reference"
+    bp = Path(base)
+    if bp.suffix == ".toml" or len(bp.parts) > 1:  # a path: relative to this file's folder
+        base_path = bp if bp.is_absolute() else path.parent / bp
+    else:  # a name: this file's folder, then the shipped sets
+        own = path.parent / f"{base}.toml"
+        base_path = own if own.is_file() and own.resolve() != path.resolve() \
+            else priors_dir() / f"{base}.toml"
+    if base_path.resolve() == path.resolve() or base_path.resolve() in seen:
+        raise InputError(f"{path}: 'base' = {base!r} refers back to this file; name another "
+                         "prior set (e.g. base = \"reference\").")
+    if not base_path.is_file():
+        raise InputError(f"{path}: base prior set {base!r} not found ({base_path}); give the name "
+                         f"of a shipped set ({', '.join(shipped_prior_names())}) or a path.")
+    parent = copy.deepcopy(_read_toml(base_path))
+    parent, _, _, origin = _with_base(parent, base_path, seen + (path.resolve(),))
+    merged = {k: v for k, v in raw.items() if k in ("name", "description")}
+    inherited, origins = [], {}
+    for section in list(REQUIRED_KEYS) + [s for s in raw if s not in REQUIRED_KEYS]:
+        own = raw.get(section)
+        theirs = parent.get(section) if isinstance(parent.get(section), dict) else {}
+        if section not in raw and not theirs:
+            continue
+        if own is not None and not isinstance(own, dict):
+            merged[section] = own  # reported when the sections are checked
+            continue
+        table = dict(own or {})
+        for key, value in theirs.items():
+            if key not in table:
+                table[key] = value
+                inherited.append(f"{section}.{key}")
+                origins[f"{section}.{key}"] = origin.get(f"{section}.{key}", base_path)
+        merged[section] = table
+    return merged, str(base_path), tuple(inherited), origins
+
+
+def load_prior_set(name_or_path: str | Path = "reference", overrides=(), folders=()) -> PriorSet:
+    """Load and validate a prior set; apply ``overrides`` like ``"survival.log_hr.sigma=1.0"``.
+
+    ``name_or_path`` is a path to a TOML file, or a name looked up in ``folders`` and then among
+    the shipped sets. A partial file is completed from its base set (module docstring)."""
+    path = resolve_prior_path(name_or_path, folders)
     if not path.is_file():
         available = sorted(q.stem for q in priors_dir().glob("*.toml"))
         raise InputError(
             f"{path}: prior set not found; give a path to a .toml file or one of the shipped "
             f"names: {', '.join(available) or '(none found)'}."
         )
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML ({exc}).") from None
-    raw = copy.deepcopy(raw)
+    raw = copy.deepcopy(_read_toml(path))
+    raw, base, inherited, origins = _with_base(raw, path)
     for item in overrides:
         _apply_override(raw, item, path)
     name = raw.pop("name", path.stem)
@@ -318,7 +398,8 @@ def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> Prio
                 + "."
             )
         sections[section] = {
-            k: _parse_prior(v, f"{path}: key '{section}.{k}'" + _overridden(overrides, section, k))
+            k: _parse_prior(v, f"{origins.get(f'{section}.{k}', path)}: key '{section}.{k}'"
+                            + _overridden(overrides, section, k))
             for k, v in entries.items()
         }
     for section, keys in REQUIRED_KEYS.items():
@@ -326,9 +407,10 @@ def load_prior_set(name_or_path: str | Path = "reference", overrides=()) -> Prio
         if missing:
             raise InputError(
                 f"{path}: [{section}] is missing {', '.join(section + '.' + k for k in missing)}; "
-                "every prior set defines every prior the models use."
+                "every prior set defines every prior the models use (a partial file takes the "
+                "others from its base set, but the reference set itself must be complete)."
             )
-    return PriorSet(name, description, str(path), sections, tuple(overrides))
+    return PriorSet(name, description, str(path), sections, tuple(overrides), base, inherited)
 
 
 def _overridden(overrides, section: str, key: str) -> str:

@@ -9,7 +9,8 @@ implied by "P < 0.001"). Columns:
 ``measure``       what it is: one of :data:`MEASURES` (``median_os``, ``hr_os``, ``orr``, ...)
 ``endpoint``      ``os``, ``pfs``, ``orr``, ``safety`` or ``cohort``
 ``analysis_set``  ``all`` (before adjustment), ``PSM``, ``IPTW`` or ``not_stated``
-``arm``           ``HAIC-LEN-P``, ``LEN-P`` or ``contrast`` (a between-arm quantity)
+``arm``           ``HAIC-LEN-P``, ``LEN-P`` or ``contrast`` (a between-arm quantity); another
+                  study's file names its arms ``treated`` and ``control``
 ``value``         the number (empty only for a qualitative statement such as the AE result)
 ``lower, upper``  published 95% confidence interval, empty when none was published
 ``unit``          ``months``, ``ratio``, ``percent``, ``patients``, ``log_ratio`` or ``none``
@@ -67,7 +68,8 @@ MEASURES: dict[str, str] = {
 }
 ENDPOINTS = ("os", "pfs", "orr", "dcr", "safety", "cohort")
 ANALYSIS_SETS = ("all", "PSM", "IPTW", "not_stated")
-ARMS = ("HAIC-LEN-P", "LEN-P", "contrast")
+# this study's arm names; any other study's file uses the generic "treated" / "control"
+ARMS = ("HAIC-LEN-P", "LEN-P", "contrast", "treated", "control")
 TREATED, CONTROL = "HAIC-LEN-P", "LEN-P"
 PROVENANCE = ("verbatim", "derived")
 # measures that may be qualitative (value left empty)

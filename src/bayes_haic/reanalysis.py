@@ -71,7 +71,7 @@ import pandas as pd
 from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
-from .paths import priors_dir, project_root
+from .paths import display_path, priors_dir
 from .priors import Prior, PriorSet, as_prior_set
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
 from .results import result_row
@@ -546,10 +546,7 @@ def hr_model(y: float, se: float, prior: Prior):
 
 
 def _source_label(evidence: PublishedEvidence) -> str:
-    try:
-        return str(Path(evidence.source).resolve().relative_to(project_root().resolve()))
-    except ValueError:
-        return evidence.source
+    return display_path(evidence.source)
 
 
 @dataclass(frozen=True)

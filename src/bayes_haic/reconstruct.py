@@ -701,7 +701,7 @@ def write_reconstruction(recs: list[Reconstruction], out, *, figure: str = "",
 # ------------------------------------------------------------------------------ using it
 
 
-def load_reconstructed(path, raw: pd.DataFrame, meta: dict, data: bytes, covariates=None):
+def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covariates=None):
     """Validate a cohort file of tier ``reconstructed`` (read as text by
     :func:`bayes_haic.schema.load_cohort`): each row belongs to one endpoint of the sidecar's
     ``endpoints`` (its time and event filled, the other endpoint's empty); no covariates, no
@@ -754,7 +754,7 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, data: bytes, covaria
                                  f"= {arm} ({label}); expected both arms for every endpoint of "
                                  "the sidecar.")
     out["treatment"] = out["treatment"].astype(int)
-    return Cohort(out, [], str(path), "reconstructed", hashlib.sha256(data).hexdigest(), meta)
+    return Cohort(out, [], str(path), "reconstructed", digest, meta)
 
 
 def for_endpoint(cohort, endpoint: str):

@@ -546,9 +546,10 @@ def response_rows(idata: az.InferenceData, data_tier: str, source: str, *,
     return rows
 
 
-def plot_rd(fits, labels=None):
+def plot_rd(fits, labels=None, arm_names=None):
     """Posterior density of the ORR risk difference for one fit or several (dict label -> idata,
-    or a list with ``labels``); lines at 0 and at the clinically important 0.2."""
+    or a list with ``labels``); lines at 0 and at the clinically important 0.2. ``arm_names``:
+    (treated, control) names on the axis (default HAIC-LEN-P, LEN-P)."""
     from matplotlib.figure import Figure
     from scipy.stats import gaussian_kde
 
@@ -571,7 +572,8 @@ def plot_rd(fits, labels=None):
         )
     from .plots import finish_rd_axes
 
-    finish_rd_axes(ax, "ORR risk difference, HAIC-LEN-P - LEN-P (marginal)", IMPORTANT_RD)
+    treated, control = arm_names or ("HAIC-LEN-P", "LEN-P")
+    finish_rd_axes(ax, f"ORR risk difference, {treated} - {control} (marginal)", IMPORTANT_RD)
     return fig
 
 

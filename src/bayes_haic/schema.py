@@ -9,9 +9,22 @@ A cohort file is a CSV with one row per patient and the columns
 ``os_event``    1 = death observed, 0 = censored
 ``pfs_time``    progression-free survival time, months (>= 0, never after ``os_time``)
 ``pfs_event``   1 = progression or death observed, 0 = censored
-``response``    objective response (1/0); empty = not evaluable (empty in every row:
-                a cohort without response data, for the survival analyses only)
+``response``    objective response (1/0); empty = not evaluable (empty in every row,
+                or no ``response`` column at all: a cohort without response data, for
+                the survival analyses only)
 ==============  ==============================================================
+
+A file with its own column names is read through a **column mapping** (schema name -> the
+file's name, e.g. ``{"treatment": "chemo", "os_time": "dtime"}``; ``[data.columns]`` in a
+configuration, ``--column treatment=chemo`` on the command line, ``columns=`` in the Python API),
+and times in another unit are converted to months (``time_unit``: ``days`` (x 12/365.25),
+``weeks``, ``months``, ``years``). Both are applied once, here, so the rest of the code sees the
+schema's names in months; error messages name the file's own columns. A data frame is read the
+same way by :func:`cohort_from_frame`.
+
+The arms are named in reports by ``arms`` (treated, control): given by configuration, else the
+sidecar's ``"arms"`` (``{"treated": ..., "control": ...}``), else HAIC-LEN-P / LEN-P for the
+study's own (synthetic) cohort, else "treated" / "control".
 
 plus any baseline covariate columns (numeric, no missing values), chosen by configuration: the
 ``--covariates`` option, else the ``covariates`` list of a sidecar file ``<cohort>.meta.json``,
@@ -26,9 +39,11 @@ message naming the file, the column, the lines (line 1 is the header) and what w
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +54,12 @@ from .errors import InputError, describe_rows
 
 REQUIRED_COLUMNS = ["id", "treatment", "os_time", "os_event", "pfs_time", "pfs_event", "response"]
 ARM_LABELS = {1: "HAIC-LEN-P", 0: "LEN-P"}
+STUDY_ARMS = ("HAIC-LEN-P", "LEN-P")  # (treated, control): the study's own files
+GENERIC_ARMS = ("treated", "control")  # a user's cohort without arm names
+# months per unit of a cohort file's times
+TIME_UNITS = {"days": 12 / 365.25, "weeks": 7 * 12 / 365.25, "months": 1.0, "years": 12.0}
+# how rows are named in messages: ("line", 2) for a file (line 1 = header), ("row", 1) for a frame
+_ROW_STYLE = contextvars.ContextVar("row_style", default=("line", 2))
 # PFS may exceed OS by rounding only (months)
 TIME_TOLERANCE = 1e-6
 
@@ -53,6 +74,13 @@ class Cohort:
     data_tier: str  # "synthetic", "user" or "reconstructed"
     sha256: str
     meta: dict = field(default_factory=dict)
+    arms: tuple = STUDY_ARMS  # report names of (treatment = 1, treatment = 0)
+    columns: dict = field(default_factory=dict)  # schema name -> the file's column, if mapped
+    time_unit: str = "months"  # unit of the file's times (converted to months on loading)
+
+    def arm_label(self, arm) -> str:
+        """The report name of an arm: ``1``/``"treated"`` or ``0``/``"control"``."""
+        return self.arms[0] if arm in (1, "treated") else self.arms[1]
 
     @property
     def name(self) -> str:
@@ -98,8 +126,15 @@ def read_sidecar(path: str | Path) -> dict:
 
 
 def _lines(mask: pd.Series) -> list[int]:
-    """File line numbers (header = line 1) of the True entries of a row mask."""
-    return [int(i) + 2 for i in np.flatnonzero(np.asarray(mask))]
+    """File line numbers (header = line 1) of the True entries of a row mask (for a data frame:
+    1-based row positions)."""
+    offset = _ROW_STYLE.get()[1]
+    return [int(i) + offset for i in np.flatnonzero(np.asarray(mask))]
+
+
+def _where(mask) -> str:
+    """``lines 3, 7`` (a file) or ``rows 2, 6`` (a data frame) for a row mask."""
+    return describe_rows(_lines(mask)).replace("row", _ROW_STYLE.get()[0])
 
 
 def _numeric(raw: pd.DataFrame, col: str, path: Path, expected: str) -> pd.Series:
@@ -109,14 +144,14 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path, expected: str) -> pd.Serie
     if bad.any():
         examples = ", ".join(repr(v) for v in text[bad].unique()[:3])
         raise InputError(
-            f"{path}: column '{col}', {describe_rows(_lines(bad)).replace('row', 'line')}: expected "
+            f"{path}: column '{col}', {_where(bad)}: expected "
             f"{expected}; found {examples}."
         )
     return values
 
 
 def _fail(path, col, mask, expected, found=None):
-    where = describe_rows(_lines(mask)).replace("row", "line")
+    where = _where(mask)
     extra = f"; found {found}" if found else ""
     raise InputError(f"{path}: column '{col}', {where}: expected {expected}{extra}.")
 
@@ -140,11 +175,14 @@ def _with_suggestions(names, available, phrase: str) -> str:
     return ", ".join(out)
 
 
-def load_cohort(path: str | Path, covariates=None) -> Cohort:
+def load_cohort(path: str | Path, covariates=None, *, columns=None, time_unit: str = "months",
+                arms=None) -> Cohort:
     """Read and validate a cohort CSV; returns a :class:`Cohort` with typed columns.
 
     ``covariates`` is a list of column names (or a comma-separated string); ``None`` takes the
-    sidecar's list, else every column beyond the required ones.
+    sidecar's list, else every column beyond the required ones. ``columns`` maps schema names to
+    the file's own (``{"treatment": "chemo"}``), ``time_unit`` is the unit of the file's times
+    (converted to months), ``arms`` the report names of (treated, control).
     """
     path = Path(path)
     if not path.is_file():
@@ -155,21 +193,110 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as a CSV file ({exc}).") from None
+    return _validate(raw, path, hashlib.sha256(data).hexdigest(), read_sidecar(path), covariates,
+                     columns, time_unit, arms)
+
+
+def cohort_from_frame(frame: pd.DataFrame, covariates=None, *, columns=None,
+                      time_unit: str = "months", arms=None, name: str = "data frame",
+                      data_tier: str = "user") -> Cohort:
+    """A validated :class:`Cohort` from a pandas DataFrame (the Python API's route in).
+
+    The same checks and options as :func:`load_cohort`; messages name ``name``, the frame's own
+    columns and 1-based row positions. Missing values may be NaN/None or empty strings.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise InputError(f"{name}: expected a pandas DataFrame with one row per patient; "
+                         f"found {type(frame).__name__}.")
+
+    def text(v):
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return ""
+        if isinstance(v, (bool, np.bool_)):
+            return str(int(v))
+        return str(v)
+
+    raw = pd.DataFrame({str(c): [text(v) for v in frame[c]] for c in frame.columns})
+    digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
+    token = _ROW_STYLE.set(("row", 1))
+    try:
+        return _validate(raw, name, digest, {"data_tier": data_tier}, covariates, columns,
+                         time_unit, arms)
+    finally:
+        _ROW_STYLE.reset(token)
+
+
+def _apply_columns(raw: pd.DataFrame, path, columns: dict) -> pd.DataFrame:
+    """Rename the file's own columns to the schema's (``columns``: schema -> file)."""
+    if not columns:
+        return raw
+    unknown = [k for k in columns if k not in REQUIRED_COLUMNS]
+    if unknown:
+        raise InputError(
+            f"column mapping: unknown schema column(s) {', '.join(map(repr, unknown))}; map the "
+            f"schema's names ({', '.join(REQUIRED_COLUMNS)}) to {path}'s own, e.g. "
+            "treatment=chemo.")
+    absent = [(k, v) for k, v in columns.items() if v not in raw.columns]
+    if absent:
+        hints = "; ".join(f"{k} -> '{v}'" + (f" (did you mean '{c[0]}'?)" if (
+            c := difflib.get_close_matches(v, list(raw.columns), n=1, cutoff=0.6)) else "")
+            for k, v in absent)
+        raise InputError(f"{path}: the column mapping names column(s) the file does not have: "
+                         f"{hints}; found {', '.join(map(repr, raw.columns))}.")
+    targets = list(columns.values())
+    twice = sorted({v for v in targets if targets.count(v) > 1})
+    if twice:
+        raise InputError(f"column mapping: {path}'s column(s) {', '.join(map(repr, twice))} "
+                         "mapped to more than one schema column.")
+    clash = [k for k, v in columns.items() if k in raw.columns and k != v
+             and k not in columns.values()]
+    if clash:
+        raise InputError(
+            f"{path}: has its own column(s) {', '.join(map(repr, clash))} and the column mapping "
+            f"also maps {', '.join(repr(columns[k]) for k in clash)} to them; rename one or map "
+            "both explicitly.")
+    return raw.rename(columns={v: k for k, v in columns.items()})
+
+
+def _own_names(message: str, columns: dict) -> str:
+    """Name the file's own columns in an error message: ``column 'dtime' (os_time)``."""
+    for schema_name, own in (columns or {}).items():
+        if schema_name != own:
+            message = re.sub(rf"column '{re.escape(schema_name)}'",
+                             f"column '{own}' (mapped to {schema_name})", message)
+    return message
+
+
+def _validate(raw, path, digest, meta, covariates, columns, time_unit, arms) -> Cohort:
+    columns = dict(columns or {})
+    if time_unit not in TIME_UNITS:
+        raise InputError(f"time unit: expected one of {', '.join(TIME_UNITS)}; found "
+                         f"{time_unit!r}.")
+    try:
+        return _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, arms)
+    except InputError as exc:
+        raise InputError(_own_names(str(exc), columns)) from None
+
+
+def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, arms) -> Cohort:
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
         raise InputError(f"{path}: has a header but no patient rows; expected one row per patient.")
+    raw = _apply_columns(raw, path, columns)
+    if "response" not in raw.columns:  # a survival-only cohort: no response data
+        raw["response"] = ""
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         hints = _with_suggestions(missing, raw.columns, "did you mean to rename")
         raise InputError(
             f"{path}: missing required column(s) {hints}; the cohort schema needs "
-            f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))})."
+            f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))}); a file "
+            "with its own names can be mapped (--column treatment=chemo, [data.columns])."
         )
-    meta = read_sidecar(path)
     if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
         from .reconstruct import load_reconstructed
 
-        return load_reconstructed(path, raw, meta, data, covariates)
+        return load_reconstructed(path, raw, meta, digest, covariates)
     if covariates is None:
         covariates = meta.get("covariates")
         if covariates is None:
@@ -201,17 +328,17 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
               ", ".join(repr(v) for v in ids[dup].unique()[:3]) + " more than once")
 
     out = pd.DataFrame({"id": ids})
-    out["treatment"] = _numeric(raw, "treatment", path, "1 (HAIC-LEN-P) or 0 (LEN-P)")
+    out["treatment"] = _numeric(raw, "treatment", path, "1 (treated) or 0 (control)")
     _check_binary(out["treatment"], path, "treatment")
+    unit = f"a non-negative number of {time_unit}"
     for col in ("os_time", "pfs_time"):
-        v = _numeric(raw, col, path, "a non-negative number of months")
+        v = _numeric(raw, col, path, unit)
         if v.isna().any():
-            _fail(path, col, v.isna(), "a non-negative number of months", "an empty cell")
+            _fail(path, col, v.isna(), unit, "an empty cell")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
-            _fail(path, col, bad, "a non-negative number of months",
-                  ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
-        out[col] = v.astype(float)
+            _fail(path, col, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
+        out[col] = v.astype(float) * TIME_UNITS[time_unit]
     for col in ("os_event", "pfs_event"):
         out[col] = _numeric(raw, col, path, "1 (event) or 0 (censored)")
         _check_binary(out[col], path, col)
@@ -242,7 +369,24 @@ def load_cohort(path: str | Path, covariates=None) -> Cohort:
     for col in ("treatment", "os_event", "pfs_event"):
         out[col] = out[col].astype(int)
     tier = meta.get("data_tier", "user")
-    return Cohort(out, covariates, str(path), tier, hashlib.sha256(data).hexdigest(), meta)
+    return Cohort(out, covariates, str(path), tier, digest, meta,
+                  arms=_arm_names(arms, meta, tier, path), columns=columns, time_unit=time_unit)
+
+
+def _arm_names(arms, meta, tier, path) -> tuple:
+    """(treated, control) report names: given, else the sidecar's, else by tier."""
+    if arms is None and isinstance(meta.get("arms"), dict):
+        arms = (meta["arms"].get("treated"), meta["arms"].get("control"))
+    if arms is None:
+        return STUDY_ARMS if tier == "synthetic" else GENERIC_ARMS
+    if isinstance(arms, dict):
+        arms = (arms.get("treated"), arms.get("control"))
+    arms = tuple(arms)
+    if len(arms) != 2 or not all(isinstance(a, str) and a.strip() for a in arms) \
+            or arms[0].strip() == arms[1].strip():
+        raise InputError(f"{path}: arm names: expected two different names (treated, control), "
+                         f"e.g. treated = \"chemo\", control = \"no chemo\"; found {arms!r}.")
+    return tuple(a.strip() for a in arms)
 
 
 def kaplan_meier_median(time, event) -> float:
@@ -260,7 +404,7 @@ def kaplan_meier_median(time, event) -> float:
 def summarise_cohort(cohort: Cohort) -> pd.DataFrame:
     """Per-arm summary: n, events and Kaplan-Meier medians (months), ORR, covariate means.
 
-    Rows are the quantities, columns the arms (``HAIC-LEN-P``, ``LEN-P``).
+    Rows are the quantities, columns the arms (``cohort.arms``, e.g. ``HAIC-LEN-P``, ``LEN-P``).
     """
     f = cohort.frame
     cols = {}
@@ -278,5 +422,5 @@ def summarise_cohort(cohort: Cohort) -> pd.DataFrame:
         }
         for c in cohort.covariates:
             row[f"mean {c}"] = g[c].mean()
-        cols[ARM_LABELS[arm]] = row
+        cols[cohort.arm_label(arm)] = row
     return pd.DataFrame(cols)

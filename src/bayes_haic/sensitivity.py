@@ -1242,7 +1242,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     cfg = load_config(config_path)
     settings = cfg.sampler.settings()
     sampler = replace(settings, backend="nutpie", seed=int(seed) if seed is not None else settings.seed)
-    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates)
+    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
+                         **cfg.data.cohort_options())
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
     strategies = tuple(cfg.sensitivity.strategies)
     orr_strategies = tuple(cfg.sensitivity.orr_strategies) if cohort.has_response else ()
