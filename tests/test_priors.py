@@ -521,3 +521,11 @@ def test_unknown_survival_key_names_the_optional_endpoint_keys(tmp_path):
     path.write_text(text)
     with pytest.raises(InputError, match=r"unknown key\(s\) log_hr_orr.*optional: log_hr_os, log_hr_pfs"):
         load_prior_set(path)
+
+
+def test_a_folder_named_like_a_prior_set_does_not_shadow_it(tmp_path, monkeypatch):
+    """`bayes-haic fit --prior skeptical --out skeptical` twice: the second run's current folder
+    holds a folder 'skeptical', which must not be taken for the prior file."""
+    (tmp_path / "skeptical").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_prior_set("skeptical").name == "skeptical"

@@ -289,7 +289,7 @@ def resolve_prior_path(name_or_path: str | Path, folders=()) -> Path:
     """A prior set's file: a path to a ``.toml`` file (as given), else the name of a file in
     one of ``folders`` (first hit), else in the shipped ``models/priors/``."""
     p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    if p.suffix == ".toml" or p.is_file():  # a folder that happens to bear a set's name is no file
         return p
     for folder in folders:
         candidate = Path(folder) / f"{name_or_path}.toml"
