@@ -150,23 +150,30 @@ class EvidenceReanalysis:
         """Results-table rows (tier ``published``), the main prior set first."""
         out = []
         closed = {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
-        common = dict(data_tier="published", adjustment="published", n_treated=self.n[0],
-                      n_control=self.n[1], source=self.source, **closed)
+        common = dict(data_tier="published", analysis="main", adjustment="published",
+                      cut_set="", n_treated=self.n[0], n_control=self.n[1], source=self.source,
+                      **closed)
         for label, r in self.ratios.items():
             p1 = r.prob_below(1.0)
             out.append(result_row(endpoint=self.endpoint, measure=self.measure,
+                                  model="normal-normal" if r.posterior.closed_form else "normal-grid",
                                   estimand="as published", prior=label, **r.summary(),
                                   prob_benefit=p1 if self.benefit_below else 1 - p1,
                                   method=r.method, **common))
+        # the beta-binomial model's prior is the per-arm rate: a result that no prior set
+        # changes is reported once, labelled with that prior (as in reanalysis.py)
+        fits = {}
         for label, (beta, logit) in self.counts.items():
-            for res in (beta, logit):
-                method = res.method.replace("derived PSM counts", "published counts")
-                for m in COUNT_MEASURES:
-                    out.append(result_row(endpoint=self.endpoint, measure=m,
-                                          estimand="as published (arm-level counts)",
-                                          prior=label, **res.summary(m),
-                                          prob_benefit=res.p_rd_above_0, method=method,
-                                          **common))
+            fits.setdefault(("beta-binomial", str(beta.prior)), beta)
+            fits[("logistic", label)] = logit
+        for (model, label), res in fits.items():
+            method = res.method.replace("derived PSM counts", "published counts")
+            for m in COUNT_MEASURES:
+                out.append(result_row(endpoint=self.endpoint, measure=m, model=model,
+                                      estimand="as published (arm-level counts)",
+                                      prior=label, **res.summary(m),
+                                      prob_benefit=res.p_rd_above_0, method=method,
+                                      **common))
         return out
 
     def summary(self) -> pd.DataFrame:
