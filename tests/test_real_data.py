@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_haic import analysis
+from bayes_haic import analysis, sampling
 from bayes_haic import survival as sv
 from bayes_haic.cli import main
 from bayes_haic.priors import load_prior_set
@@ -141,7 +141,8 @@ def test_fit_command_on_the_real_cohort(tmp_path):
         assert set(res["data_tier"]) == {"user"}
         post = az.from_netcdf(out / "posterior.nc")
         assert int(post.sample_stats["diverging"].sum()) == 0
-        assert float(az.rhat(post, var_names=["log_hr"])["log_hr"]) < 1.01
+        # per fit: a PSM posterior pools fits to rematched sets, whose chains differ by design
+        assert sampling.convergence(post, var_names=["log_hr"])["rhat_max"] <= 1.01
         hr = res[res["measure"] == "hr"].iloc[0]
         # between the crude and the IPTW estimate, i.e. adjusted away from the confounded 1.3
         assert math.exp(reference("pfs", "iptw", "weighted poisson glm (")[0]) - 0.1 < hr["median"] < 1.15

@@ -395,3 +395,14 @@ def test_write_sensitivity_job(tmp_path):
     assert "SYNTHETIC DATA" in html and "PUBLISHED TIER" in html
     assert "stays at or above 0.975 unless" in html
     assert msgs and "wrote" in msgs[-1]
+
+
+def test_a_cut_set_that_is_not_estimable_is_left_out_with_a_note(cohort):
+    """An IPTW bootstrap on a grid with an interval without events has no finite baseline
+    estimate: that cut set is left out, said in a note on the report, and the study goes on."""
+    st = sn.run_sensitivity(cohort, endpoints=("os",), strategies=("iptw",), orr_strategies=(),
+                            prior_names=("reference", "skeptical"), cut_sets=(4, [0, 0.01, 6, 12]),
+                            sampler=SAMPLER, n_boot=50, tipping=False)
+    assert {p.cut_set.label for p in st.posteriors} == {"4 quantile intervals"}
+    assert len(st.notes) == 1 and "not estimable" in st.notes[0] and "no events" in st.notes[0]
+    assert "not estimable" in rp.render("t", [st.section()])

@@ -745,6 +745,7 @@ class SensitivityStudy:
     tipping: dict  # (endpoint, strategy) -> TippingPoint (patient level)
     published_tipping: dict  # endpoint -> TippingPoint (published tier)
     orr: list = field(default_factory=list)  # RDPosterior per ORR strategy and prior set
+    notes: list = field(default_factory=list)  # analyses left out (e.g. not estimable), and why
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
@@ -919,7 +920,7 @@ def run_sensitivity(
     for e in endpoints:
         if e not in survival.ENDPOINTS:
             raise InputError(f"endpoint: expected one of {', '.join(survival.ENDPOINTS)}; found {e!r}.")
-    posteriors, psens_rows, check_rows, tips = [], [], [], {}
+    posteriors, psens_rows, check_rows, tips, notes = [], [], [], {}, []
     n_fits = [0]
     timings = {}
 
@@ -937,7 +938,17 @@ def run_sensitivity(
                 cuts = cs.cuts(cohort, endpoint)
                 say(f"sensitivity: {endpoint.upper()} '{strategy}', {cs.label}: fit under "
                     f"'{base_set.label()}'")
-                base_idata = fit(endpoint, strategy, cuts, base_set)
+                try:
+                    base_idata = fit(endpoint, strategy, cuts, base_set)
+                except InputError as err:
+                    if main:
+                        raise
+                    # e.g. an IPTW bootstrap on a grid with an interval without events: the
+                    # other cut sets still inform the study; say what was left out and why
+                    notes.append(f"{endpoint.upper()} '{strategy}', {cs.label}: not estimable "
+                                 f"({err})")
+                    say(f"sensitivity: {notes[-1]}")
+                    continue
                 base = _from_fit(base_idata, endpoint, strategy, cs, base_set, how="fit", keep=main)
                 posteriors.append(base)
                 mcmc = _is_mcmc(base_idata)
@@ -989,7 +1000,7 @@ def run_sensitivity(
         data_tier=cohort.data_tier, source=cohort.name, threshold=threshold, cut_sets=cut_sets,
         prior_labels=[s.label() for s in sets], posteriors=posteriors,
         psens=pd.DataFrame(psens_rows), reweighting_check=pd.DataFrame(check_rows), tipping=tips,
-        published_tipping=pub, orr=orr, timings=timings,
+        published_tipping=pub, orr=orr, notes=notes, timings=timings,
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
                   "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)})
 
@@ -1119,6 +1130,8 @@ def build_section(study: SensitivityStudy) -> rp.Section:
         f"{study.settings.get('k_max', K_MAX):g} and an effective sample size of at least "
         f"{study.settings.get('min_ess', MIN_ESS):g}) it replaces a refit; the method column says "
         "which."))
+    for note in study.notes:
+        sec.add(rp.Text(note, "note"))
     if tier == "synthetic":
         sec.add(rp.Text("The patient-level rows analyse a SYNTHETIC cohort; they show how the "
                         "conclusions would depend on the priors, not what the study found.", "warning"))
