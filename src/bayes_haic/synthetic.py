@@ -22,7 +22,9 @@ conditional proportional hazards
 
     h_k(t | x, a) = h0_k(t) exp(gamma_k a + beta_k' x),   k in {death, progression},
 
-``h0_k`` piecewise constant between cut points (months). ``OS = D``; ``PFS = min(P, D)``, so PFS never
+``h0_k`` piecewise constant between cut points (months). Optionally (validation scenarios; not
+used by the shipped settings) ``log_hr_treatment_by_interval`` gives one treatment log-HR per
+baseline interval, a non-proportional treatment effect (``gamma_k`` then varies with t). ``OS = D``; ``PFS = min(P, D)``, so PFS never
 exceeds OS. Administrative censoring: entry uniform over the accrual window, follow-up until the data
 cut-off, plus exponential loss to follow-up. Response: ``logit P(R = 1 | x, a) = r_0 + r_a a + r' x``,
 with a fraction missing completely at random.
