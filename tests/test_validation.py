@@ -172,6 +172,7 @@ def test_validation_page_from_stored_result():
     texts = " ".join(b.text for b in sec.blocks if hasattr(b, "text"))
     assert "seed" in texts and str(res["meta"]["seed"]) in texts
     assert res["meta"]["sbc_draws"].get("pwe", 0) >= 200
+    assert set(res["summary"]["scenario"]) == {"calibrated", "null"}  # "null" is a name, not NA
 
 
 # ------------------------------------------------------------------------------- slow: real runs

@@ -624,8 +624,9 @@ def load_result(folder) -> dict | None:
     if not (folder / "meta.json").is_file() or not (folder / "summary.csv").is_file():
         return None
     res = {"meta": json.loads((folder / "meta.json").read_text())}
-    res["summary"] = pd.read_csv(folder / "summary.csv") if (folder / "summary.csv").stat().st_size > 1 else pd.DataFrame()
+    read = lambda f: pd.read_csv(f, keep_default_na=False, na_values=["", "nan", "NaN"])  # a scenario may be called "null"
+    res["summary"] = read(folder / "summary.csv") if (folder / "summary.csv").stat().st_size > 1 else pd.DataFrame()
     res["sbc"] = pd.read_parquet(folder / "sbc.parquet") if (folder / "sbc.parquet").is_file() else pd.DataFrame()
     p = folder / "sbc_summary.csv"
-    res["sbc_summary"] = pd.read_csv(p) if p.is_file() and p.stat().st_size > 1 else pd.DataFrame()
+    res["sbc_summary"] = read(p) if p.is_file() and p.stat().st_size > 1 else pd.DataFrame()
     return res

@@ -48,7 +48,9 @@ def coverage_figure(summary: pd.DataFrame, measure: str = "log_hr") -> MplFigure
     for k, sc in enumerate(scen):
         g = s[s["scenario"] == sc]
         y = [labels.index(a + " / " + b) + off[k] for a, b in zip(g["endpoint"], g["strategy"])]
-        ax.errorbar(g["coverage"], y, xerr=2 * g["coverage_mcse"], fmt="o", ms=4, capsize=2, label=sc)
+        c, e = g["coverage"].to_numpy(float), 2 * g["coverage_mcse"].to_numpy(float)
+        xerr = np.vstack([np.minimum(e, c), np.minimum(e, 1 - c)])  # bars clipped to [0, 1]
+        ax.errorbar(c, y, xerr=xerr, fmt="o", ms=4, capsize=2, label=sc)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlabel(f"coverage of the 95% interval ({MEASURE_LABELS.get(measure, measure)}), +-2 MC SE")
@@ -133,6 +135,14 @@ def validation_sections(result: dict | None, *, where: str = "") -> list[rp.Sect
           f"tuning ({sam.get('backend')}); IPTW Bayesian bootstrap with {cfg.get('n_boot')} replicates; "
           f"PSM pooled over {cfg.get('psm_design_draws')} rematched design draws; {cfg.get('n_intervals')} "
           "quantile intervals. This page is read from the stored result, not recomputed by the main job."))
+    fail = cfg.get("failure", {})
+    if fail:
+        sec.add(rp.Text(
+            f"Convergence failure: R-hat (two decimals) above {fail.get('rhat_max')}, bulk ESS below "
+            f"{fail.get('ess_bulk_min')} or more than {fail.get('divergences_max')} divergent transitions "
+            "(PSM: any of its design-draw fits; the IPTW bootstrap has no MCMC). With these short chains an "
+            "R-hat of 1.02 is often sampling noise, so the rate is a conservative flag; every replicate "
+            "counts in the other measures, converged or not.", "note"))
     small = [k for k, v in reps.items() if v < 500]
     if small:
         sec.add(rp.Text("Fewer than the 500 replicates per scenario the validation plan asks for: "
