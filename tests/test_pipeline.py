@@ -105,7 +105,7 @@ def test_report_has_every_section_and_the_synthetic_banner(main_run):
     assert "Side by side" in index
     assert "<td>median OS (months), HAIC-LEN-P</td><td>PSM</td><td>27</td>" in index
     for section in ("published", "cohort", "design", "os", "pfs", "response", "sensitivity",
-                    "checks", "methods", "provenance", "limitations"):
+                    "checks", "validation", "methods", "provenance", "limitations"):
         page = (out / f"{section}.html").read_text()
         assert f'<section id="{section}">' in page
         assert f'href="{section}.html"' in index  # linked from the summary page
@@ -116,6 +116,10 @@ def test_report_has_every_section_and_the_synthetic_banner(main_run):
     assert index.index('href="published.html"') < index.index('href="cohort.html"')
     # no [data] reconstructed: the Limitations page says how to make the reconstructed files
     assert "bayes-haic reconstruct" in (out / "limitations.html").read_text()
+    # the Validation page is read from the stored result (seed and size stated), and the
+    # Limitations page says how the coverage compares with 93-97%
+    assert "Stored result (data/validation)" in (out / "validation.html").read_text()
+    assert "93-97%" in (out / "limitations.html").read_text()
 
 
 def test_bad_config_writes_nothing(tmp_path):

@@ -205,9 +205,16 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.sections["limitations"] = limitations_section(cohort)
     state.sections["limitations"].add(rp.Text(
         reconstruct.LIMITATIONS if cfg.data.reconstructed else HOW_TO_RECONSTRUCT))
+    from . import validation_report  # the stored validation study (not recomputed here)
+
+    stored = validation_report.load_stored()
+    state.sections["validation"] = validation_report.validation_sections(
+        stored, where=validation_report.STORED_RESULT.as_posix())[0]
+    state.sections["limitations"].add(rp.Text(validation_report.limitations_text(stored)))
     summary = summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
-             "reconstructed", "sensitivity", "checks", "methods", "provenance", "limitations"]
+             "reconstructed", "sensitivity", "checks", "validation", "methods", "provenance",
+             "limitations"]
     state.sections["summary"] = summary
     sections = [state.sections[k] for k in order if k in state.sections]
     banner = SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None

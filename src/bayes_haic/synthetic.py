@@ -22,7 +22,9 @@ conditional proportional hazards
 
     h_k(t | x, a) = h0_k(t) exp(gamma_k a + beta_k' x),   k in {death, progression},
 
-``h0_k`` piecewise constant between cut points (months). ``OS = D``; ``PFS = min(P, D)``, so PFS never
+``h0_k`` piecewise constant between cut points (months). Optionally (validation scenarios; not
+used by the shipped settings) ``log_hr_treatment_by_interval`` gives one treatment log-HR per
+baseline interval, a non-proportional treatment effect (``gamma_k`` then varies with t). ``OS = D``; ``PFS = min(P, D)``, so PFS never
 exceeds OS. Administrative censoring: entry uniform over the accrual window, follow-up until the data
 cut-off, plus exponential loss to follow-up. Response: ``logit P(R = 1 | x, a) = r_0 + r_a a + r' x``,
 with a fraction missing completely at random.
@@ -204,6 +206,18 @@ def validate_settings(s: dict) -> None:
                 haz,
             )
         number(t, "log_hr_treatment", f"{ep}.log_hr_treatment")
+        by = t.get("log_hr_treatment_by_interval")
+        if by is not None and (
+            not isinstance(by, list)
+            or len(by) != len(cuts) + 1
+            or not all(isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) for g in by)
+        ):
+            fail(
+                f"{ep}.log_hr_treatment_by_interval",
+                f"a list of {len(cuts) + 1} finite log-HRs, one per baseline-hazard interval (optional: "
+                "non-proportional hazards)",
+                by,
+            )
         coef_table(f"{ep}.log_hr")
 
     r = table("response")
@@ -302,10 +316,25 @@ def _pwe_cumhaz(cuts, hazards, t: np.ndarray) -> np.ndarray:
 
 
 def _event_times(s: dict, key: str, D: np.ndarray, a, e: np.ndarray) -> np.ndarray:
-    """Event times (months) under treatment ``a`` given unit-exponential draws ``e``."""
+    """Event times (months) under treatment ``a`` given unit-exponential draws ``e``.
+
+    With the optional ``log_hr_treatment_by_interval`` (one log-HR per baseline interval) the
+    treatment effect varies over time (non-proportional hazards): the treated arm's baseline
+    hazard is ``h0_j exp(g_j)`` and ``log_hr_treatment`` is not used for the times.
+    """
     m = s[key]
-    lp = m["log_hr_treatment"] * np.asarray(a, dtype=float) + D @ _coef(m["log_hr"])
-    return _pwe_inverse(m["cuts_months"], m["baseline_hazard"], e * np.exp(-lp))
+    by = m.get("log_hr_treatment_by_interval")
+    if by is None:
+        lp = m["log_hr_treatment"] * np.asarray(a, dtype=float) + D @ _coef(m["log_hr"])
+        return _pwe_inverse(m["cuts_months"], m["baseline_hazard"], e * np.exp(-lp))
+    target = e * np.exp(-(D @ _coef(m["log_hr"])))
+    a = np.broadcast_to(np.asarray(a, dtype=float), target.shape)
+    h0 = np.asarray(m["baseline_hazard"], dtype=float)
+    out = _pwe_inverse(m["cuts_months"], h0, target)
+    treated = a == 1
+    if treated.any():
+        out[treated] = _pwe_inverse(m["cuts_months"], h0 * np.exp(np.asarray(by, dtype=float)), target[treated])
+    return out
 
 
 def _response_prob(s: dict, D: np.ndarray, a) -> np.ndarray:
@@ -515,7 +544,8 @@ def true_estimands(settings: dict | None = None, n: int | None = None, seed: int
         sub = pop[mask]
         for ep, col, key in (("os", "death_time", "os"), ("pfs", "pfs_time", "progression")):
             est = _survival_estimands(sub[f"{col}_0"].to_numpy(), sub[f"{col}_1"].to_numpy(), horizon)
-            est.append(("conditional_log_hr", "", float(s[key]["log_hr_treatment"])))
+            cond = s[key].get("log_hr_treatment_by_interval") is None  # else not one number (non-PH)
+            est.append(("conditional_log_hr", "", float(s[key]["log_hr_treatment"]) if cond else math.nan))
             rows += [(ep, e, arm, pop_name, v, len(sub)) for e, arm, v in est]
         p0 = float(sub["p_response_0"].mean())
         p1 = float(sub["p_response_1"].mean())
