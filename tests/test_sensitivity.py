@@ -320,6 +320,7 @@ def test_refit_everywhere_agrees_with_reweighting(cohort, study):
             assert abs(math.log(r["median"]) - math.log(b.loc[key, "median"])) <= 4 * se, key
 
 
+@pytest.mark.slow
 def test_the_studys_analyses_under_every_prior(cohort):
     """IPTW hazard ratios, PSM medians and ORR differences are refitted or reweighted under each
     prior set: the priors really enter (an informative prior centred on HR = 1 moves the IPTW HR
