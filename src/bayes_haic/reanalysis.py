@@ -71,6 +71,7 @@ import pandas as pd
 from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
+from .importance import weighted_quantile
 from .paths import display_path, priors_dir
 from .priors import Prior, PriorSet, as_prior_set
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
@@ -777,14 +778,6 @@ def reanalyse_orr(
 # --------------------------------------------------------------------------- ORR, contrast prior
 
 
-def _weighted_quantile(values, weights, q):
-    order = np.argsort(values, kind="stable")
-    v, w = values[order], weights[order]
-    c = np.cumsum(w) - 0.5 * w
-    c /= w.sum()
-    return np.interp(q, c, v)
-
-
 @dataclass(frozen=True)
 class ORRContrastReanalysis:
     """Logistic model on the derived PSM counts with priors on the intercept and log OR,
@@ -812,7 +805,7 @@ class ORRContrastReanalysis:
         return self.prob("rd", IMPORTANT_RD)
 
     def summary(self, measure: str) -> dict:
-        lo, med, hi = _weighted_quantile(self.values[measure], self.weights, [0.025, 0.5, 0.975])
+        lo, med, hi = weighted_quantile(self.values[measure], self.weights, [0.025, 0.5, 0.975])
         return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
     def mean(self, measure: str) -> float:
