@@ -107,7 +107,10 @@ def test_patient_loglik_of_a_fit_matches_its_collapsed_loglik(good):
     df, fit = good
     ll = ck.pointwise_loglik(fit, df).sum("patient").values
     D, E = fit.observed_data["events"].values, fit.constant_data["exposure"].values
-    cells = fit.log_likelihood["events"].sum(("arm", "intervals")).values
+    h = fit.posterior["hazard"].transpose("chain", "draw", "arm", "intervals").values
+    cells = sv.poisson_loglik(D, E, h).sum(axis=(-2, -1))
+    # the fit stored the same per-patient values (log_likelihood.survival)
+    np.testing.assert_allclose(fit.log_likelihood["survival"].sum("patient").values, ll, rtol=1e-12)
     const = np.sum(special.xlogy(D, E)) - np.sum(special.gammaln(D + 1))
     np.testing.assert_allclose(ll, cells - const, rtol=1e-10)
 
@@ -122,7 +125,7 @@ def covariate_fit():
 def test_patient_loglik_of_a_covariate_fit_matches_the_fits_own(covariate_fit):
     _, fit = covariate_fit
     mine = ck.pointwise_loglik(fit)  # patient-level fit: data from constant_data
-    np.testing.assert_allclose(mine.values, fit.log_likelihood["events"].values, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mine.values, fit.log_likelihood["survival"].values, rtol=1e-10, atol=1e-10)
 
 
 def test_loglik_refuses_weighted_fits_and_wrong_data(good):
@@ -132,8 +135,9 @@ def test_loglik_refuses_weighted_fits_and_wrong_data(good):
         ck.pointwise_loglik(boot, df)
     with pytest.raises(InputError, match="do not reproduce"):
         ck.pointwise_loglik(fit, df.iloc[:-3])
-    with pytest.raises(InputError, match="collapsed"):
-        ck.pointwise_loglik(fit)
+    with pytest.raises(InputError, match="stored no patient data"):  # a pooled/bootstrap-like fit
+        ck.pointwise_loglik(az.InferenceData(posterior=fit.posterior, observed_data=fit.observed_data,
+                                             attrs=dict(fit.attrs)))
 
 
 # --------------------------------------------------------------------------- Kaplan-Meier and replicates
@@ -441,7 +445,8 @@ def test_fit_loo_candidates_time_varying_and_duplicates(good):
     ll = ck.pointwise_loglik(tv[0], df)  # covers the arm-specific hazards
     D, E = tv[0].observed_data["events"].values, tv[0].constant_data["exposure"].values
     const = np.sum(special.xlogy(D, E)) - np.sum(special.gammaln(D + 1))
-    cells = tv[0].log_likelihood["events"].sum(("arm", "intervals")).values
+    h = tv[0].posterior["hazard"].transpose("chain", "draw", "arm", "intervals").values
+    cells = sv.poisson_loglik(D, E, h).sum(axis=(-2, -1))
     np.testing.assert_allclose(ll.sum("patient").values, cells - const, rtol=1e-10)
     with pytest.raises(InputError, match="unknown option"):
         ck.fit_loo_candidates(df, "os", fit, candidates=({"knots": 3},))

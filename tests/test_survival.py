@@ -11,6 +11,7 @@ from pathlib import Path
 
 import arviz as az
 import numpy as np
+from scipy import special
 import pandas as pd
 import pytest
 import statsmodels.api as sm
@@ -192,9 +193,10 @@ def test_collapsed_logp_equals_rows_logp_up_to_a_constant():
             point = {k: v + rng.normal(0, 0.5, np.shape(v)) for k, v in m_c.initial_point().items()}
             diffs.append(lp_c(point) - lp_r(point))
         assert np.ptp(diffs) < 1e-8 * max(1.0, abs(diffs[0])), (baseline, diffs)
-        # and the constant is the Poisson normaliser difference sum_i d_i log e_i
+                # the collapsed Poisson keeps sum_jk [D log E - log D!]; the rows' Poisson sum_i d_i log e_i
         r = rows[rows.exposure > 0]
-        const = -np.sum(r.event * np.log(r.exposure))  # collapsed Potential drops D log E, lgamma(1)=0
+        D, E = coll["events"].values, coll["exposure"].values
+        const = np.sum(special.xlogy(D, E) - special.gammaln(D + 1)) - np.sum(r.event * np.log(r.exposure))
         assert diffs[0] == pytest.approx(const, abs=1e-6)
 
 
@@ -264,11 +266,12 @@ def test_idata_contents(truth_fit, tmp_path):
     assert a["n_treated"] + a["n_control"] == len(df)
     assert list(idata.observed_data["intervals"].values) == list(post["intervals"].values)
     assert idata.observed_data["events"].sum() == df.os_event.sum()
-    assert idata.log_likelihood["events"].dims == ("chain", "draw", "arm", "intervals")
-    with warnings.catch_warnings():  # 2J cells of many events each: Pareto k-hat is often high
-        warnings.simplefilter("ignore", UserWarning)
-        loo = az.loo(idata)
-    assert np.isfinite(loo.elpd_loo)
+    # the log-likelihood is per patient (LOO leaves out patients), and the per-patient data are stored
+    assert idata.log_likelihood["survival"].dims == ("chain", "draw", "patient")
+    assert idata.log_likelihood.sizes["patient"] == len(df)
+    np.testing.assert_array_equal(idata.constant_data["event"].values, df.os_event.to_numpy())
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo) and loo.n_data_points == len(df)
     # survives a netCDF round trip, and the estimands read from the reloaded file
     idata.to_netcdf(tmp_path / "fit.nc")
     back = az.from_netcdf(tmp_path / "fit.nc")
@@ -559,8 +562,8 @@ def test_patient_layout_logp_equals_rows_model_with_covariates_and_pairs():
     spec = sv.ModelSpec(len(cuts), "rw", "patient", time_varying=True, n_covariates=1, n_pairs=60)
     t, d, x = sv.endpoint_columns(df, "os")
     data = {
-        "event": d.astype(float), "interval_index": sv._interval_index(t, cuts), "exposure": sv._exposure_matrix(t, cuts),
-        "treatment": x.astype(float), "weight": np.ones(len(df)), "covariates": z, "pair_index": df.pair.to_numpy(),
+        "event": d, "interval_index": sv.interval_index(t, cuts), "exposure": sv.exposure_matrix(t, cuts),
+        "treatment": x, "covariates": z, "pair_index": df.pair.to_numpy(),
         "event_share": np.full(len(cuts), 1 / len(cuts)),
     }
     m_p = sv._build(spec, ps)
@@ -589,6 +592,40 @@ def test_patient_layout_logp_equals_rows_model_with_covariates_and_pairs():
         point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in m_p.initial_point().items()}
         diffs.append(lp_p(point) - lp_r(point))
     assert np.ptp(diffs) < 1e-8 * max(1.0, abs(diffs[0])), diffs
+
+
+def test_pymc_computes_the_per_patient_loglik_and_predictive_of_a_fit(covariate_pair_fit):
+    """The likelihood is an observed PyMC variable: pm.compute_log_likelihood on the fitted graph
+    reproduces the stored per-patient log-likelihood (patient layout: exactly; collapsed layout:
+    its cells sum to the patients' sum plus the data constant sum_jk [D log E - log D!]), and
+    pm.sample_posterior_predictive draws event indicators / counts."""
+    import pymc as pm
+
+    for fit in covariate_pair_fit:
+        spec = sv.model_spec(fit.attrs)
+        model = sv._cached(spec, load_prior_set("reference")).model
+        sub = fit.posterior.isel(draw=slice(0, 20))
+        free = az.InferenceData(posterior=sub[[v.name for v in model.free_RVs]])
+        ll = pm.compute_log_likelihood(free, model=model, extend_inferencedata=False, progressbar=False)
+        mine = fit.log_likelihood["survival"].isel(draw=slice(0, 20)).values
+        if spec.layout == "patient":
+            np.testing.assert_allclose(ll["survival"].values, mine, rtol=1e-9, atol=1e-9)
+            pp = pm.sample_posterior_predictive(free, model=model, var_names=["survival"], progressbar=False,
+                                                random_seed=1, return_inferencedata=False)
+            assert set(np.unique(pp["survival"])) <= {0, 1}
+        else:
+            D, E = fit.observed_data["events"].values, fit.constant_data["exposure"].values
+            const = np.sum(special.xlogy(D, E) - special.gammaln(D + 1))
+            np.testing.assert_allclose(ll["events"].sum(("arm", "intervals")).values, mine.sum(-1) + const, rtol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def covariate_pair_fit():
+    """(a collapsed fit, a patient-layout fit with a covariate) of one cohort, short chains."""
+    df = simulate_ph_covariate(120, 0.6, 0.5, seed=9)
+    tiny = SamplerSettings(draws=50, tune=100, chains=2, seed=3)
+    return (sv.fit_pwe(df, "os", sampler=tiny),
+            sv.fit_pwe(df, "os", adjust="covariates", covariates=["z"], sampler=tiny))
 
 
 def test_standardisation_reduces_to_closed_form_without_covariates():
@@ -649,7 +686,7 @@ def test_covariate_and_ps_models_recover_conditional_hr():
     g = cov.posterior["coef"].sel(covariates="z").values.ravel() / df.z.std(ddof=0)  # per unit of z
     assert abs(np.median(g) - 0.7) < 3 * g.std()
     assert cov.attrs["estimand"] == "conditional" and cov.attrs["covariates"] == ["z"]
-    assert cov.log_likelihood["events"].dims == ("chain", "draw", "patient")
+    assert cov.log_likelihood["survival"].dims == ("chain", "draw", "patient")
     psm = sv.fit_pwe(df, "os", adjust="ps_covariate", ps="ps", sampler=FAST)
     y = psm.posterior["log_hr"].values.ravel()
     # the PS is a function of z, so conditioning on it removes confounding; the HR given the PS

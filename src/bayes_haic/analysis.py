@@ -31,7 +31,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from . import propensity, reconstruct, response, survival, survival_bootstrap
+from . import fitinfo, propensity, reconstruct, response, survival, survival_bootstrap
 from .config import DesignConfig
 from .errors import InputError
 from .sampling import SamplerSettings
@@ -212,6 +212,7 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
     pooled.attrs.update({k: v for k, v in fits[0].attrs.items() if k.startswith("sampler_")})
     attrs = dict(fits[0].attrs)
     attrs.update({
+        "inference": fitinfo.POOLED,
         "n_treated": int(coll.attrs["n_treated"]), "n_control": int(coll.attrs["n_control"]),
         "design_draws": int(n_draws), "chains_per_design_draw": int(chains),
         "matched_pairs_min": int(min(pairs)), "matched_pairs_max": int(max(pairs)),
@@ -219,9 +220,8 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
                    f"({min(pairs)}-{max(pairs)} pairs) after Bayesian-bootstrap refits of the "
                    "propensity model, posterior draws pooled (two-step, Kaplan & Chen 2012)"),
     })
-    out = survival.finish_idata(pooled, coll, attrs, seed=int(sampler.seed))
-    return az.InferenceData(**{g: out[g] for g in out.groups() if g != "log_likelihood"},
-                            attrs=dict(out.attrs))
+    attrs["log_likelihood"] = "none: the pooled fits saw different (rematched) patients"
+    return survival.finish_idata(pooled, coll, attrs, seed=int(sampler.seed))
 
 
 def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,

@@ -104,6 +104,7 @@ from . import report as rp
 from . import sampling
 from . import survival as sv
 from .errors import InputError
+from .fitinfo import FitInfo
 from .sampling import DEFAULT_SEED
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
@@ -143,7 +144,7 @@ def _rng(seed: int, label: str) -> np.random.Generator:
 
 def is_bootstrap(idata: az.InferenceData) -> bool:
     """A Bayesian-bootstrap fit (independent replicates, no Markov chain)."""
-    return "bootstrap_n" in idata.attrs or "Bayesian bootstrap" in str(idata.attrs.get("method", ""))
+    return FitInfo.of(idata).is_bootstrap
 
 
 def _label(key) -> str:
@@ -177,77 +178,75 @@ class SurvivalData:
 
     def exposure(self) -> np.ndarray:
         """Months at risk of each patient (rows) in each interval (columns)."""
-        return _exposure_matrix(self.time, self.cuts)
+        return sv.exposure_matrix(self.time, self.cuts)
 
     def interval_index(self) -> np.ndarray:
         """Interval of each patient's event/censoring time ((c_j, c_{j+1}], t = 0 in the first)."""
-        return np.clip(np.searchsorted(self.cuts, self.time, side="left") - 1, 0, self.cuts.size - 1)
-
-
-def _exposure_matrix(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    ends = np.append(cuts[1:], np.inf)
-    return np.clip(np.minimum(t[:, None], ends[None, :]) - cuts[None, :], 0.0, None)
+        return sv.interval_index(self.time, self.cuts)
 
 
 def _patient_lp(idata: az.InferenceData) -> np.ndarray | None:
-    """z_i' coef + u_pair(i) per draw (chain, draw, patient) for patient-level fits, else None."""
-    const = idata.get("constant_data")
-    if const is None or "patient" not in const.dims:
+    """z_i' coef + u_pair(i) per draw (chain, draw, patient) for patient-layout fits, else None."""
+    if idata.attrs.get("layout") != "patient":
         return None
-    post = idata.posterior
-    lp = np.zeros((post.sizes["chain"], post.sizes["draw"], const.sizes["patient"]))
-    if "covariate_values" in const:
-        coef = post["coef"].transpose("chain", "draw", "covariates").values
-        lp += coef @ const["covariate_values"].transpose("patient", "covariates").values.T
-    if "pair_index" in const:
-        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
-        lp += u[..., const["pair_index"].values.astype(int)]
-    return lp
+    return sv.patient_linear_predictor(idata.posterior, idata.constant_data)
 
 
 def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights=None) -> SurvivalData:
-    """The patient-level data of a PWE fit, checked against the fit's own statistics.
+    """The patient-level data of a PWE fit.
 
-    Patient-level fits (covariates, pair effects) carry their data in ``constant_data`` (the
-    time is the row sum of the exposure). Collapsed fits (unadjusted, IPTW, matched sample)
-    need ``frame`` (the analysed rows: the matched subset for PSM) and, for IPTW, ``weights``
-    (one per row of ``frame`` or a column name; rescaled to sum to n). The collapsed events and
-    exposure of the data given must reproduce the fit's ``observed_data`` / ``constant_data``
-    (else :class:`~bayes_haic.errors.InputError`).
+    Fits of :func:`bayes_haic.survival.fit_pwe` carry their patients in ``constant_data``
+    (:func:`bayes_haic.survival.patient_data`); IPT weights are rescaled to sum to n. Fits
+    without (pooled PSM, Bayesian bootstrap) need ``frame`` (the analysed rows: the matched
+    subset for PSM) and, for IPTW, ``weights`` (one per row of ``frame`` or a column name). A
+    ``frame`` given must reproduce the fit's events and exposure per arm and interval (else
+    :class:`~bayes_haic.errors.InputError`).
     """
     cuts = sv.validate_cuts(idata.attrs["cuts"], "fit attrs 'cuts'")
     endpoint = idata.attrs.get("endpoint", "?")
-    const = idata.get("constant_data")
-    if const is not None and "patient" in const.dims and "patient_exposure" in const:
-        expo = const["patient_exposure"].transpose("patient", "intervals").values
-        w = const["weight"].values.astype(float) if "weight" in const else None
-        return SurvivalData(
-            time=expo.sum(axis=1), event=const["event"].values.astype(int),
-            treatment=const["treatment"].values.astype(int), cuts=cuts,
-            weight=None if w is None or np.all(w == 1.0) else w, lp=_patient_lp(idata))
-    if frame is None:
-        raise InputError(f"checks: the {endpoint.upper()} fit is collapsed; pass the analysed "
-                         "cohort rows (frame) to reconstruct its patient-level data.")
-    t, d, x = sv.endpoint_columns(frame, endpoint)
-    w = None
-    if idata.attrs.get("adjustment") == "iptw":
-        if weights is None:
-            raise InputError(f"checks: the {endpoint.upper()} IPTW fit needs its IPT weights "
-                             "(design.weights) to reconstruct the weighted data.")
-        w = frame[weights].to_numpy(float) if isinstance(weights, str) else np.asarray(weights, float).ravel()
-        if w.size != t.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise InputError(f"checks: weights: expected {t.size} finite non-negative IPT weights.")
+    stored = sv.patient_data(idata)
+    if stored is not None:
+        t, d, x, w = stored["time"], stored["event"], stored["treatment"], stored.get("weight")
+    elif frame is None:
+        raise InputError(f"checks: the {endpoint.upper()} fit stored no patient data; pass the "
+                         "analysed cohort rows (frame) to reconstruct it.")
+    else:
+        t, d, x = sv.endpoint_columns(frame, endpoint)
+        w = None
+        if idata.attrs.get("adjustment") == "iptw":
+            if weights is None:
+                raise InputError(f"checks: the {endpoint.upper()} IPTW fit needs its IPT weights "
+                                 "(design.weights) to reconstruct the weighted data.")
+            w = frame[weights].to_numpy(float) if isinstance(weights, str) else np.asarray(weights, float).ravel()
+            if w.size != t.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise InputError(f"checks: weights: expected {t.size} finite non-negative IPT weights.")
+    if w is not None:
         w = w * (w.size / w.sum())
-    coll = sv.collapse(t, d, x, cuts, w)
-    same = np.allclose(coll["events"].values, idata.observed_data["events"].values, rtol=1e-8, atol=1e-8)
-    if same and const is not None and "exposure" in const:
-        same = np.allclose(coll["exposure"].values, const["exposure"].values, rtol=1e-8, atol=1e-8)
-    if not same:
+    if frame is not None:
+        _check_reproduces(idata, frame, endpoint, cuts, w)
+    return SurvivalData(np.asarray(t, float), np.asarray(d).astype(int), np.asarray(x).astype(int), cuts, w,
+                        lp=_patient_lp(idata))
+
+
+def _check_reproduces(idata, frame, endpoint, cuts, w) -> None:
+    """InputError unless ``frame`` (with weights ``w``, summing to n) gives the fit's events and
+    exposure per arm and interval, up to the scale of the fit's weights."""
+    t, d, x = sv.endpoint_columns(frame, endpoint)
+    ok = w is None or w.size == t.size
+    if ok:
+        coll = sv.collapse(t, d, x, cuts, w)
+        D_fit = idata.observed_data["events"].values
+        scale = 1.0 if w is None else D_fit.sum() / max(coll["events"].values.sum(), 1e-300)
+        ok = coll.sizes["intervals"] == D_fit.shape[-1] and np.allclose(
+            coll["events"].values * scale, D_fit, rtol=1e-8, atol=1e-8)
+        const = idata.get("constant_data")
+        if ok and const is not None and "exposure" in const:
+            ok = np.allclose(coll["exposure"].values * scale, const["exposure"].values, rtol=1e-8, atol=1e-8)
+    if not ok:
         raise InputError(
             f"checks: the data given do not reproduce the {endpoint.upper()} fit "
             f"(adjustment '{idata.attrs.get('adjustment')}'): its events/exposure per arm and "
             "interval differ (another cohort, subset, weights or cut points?).")
-    return SurvivalData(t, d.astype(int), x.astype(int), cuts, w)
 
 
 # --------------------------------------------------------------------------- Kaplan-Meier
@@ -540,20 +539,7 @@ def pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = None)
         raise InputError("pointwise log-likelihood: the fit is weighted (a pseudo-likelihood).")
     post = idata.posterior
     h = post["hazard"].transpose("chain", "draw", "arm", "intervals").values
-    expo, idx = data.exposure(), data.interval_index()
-    out = np.empty(h.shape[:2] + (data.n,))
-    with np.errstate(divide="ignore"):
-        logh = np.log(h)
-    for k in (0, 1):
-        m = data.treatment == k
-        cum = h[:, :, k, :] @ expo[m].T
-        own = logh[:, :, k, :][..., idx[m]]
-        d = data.event[m]
-        if data.lp is None:
-            out[..., m] = np.where(d == 1, own, 0.0) - cum
-        else:
-            lp = data.lp[..., m]
-            out[..., m] = np.where(d == 1, own + lp, 0.0) - cum * np.exp(lp)
+    out = sv.patient_loglik(h, data.time, data.event, data.treatment, data.cuts, data.lp)
     return xr.DataArray(out, dims=("chain", "draw", "patient"),
                         coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                 "patient": np.arange(data.n)}, name="survival")
@@ -563,8 +549,10 @@ def with_pointwise_loglik(idata: az.InferenceData, frame: pd.DataFrame | None = 
     """A new InferenceData with the fit's posterior (without the :data:`DERIVED` variables:
     ``az.loo``'s relative efficiency averages the ESS of every posterior variable), its
     sample_stats and ``log_likelihood`` = :func:`pointwise_loglik` (variable ``survival``)."""
+    stored = idata.get("log_likelihood")
+    ll = stored["survival"] if stored is not None and "survival" in stored else pointwise_loglik(idata, frame)
     groups = {"posterior": idata.posterior[_checked_vars(idata)],
-              "log_likelihood": xr.Dataset({"survival": pointwise_loglik(idata, frame)})}
+              "log_likelihood": xr.Dataset({"survival": ll})}
     if "sample_stats" in idata.groups():
         groups["sample_stats"] = idata.sample_stats
     out = az.InferenceData(**groups)
@@ -858,8 +846,8 @@ def _survival_frame(cohort, strategy: str, design):
 
 
 def _is_patient_level(idata) -> bool:
-    const = idata.get("constant_data")
-    return const is not None and "patient" in const.dims
+    """The fit stored its patients' data (so the PPC needs no frame)."""
+    return sv.patient_data(idata) is not None
 
 
 def _loo_models(fits: dict, time_varying_fits: dict, cohort, design):

@@ -55,7 +55,7 @@ import pymc as pm
 import xarray as xr
 from scipy import special
 
-from . import sampling, splines
+from . import fitinfo, sampling, splines
 from .bootstrap_prior import combine_with_prior
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
@@ -399,6 +399,7 @@ def fit_response(
             bootstrap_replicates(y, t, keep, design_fn, int(n_boot), settings.seed)
         idata, comb = _bootstrap(np.asarray(a, float), np.asarray(b, float), settings.seed, ps_set)
         method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
+        inference = fitinfo.BOOTSTRAP
     else:
         if model == "beta_binomial":
             pm_model = build_beta_binomial_model(y, t, ids, ps_set)
@@ -407,10 +408,12 @@ def fit_response(
             pm_model = build_logistic_model(y, t, ids, ps_set, Z, z_names, w)
             method = "logistic, NUTS" + (f"; {FIXED_WEIGHT_METHOD}" if w is not None else "")
         idata = sampling.sample(pm_model, settings)
+        inference = fitinfo.NUTS
     if adjust == "psm":
         method += "; on the matched set"
     attrs = {
         "model": "response",
+        "inference": inference,
         "endpoint": "orr",
         "adjustment": adjust,
         "estimand": f"marginal ({w_estimand})" if adjust == "iptw" else "marginal",

@@ -82,6 +82,7 @@ from scipy import special, stats
 from . import analysis, response, sampling, survival
 from . import report as rp
 from .errors import InputError
+from .fitinfo import FitInfo
 from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quantile
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
 from .results import result_row
@@ -174,18 +175,8 @@ def as_cut_set(value) -> CutSet:
 
 
 def model_spec(idata: az.InferenceData) -> survival.ModelSpec:
-    """The PWE model structure of a fit, from its ``attrs``."""
-    a = idata.attrs
-    return survival.ModelSpec(
-        n_intervals=len(a["cuts"]),
-        baseline=a.get("baseline", "rw"),
-        layout=a.get("layout", "collapsed"),
-        time_varying=bool(a.get("time_varying", 0)),
-        n_covariates=len(a.get("covariates", ()) or ()),
-        covariate_prior="survival.ps_spline" if a.get("adjustment") == "ps_covariate" else "survival.covariate",
-        n_pairs=int(a.get("n_pairs", 0)),
-        hr_prior=a.get("hr_prior", HR_KEY),
-    )
+    """The PWE model structure of a fit (:func:`bayes_haic.survival.model_spec`)."""
+    return survival.model_spec(idata.attrs)
 
 
 def prior_variables(idata: az.InferenceData, prior_set: PriorSet | None = None) -> dict[str, str]:
@@ -352,8 +343,7 @@ def _mcse_median_weighted(log_hr, weights, ess) -> float:
 def _median_draws(idata) -> np.ndarray | None:
     """Arm-level median survival draws (draws, 2) of a collapsed PWE fit (months), else None
     (patient-level fits standardise over patients: costly, and not asked of the study)."""
-    const = idata.get("constant_data")
-    if const is not None and "patient" in const.dims:
+    if idata.attrs.get("layout") == "patient":
         return None
     h = idata.posterior["hazard"].transpose("chain", "draw", "arm", "intervals").values
     med = survival.median_survival(h.reshape((-1,) + h.shape[2:]), idata.attrs["cuts"])
@@ -361,7 +351,7 @@ def _median_draws(idata) -> np.ndarray | None:
 
 
 def _is_mcmc(idata) -> bool:
-    return "sample_stats" in idata.groups() and "bootstrap_n" not in idata.attrs
+    return "sample_stats" in idata.groups() and FitInfo.of(idata).is_mcmc
 
 
 def _diagnostics(idata) -> dict:

@@ -61,7 +61,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
-from . import sampling, splines
+from . import fitinfo, sampling, splines
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -177,13 +177,16 @@ def _check_arrays(time, event, treatment, weights, names=("time", "event", "trea
     return t, d.astype(int), x.astype(int), w
 
 
-def _interval_index(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Interval holding time ``t`` under the (c_j, c_{j+1}] convention (t = 0 goes to the first)."""
-    return np.clip(np.searchsorted(cuts, t, side="left") - 1, 0, cuts.size - 1)
+def interval_index(t, cuts) -> np.ndarray:
+    """Interval of each time ``t`` (months) under the (c_j, c_{j+1}] convention (t = 0 goes to the
+    first interval): integer array like ``t``."""
+    cuts = np.asarray(cuts, float)
+    return np.clip(np.searchsorted(cuts, np.asarray(t, float), side="left") - 1, 0, cuts.size - 1)
 
 
-def _exposure_matrix(t: np.ndarray, cuts: np.ndarray) -> np.ndarray:
-    """Months at risk of each patient (rows) in each interval (columns)."""
+def exposure_matrix(t, cuts) -> np.ndarray:
+    """Months at risk of each patient (rows, follow-up ``t``) in each interval (columns): (n, J)."""
+    t, cuts = np.asarray(t, float), np.asarray(cuts, float)
     ends = np.append(cuts[1:], np.inf)
     return np.clip(np.minimum(t[:, None], ends[None, :]) - cuts[None, :], 0.0, None)
 
@@ -195,20 +198,24 @@ def collapse(time, event, treatment, cuts, weights=None) -> xr.Dataset:
     ``exposure`` (E_jk, weighted months at risk), both with dims ``(arm, intervals)``; coords
     ``arm = ("control", "treated")``, ``intervals`` (labels) and ``start`` / ``end`` (months;
     the last ``end`` is inf); attrs ``cuts``, ``n_control``, ``n_treated``, ``weighted``.
+    Memory O(n): one pass per interval, never an n x J matrix.
     """
     cuts = validate_cuts(cuts)
     t, d, x, w = _check_arrays(time, event, treatment, weights)
     wt = np.ones_like(t) if w is None else w
-    expo = _exposure_matrix(t, cuts) * wt[:, None]
-    ev = np.zeros_like(expo)
-    ev[np.arange(t.size), _interval_index(t, cuts)] = d * wt
-    D = np.stack([ev[x == k].sum(axis=0) for k in (0, 1)])
-    E = np.stack([expo[x == k].sum(axis=0) for k in (0, 1)])
+    J = cuts.size
+    ends = np.append(cuts[1:], np.inf)
+    E = np.zeros((2, J))
+    for j in range(J):
+        e = np.clip(np.minimum(t, ends[j]) - cuts[j], 0.0, None) * wt
+        E[:, j] = np.bincount(x, weights=e, minlength=2)[:2]
+    D = np.zeros((2, J))
+    np.add.at(D, (x, interval_index(t, cuts)), d * wt)
     coords = {
         "arm": list(ARMS),
         "intervals": interval_labels(cuts),
         "start": ("intervals", cuts),
-        "end": ("intervals", np.append(cuts[1:], np.inf)),
+        "end": ("intervals", ends),
     }
     return xr.Dataset(
         {"events": (("arm", "intervals"), D), "exposure": (("arm", "intervals"), E)},
@@ -234,8 +241,8 @@ def expand_person_intervals(time, event, treatment, cuts, weights=None, covariat
     cuts = validate_cuts(cuts)
     t, d, x, w = _check_arrays(time, event, treatment, weights)
     n = t.size
-    last = _interval_index(t, cuts)
-    expo = _exposure_matrix(t, cuts)
+    last = interval_index(t, cuts)
+    expo = exposure_matrix(t, cuts)
     pid, j = np.nonzero(np.arange(cuts.size)[None, :] <= last[:, None])
     labels = np.array(interval_labels(cuts))
     out = pd.DataFrame(
@@ -290,10 +297,14 @@ class ModelSpec:
     """What is fixed when a PWE model graph is built (data and prior parameters are not).
 
     ``layout="collapsed"``: the likelihood on the 2 x J arm-interval statistics of
-    :func:`collapse` (unadjusted, IPTW, PSM without pair effects). ``layout="patient"``: one
-    term per patient, ``w_i [d_i eta_i,j(i) - sum_j e_ij exp(eta_ij)]`` with
+    :func:`collapse` (unadjusted, IPTW, PSM without pair effects): unweighted, an observed
+    ``pm.Poisson`` variable ``events``; ``weighted=True`` (IPTW), a ``pm.Potential`` (weighted
+    counts are not Poisson). ``layout="patient"`` (unweighted only): an observed per-patient
+    variable ``survival`` (a ``pm.CustomDist`` of the event indicator) with log density
+    ``d_i eta_i,j(i) - sum_j e_ij exp(eta_ij)``, where
     ``eta_ij = log_lambda_j + x_i log_hr_j + z_i' coef + u_pair(i)`` (the per-patient collapse
-    of the person-interval rows; needed when the linear predictor varies within an arm).
+    of the person-interval rows; needed when the linear predictor varies within an arm). An
+    observed variable lets PyMC compute the log-likelihood, prior and predictive draws.
     """
 
     n_intervals: int
@@ -303,6 +314,7 @@ class ModelSpec:
     n_covariates: int = 0
     covariate_prior: str = "survival.covariate"
     n_pairs: int = 0
+    weighted: bool = False
     # the treatment log-HR's prior key (PriorSet.log_hr_key of the endpoint); not part of the
     # structure: the graph only depends on the prior's family, which key() includes
     hr_prior: str = field(default="survival.log_hr", compare=False)
@@ -380,17 +392,22 @@ def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
         eta_arm = log_lambda[None, :] + arm[:, None] * log_hr_t[None, :]
         pm.Deterministic("hazard", pt.exp(eta_arm), dims=("arm", "intervals"))
         if spec.layout == "collapsed":
-            events = pm.Data("events", np.zeros((2, J)), dims=("arm", "intervals"))
             exposure = pm.Data("exposure", np.ones((2, J)), dims=("arm", "intervals"))
-            pm.Potential("loglik", pt.sum(events * eta_arm - exposure * pt.exp(eta_arm)))
-            pm.Deterministic("expected_events", exposure * pt.exp(eta_arm), dims=("arm", "intervals"))
+            mu = pm.Deterministic("expected_events", exposure * pt.exp(eta_arm), dims=("arm", "intervals"))
+            if spec.weighted:
+                events = pm.Data("events", np.zeros((2, J)), dims=("arm", "intervals"))
+                pm.Potential("loglik", pt.sum(events * eta_arm - mu))
+            else:
+                counts = pm.Data("event_counts", np.zeros((2, J), dtype="int64"), dims=("arm", "intervals"))
+                pm.Poisson("events", mu=mu, observed=counts, dims=("arm", "intervals"))
             return model
-        event = pm.Data("event", np.zeros(1))
+        if spec.weighted:
+            raise ValueError("ModelSpec: the patient layout is unweighted.")
+        event = pm.Data("event", np.zeros(1, dtype="int64"))
         index = pm.Data("interval_index", np.zeros(1, dtype="int64"))
         exposure = pm.Data("exposure", np.ones((1, J)))
-        x = pm.Data("treatment", np.zeros(1))
-        w = pm.Data("weight", np.ones(1))
-        lp = pt.zeros_like(x)
+        x = pm.Data("treatment", np.zeros(1, dtype="int64"))
+        lp = pt.zeros(x.shape)
         if spec.n_covariates:
             Z = pm.Data("covariates", np.zeros((1, spec.n_covariates)))
             lp = lp + pt.dot(Z, prior("coef", dims="covariates"))
@@ -399,15 +416,46 @@ def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
             z = pm.Normal("pair_z", 0.0, 1.0, dims="pairs")
             u = pm.Deterministic("pair_effect", prior("pair_sd") * z, dims="pairs")
             lp = lp + u[pair]
-        # sum_i w_i sum_j e_ij exp(eta_ij) = sum_jk exp(eta_kj) * sum_{i in arm k} w_i e_ij exp(lp_i):
-        # exp of n values and one (n x J) matrix-vector product per arm, not exp of n x J
-        own = log_lambda[index] + x * log_hr_t[index] + lp
-        u = w * pt.exp(lp)
-        at_risk = pt.stack([pt.dot((1 - x) * u, exposure), pt.dot(x * u, exposure)])  # (arm, J)
-        mu = at_risk * pt.exp(eta_arm)
-        pm.Potential("loglik", pt.sum(w * event * own) - pt.sum(mu))
-        pm.Deterministic("expected_events", mu, dims=("arm", "intervals"))
+        # H_i = exp(lp_i) sum_j e_ij exp(eta_{x_i j}): one (n x J) by (J x 2) product, exp of n values
+        own = eta_arm[x, index] + lp
+        elp = pt.exp(lp)
+        cum = pt.dot(exposure, pt.exp(eta_arm).T)[pt.arange(x.shape[0]), x] * elp
+        pm.CustomDist("survival", own, cum, logp=_pwe_logp, random=_pwe_random, dtype="int64",
+                      observed=event)
+        xf = pt.cast(x, "float64")
+        at_risk = pt.stack([pt.dot((1 - xf) * elp, exposure), pt.dot(xf * elp, exposure)])  # (arm, J)
+        pm.Deterministic("expected_events", at_risk * pt.exp(eta_arm), dims=("arm", "intervals"))
     return model
+
+
+def _pwe_logp(value, own, cum):
+    """Log density of a patient's (time, event) under the PWE model: ``d log h(t) - H(t)``
+    (``own`` = log h at the patient's time, ``cum`` = cumulative hazard H(t))."""
+    return value * own - cum
+
+
+def _pwe_random(own, cum, rng=None, size=None):
+    """Predictive event indicator at the patient's observed follow-up: 1 with probability
+    ``1 - exp(-H(t))`` (follow-up held fixed)."""
+    cum = np.asarray(cum, float)
+    return (rng.random(size=size if size is not None else cum.shape) < -np.expm1(-cum)).astype("int64")
+
+
+def model_spec(attrs) -> ModelSpec:
+    """The structure a PWE fit was built with, from the attrs :func:`fit_pwe` wrote (the inverse
+    of how it labels its fits: layout, baseline, intervals, covariates, pairs, weighting)."""
+    a = attrs
+    return ModelSpec(
+        n_intervals=len(a["cuts"]),
+        baseline=a.get("baseline", "rw"),
+        layout=a.get("layout", "collapsed"),
+        time_varying=bool(int(a.get("time_varying", 0))),
+        n_covariates=len(a.get("covariates", ()) or ()),
+        covariate_prior="survival.ps_spline" if a.get("adjustment") == "ps_covariate" else "survival.covariate",
+        n_pairs=int(a.get("n_pairs", 0)),
+        weighted=a.get("adjustment") == "iptw",
+        hr_prior=a.get("hr_prior", "survival.log_hr"),
+    )
 
 
 def _check_baseline(baseline: str) -> None:
@@ -415,11 +463,15 @@ def _check_baseline(baseline: str) -> None:
         raise InputError(f"baseline: expected one of {', '.join(BASELINES)}; found {baseline!r}.")
 
 
-def _collapsed_values(collapsed: xr.Dataset) -> dict:
-    return {
-        "events": collapsed["events"].values.astype(float),
-        "exposure": collapsed["exposure"].values.astype(float),
-    }
+def _collapsed_values(collapsed: xr.Dataset, weighted: bool = False) -> dict:
+    """The ``pm.Data`` values of a collapsed model: weighted ``events`` or integer ``event_counts``."""
+    D = collapsed["events"].values
+    values = {"exposure": collapsed["exposure"].values.astype(float)}
+    if weighted:
+        values["events"] = D.astype(float)
+    else:
+        values["event_counts"] = np.rint(D).astype("int64")
+    return values
 
 
 def _event_share(collapsed: xr.Dataset) -> np.ndarray:
@@ -447,14 +499,16 @@ def build_pwe_model(
     or ``log_lambda`` (independent). Deterministics: ``hr``, ``log_lambda`` (dims ``intervals``),
     ``hazard`` (per month, dims ``(arm, intervals)``), ``expected_events`` (arm, intervals) and,
     if time-varying, ``log_hr_t`` / ``hr_t`` (intervals) with ``log_hr`` their event-weighted
-    mean. Potential ``loglik``: the (weighted) Poisson log-likelihood without its constant.
-    :func:`fit_pwe` uses a cached copy of the same graph instead of building a new one.
+    mean. Likelihood: observed ``events`` ~ Poisson(``expected_events``) (unweighted), or for
+    weighted statistics a Potential ``loglik`` (the weighted Poisson log-likelihood without its
+    constant). :func:`fit_pwe` uses a cached copy of the same graph instead of building a new one.
     """
     _check_baseline(baseline)
     ps = as_prior_set(prior_set)
-    spec = ModelSpec(collapsed.sizes["intervals"], baseline, time_varying=time_varying)
+    weighted = bool(collapsed.attrs.get("weighted", 0))
+    spec = ModelSpec(collapsed.sizes["intervals"], baseline, time_varying=time_varying, weighted=weighted)
     model = _build(spec, ps)
-    data = _collapsed_values(collapsed)
+    data = _collapsed_values(collapsed, weighted)
     if time_varying:
         data["event_share"] = _event_share(collapsed)
     sampling.set_data(model, _values(spec, data, ps))
@@ -640,24 +694,22 @@ def fit_pwe(
     patient_layout = Z is not None or n_pairs > 0
     spec = ModelSpec(
         J, baseline, "patient" if patient_layout else "collapsed", time_varying,
-        0 if Z is None else Z.shape[1], cov_prior, n_pairs, prior.log_hr_key(endpoint),
+        0 if Z is None else Z.shape[1], cov_prior, n_pairs, weighted=w is not None,
+        hr_prior=prior.log_hr_key(endpoint),
     )
-    patient = None
+    patient = {"time": t, "event": d.astype("int64"), "treatment": x.astype("int64")}
+    if w is not None:
+        patient["weight"] = w
+    if Z is not None:
+        patient["covariates"] = Z
+    if n_pairs:
+        patient["pair_index"] = pair_index
     if patient_layout:
-        patient = {
-            "event": d.astype(float),
-            "interval_index": _interval_index(t, cuts).astype("int64"),
-            "exposure": _exposure_matrix(t, cuts),
-            "treatment": x.astype(float),
-            "weight": np.ones(t.size),
-        }
-        if Z is not None:
-            patient["covariates"] = Z
-        if n_pairs:
-            patient["pair_index"] = pair_index
-        data = dict(patient)
+        data = {k: v for k, v in patient.items() if k != "time"}
+        data["interval_index"] = interval_index(t, cuts).astype("int64")
+        data["exposure"] = exposure_matrix(t, cuts)
     else:
-        data = _collapsed_values(coll)
+        data = _collapsed_values(coll, w is not None)
     if time_varying:
         data["event_share"] = _event_share(coll)
     entry = _cached(spec, prior)
@@ -807,6 +859,7 @@ def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect
             method += f"; {FIXED_WEIGHT_METHOD}"
     return {
         "model": "pwe",
+        "inference": fitinfo.NUTS,
         "endpoint": endpoint,
         "adjustment": adjust,
         "estimand": estimand,
@@ -846,24 +899,48 @@ def patient_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
     return lp
 
 
-def _patient_loglik(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
-    """Per-patient PWE log-likelihood d_i log h_i(t_i) - H_i(t_i): (chain, draw, patient)."""
-    lp = patient_linear_predictor(post, const)
-    log_lambda = post["log_lambda"].transpose("chain", "draw", "intervals").values
-    if "log_hr_t" in post:
-        log_hr_t = post["log_hr_t"].transpose("chain", "draw", "intervals").values
-    else:
-        log_hr_t = post["log_hr"].values[..., None] * np.ones(log_lambda.shape[-1])
-    x = const["treatment"].values
-    idx = const["interval_index"].values
-    expo = const["exposure"].transpose("patient", "intervals").values
-    w = const["weight"].values
-    out = np.empty_like(lp)
-    for k in (0, 1):  # arm-specific log hazard (chain, draw, J), then per patient
-        m = x == k
-        eta_k = log_lambda + k * log_hr_t
-        cum = np.exp(eta_k) @ expo[m].T  # (chain, draw, n_k)
-        out[..., m] = w[m] * (const["event"].values[m] * (eta_k[..., idx[m]] + lp[..., m]) - cum * np.exp(lp[..., m]))
+LOGLIK_MAX_VALUES = 25_000_000  # draws x patients above which log_likelihood is not stored (200 MB)
+
+
+def patient_loglik(hazard, time, event, treatment, cuts, lp=None) -> np.ndarray:
+    """Per-patient PWE log-likelihood ``d_i log h_i(t_i) - H_i(t_i)`` (the log density of each
+    patient's observed (time, event), months), for every draw.
+
+    ``hazard``: (..., 2, J) per-arm piecewise hazards per month (``posterior.hazard``, at linear
+    predictor 0); ``time``, ``event``, ``treatment``: (n,); ``lp``: optional (..., n) linear
+    predictor beyond treatment (covariate / pair-effect fits). Returns (..., n). Summed over
+    patients it equals the collapsed Poisson log-likelihood minus the data constant
+    ``sum_jk [D_jk log E_jk - log D_jk!]`` (Holford 1980). Works on one arm at a time, so its
+    peak memory is about twice the output's.
+    """
+    h = np.asarray(hazard, float)
+    t, d, x = np.asarray(time, float), np.asarray(event), np.asarray(treatment)
+    idx = interval_index(t, cuts)
+    out = np.empty(h.shape[:-2] + (t.size,))
+    with np.errstate(divide="ignore"):
+        logh = np.log(h)
+    for k in (0, 1):
+        m = np.flatnonzero(x == k)
+        cum = h[..., k, :] @ exposure_matrix(t[m], cuts).T
+        own = np.where(d[m] == 1, logh[..., k, :][..., idx[m]], 0.0)
+        if lp is None:
+            out[..., m] = own - cum
+        else:
+            lpm = np.asarray(lp)[..., m]
+            out[..., m] = own + np.where(d[m] == 1, lpm, 0.0) - cum * np.exp(lpm)
+    return out
+
+
+def patient_data(idata: az.InferenceData) -> dict | None:
+    """The per-patient data a PWE fit stored in ``constant_data`` (``time``, ``event``,
+    ``treatment``, and ``weight`` for weighted fits, as arrays), or None if it stored none
+    (pooled or bootstrap fits)."""
+    const = idata.get("constant_data")
+    if const is None or "time" not in const:
+        return None
+    out = {k: const[k].values for k in ("time", "event", "treatment") if k in const}
+    if "weight" in const:
+        out["weight"] = const["weight"].values
     return out
 
 
@@ -875,8 +952,15 @@ def finish_idata(
 
     ``observed_data.events`` and ``posterior_predictive.events`` are the (weighted) events per
     arm and interval (replicates are Poisson with the posterior expected counts; for weighted
-    data an approximation). ``log_likelihood.events`` is per arm-interval (collapsed models) or
-    per patient (``patient`` data given: covariate and pair-effect models).
+    data an approximation). ``patient``: the fit's per-patient data (``time``, ``event``,
+    ``treatment``; ``weight`` for weighted fits; ``covariates`` and ``pair_index`` for
+    patient-level ones), stored in ``constant_data`` (dim ``patient``).
+
+    ``log_likelihood.survival`` (chain, draw, patient): the exact per-patient log-likelihood
+    (:func:`patient_loglik`), computed once, for unweighted fits with patient data and at most
+    :data:`LOGLIK_MAX_VALUES` draws x patients (else ``attrs["log_likelihood"]`` says why it is
+    absent; :func:`patient_loglik` computes it on demand). Weighted fits have no
+    log-likelihood: a weighted pseudo-likelihood is not a density of the data.
     """
     labels = coll["intervals"].values
     post = idata.posterior.assign_coords(intervals=labels)
@@ -885,47 +969,47 @@ def finish_idata(
     post = post.drop_vars([v for v in post.data_vars if "__" in v])
     post.attrs.update(attrs)
     hazard = post["hazard"].transpose("chain", "draw", "arm", "intervals")
-    D = coll["events"].values
-    E = coll["exposure"].values
     if "expected_events" in post:
         mu = post["expected_events"].transpose("chain", "draw", "arm", "intervals").values
     else:
-        mu = E * hazard.values
+        mu = coll["exposure"].values * hazard.values
     rng = np.random.default_rng(seed)
     pp = rng.poisson(mu).astype(float)
     dims4 = ("chain", "draw", "arm", "intervals")
     coords4 = {k: hazard[k].values for k in dims4}
     const = xr.Dataset({"exposure": coll["exposure"]})
-    if patient is None:
-        ll = xr.Dataset({"events": (dims4, poisson_loglik(D, E, hazard.values))}, coords=coords4)
-    else:
-        pc = {"patient": np.arange(len(patient["event"])), "intervals": labels}
-        pdata = {
-            "event": ("patient", patient["event"]),
-            "interval_index": ("patient", patient["interval_index"]),
-            "treatment": ("patient", patient["treatment"]),
-            "weight": ("patient", patient["weight"]),
-            "patient_exposure": (("patient", "intervals"), patient["exposure"]),
-        }
+    groups = {}
+    attrs = dict(attrs)
+    if patient is not None:
+        n = len(patient["event"])
+        pc = {"patient": np.arange(n)}
+        pdata = {k: ("patient", np.asarray(patient[k])) for k in ("time", "event", "treatment", "weight", "pair_index")
+                 if k in patient}
         if "covariates" in patient:
             pdata["covariate_values"] = (("patient", "covariates"), patient["covariates"])
             pc["covariates"] = list(covariate_names)
-        if "pair_index" in patient:
-            pdata["pair_index"] = ("patient", patient["pair_index"])
         pconst = xr.Dataset(pdata, coords=pc)
         const = xr.merge([const, pconst])
-        lv = _patient_loglik(post, pconst.rename({"patient_exposure": "exposure"}))
-        ll = xr.Dataset(
-            {"events": (("chain", "draw", "patient"), lv)},
-            coords={"chain": post["chain"].values, "draw": post["draw"].values, "patient": pc["patient"]},
-        )
-    groups = {
+        n_values = n * post.sizes["chain"] * post.sizes["draw"]
+        if "weight" in patient:
+            attrs["log_likelihood"] = "none: a weighted pseudo-likelihood is not a density of the data"
+        elif n_values > LOGLIK_MAX_VALUES:
+            attrs["log_likelihood"] = (f"not stored: {n} patients x {n_values // n} draws exceed "
+                                       f"{LOGLIK_MAX_VALUES:,} values; survival.patient_loglik computes it on demand")
+        else:
+            lp = patient_linear_predictor(post, pconst) if {"covariate_values", "pair_index"} & set(pconst) else None
+            lv = patient_loglik(hazard.values, patient["time"], patient["event"], patient["treatment"],
+                                coll.attrs["cuts"], lp)
+            groups["log_likelihood"] = xr.Dataset(
+                {"survival": (("chain", "draw", "patient"), lv)},
+                coords={"chain": post["chain"].values, "draw": post["draw"].values, "patient": pc["patient"]},
+            )
+    groups.update({
         "posterior": post,
-        "log_likelihood": ll,
         "posterior_predictive": xr.Dataset({"events": (dims4, pp)}, coords=coords4),
         "observed_data": xr.Dataset({"events": coll["events"]}),
         "constant_data": const,
-    }
+    })
     return sampling.with_groups(idata, groups, attrs)
 
 
@@ -956,7 +1040,7 @@ def cumulative_hazard(hazard: np.ndarray, cuts, times) -> np.ndarray:
     """H(t) = sum_j h_j |(c_j, c_{j+1}] intersect (0, t]| for hazards ``(..., intervals)``;
     returns ``(..., times)``. The last interval's hazard continues beyond the last cut."""
     c = validate_cuts(cuts)
-    return np.asarray(hazard) @ _exposure_matrix(np.asarray(times, float), c).T
+    return np.asarray(hazard) @ exposure_matrix(np.asarray(times, float), c).T
 
 
 def median_survival(hazard: np.ndarray, cuts) -> np.ndarray:
@@ -1003,7 +1087,7 @@ def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chun
             out.append(np.mean(np.exp(-H[..., None] * e[:, None, None, :]), axis=-1))
         else:
             tt = times[s : s + chunk]
-            H = np.sum(h * _exposure_matrix(tt.ravel(), c).reshape(tt.shape + (c.size,)), axis=-1)
+            H = np.sum(h * exposure_matrix(tt.ravel(), c).reshape(tt.shape + (c.size,)), axis=-1)
             out.append(np.mean(np.exp(-H[..., None] * e[:, None, :]), axis=-1))
     return np.concatenate(out, axis=0)
 
@@ -1137,7 +1221,7 @@ def _summary_attrs(idata) -> dict:
 
 
 def _diagnostics(idata: az.InferenceData) -> dict:
-    if "bootstrap_n" in idata.attrs or "sample_stats" not in idata.groups():
+    if not fitinfo.FitInfo.of(idata).is_mcmc or "sample_stats" not in idata.groups():
         return {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
     names = [v for v in ("log_hr", "log_lambda", "log_hr_t") if v in idata.posterior]
     conv = sampling.convergence(idata, var_names=names)
@@ -1148,11 +1232,8 @@ def model_id(attrs) -> str:
     """The short model name of a PWE fit for the results table's ``model`` column: ``pwe``,
     ``pwe-bootstrap`` (IPTW Bayesian bootstrap) or ``pwe-pooled-design`` (PSM pooled over
     design draws)."""
-    if "bootstrap_n" in attrs:
-        return "pwe-bootstrap"
-    if int(attrs.get("design_draws", 1) or 1) > 1:
-        return "pwe-pooled-design"
-    return "pwe"
+    inference = fitinfo.FitInfo.from_attrs(attrs).inference
+    return {fitinfo.BOOTSTRAP: "pwe-bootstrap", fitinfo.POOLED: "pwe-pooled-design"}.get(inference, "pwe")
 
 
 def cut_set_label(cuts) -> str:

@@ -35,6 +35,7 @@ import pandas as pd
 import xarray as xr
 from scipy import optimize
 
+from . import fitinfo
 from .bootstrap_prior import combine_with_prior
 from .errors import InputError
 from .priors import PriorSet, as_prior_set
@@ -191,14 +192,13 @@ def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None
     spec = ModelSpec(J, "independent", hr_prior=hr_key)
     attrs = _attrs(endpoint, "iptw", boot.cuts, ps, boot.collapsed, spec, method=method,
                    weights_estimand=weights_estimand)
-    attrs.update({"bootstrap_n": int(n_boot), "bootstrap_seed": int(boot.seed),
+    attrs.update({"inference": fitinfo.BOOTSTRAP, "bootstrap_n": int(n_boot), "bootstrap_seed": int(boot.seed),
                   "prior_path": comb.path, "prior_pareto_k": float(comb.k),
                   "prior_ess": float(comb.ess),
                   "bootstrap_log_hr_mean": float(boot.log_hr.mean()),
                   "bootstrap_log_hr_sd": float(boot.log_hr.std(ddof=1))})
-    idata = finish_idata(az.InferenceData(posterior=post), boot.collapsed, attrs, seed=boot.seed)
-    return az.InferenceData(**{g: idata[g] for g in idata.groups() if g != "log_likelihood"},
-                            attrs=dict(idata.attrs))
+    attrs["log_likelihood"] = "none: a weighted pseudo-likelihood is not a density of the data"
+    return finish_idata(az.InferenceData(posterior=post), boot.collapsed, attrs, seed=boot.seed)
 
 
 def iptw_bayesian_bootstrap(
