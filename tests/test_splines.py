@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_haic import covariates
 from bayes_haic import response as rs
 from bayes_haic import splines
 from bayes_haic import survival as sv
@@ -99,7 +100,7 @@ def pwe_spline_mle(frame: pd.DataFrame, endpoint: str, df: int) -> tuple[float, 
     import statsmodels.api as sm
 
     t, d, x = sv.endpoint_columns(frame, endpoint)
-    Z, names = sv._ps_spline_basis(frame, "ps", df)
+    Z, names = covariates.ps_spline(covariates.propensity_scores(frame, "ps"), df)
     long = sv.expand_person_intervals(t, d, x, CUTS, covariates=pd.DataFrame(Z, columns=names))
     long = long[long["exposure"] > 0]
     X = pd.get_dummies(long["interval"], prefix="j", dtype=float)

@@ -57,6 +57,7 @@ from scipy import special
 
 from . import fitinfo, sampling, splines
 from .bootstrap_prior import combine_with_prior
+from .covariates import column_or_array, propensity_scores, ps_spline, standardised
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -90,22 +91,6 @@ ESTIMAND_DETAIL = {
 # --------------------------------------------------------------------------- data preparation
 
 
-
-
-def _column_or_array(frame: pd.DataFrame, value, name: str) -> np.ndarray:
-    if isinstance(value, str):
-        if value not in frame.columns:
-            raise InputError(f"{name}: column '{value}' not in the cohort.")
-        value = frame[value].to_numpy()
-    arr = np.asarray(value, float).ravel()
-    if arr.size != len(frame):
-        raise InputError(
-            f"{name}: expected one value per cohort row ({len(frame)}); found {arr.size}."
-        )
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise InputError(f"{name}: {describe_rows(bad + 1)}: expected finite numbers.")
-    return arr
 
 
 def _check_frame(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -142,15 +127,6 @@ def _matched_mask(frame: pd.DataFrame, matched_ids) -> np.ndarray:
         shown = ", ".join(map(str, unknown[:8]))
         raise InputError(f"matched_ids: {len(unknown)} id(s) not in the cohort: {shown}.")
     return frame["id"].isin(ids).to_numpy()
-
-
-def standardise(X: np.ndarray, names) -> np.ndarray:
-    """Columns centred and scaled to SD 1 (n - 1); InputError for a constant column."""
-    sd = X.std(axis=0, ddof=1)
-    const = [n for n, s in zip(names, sd) if not s > 0]
-    if const:
-        raise InputError(f"covariates: constant among the analysed patients: {', '.join(const)}.")
-    return (X - X.mean(axis=0)) / sd
 
 
 def _ids(frame: pd.DataFrame) -> np.ndarray:
@@ -346,17 +322,12 @@ def fit_response(
         if design_fn is not None:
             w_all = call_design_fn(design_fn, np.ones(len(frame)), len(frame))
         else:
-            w_all = _column_or_array(frame, weights, "weights")
+            w_all = column_or_array(frame, weights, "weights")
             if np.any(w_all < 0):
                 raise InputError("weights: expected non-negative IPT weights.")
     ps_all = None
     if adjust == "ps_covariate":
-        if ps is None:
-            raise InputError("ps: adjust='ps_covariate' needs propensity scores.")
-        ps_all = _column_or_array(frame, ps, "ps")
-        bad = np.flatnonzero((ps_all <= 0) | (ps_all >= 1))
-        if bad.size:
-            raise InputError(f"ps: {describe_rows(bad + 1)}: expected probabilities in (0, 1).")
+        ps_all = propensity_scores(frame, ps)
     if adjust == "covariates":
         if not covariates:
             raise InputError("covariates: adjust='covariates' needs a list of covariate columns.")
@@ -375,17 +346,9 @@ def fit_response(
 
     Z, z_names = None, []
     if adjust == "covariates":
-        raw = frame.loc[keep, covariates].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(~np.all(np.isfinite(raw), axis=1))
-        if bad.size:
-            raise InputError(
-                f"covariates: non-numeric or missing values in {describe_rows(bad + 1)} of the "
-                "analysed patients."
-            )
-        Z, z_names = standardise(raw, covariates), covariates
+        Z, z_names = standardised(frame.loc[keep], covariates)
     elif adjust == "ps_covariate":
-        Z = splines.ps_spline_basis(special.logit(ps_all[keep]), spline_df)
-        z_names = [f"spline_{j + 1}" for j in range(Z.shape[1])]
+        Z, z_names = ps_spline(ps_all[keep], spline_df, prefix="spline")
 
     w = None
     if w_all is not None:
@@ -589,8 +552,7 @@ def ml_logistic(frame: pd.DataFrame, covariates=None):
     keep = ~np.isnan(y)
     cols = [t[keep].astype(float)]
     if covariates:
-        raw = frame.loc[keep, list(covariates)].to_numpy(float)
-        cols += list(standardise(raw, covariates).T)
+        cols += list(standardised(frame.loc[keep], covariates)[0].T)
     X = sm.add_constant(np.column_stack(cols))
     return sm.GLM(y[keep], X, family=sm.families.Binomial()).fit()
 

@@ -61,6 +61,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
+from . import covariates as covariates_mod
 from . import fitinfo, sampling, splines
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
@@ -682,9 +683,9 @@ def fit_pwe(
 
     Z, names, cov_prior, pair_index, n_pairs = None, [], "survival.covariate", None, 0
     if adjust == "covariates":
-        Z, names = _standardised_covariates(frame, covariates)
+        Z, names = covariates_mod.standardised(frame, covariates)
     elif adjust == "ps_covariate":
-        Z, names = _ps_spline_basis(frame, ps, spline_df)
+        Z, names = covariates_mod.ps_spline(covariates_mod.propensity_scores(frame, ps), spline_df)
         cov_prior = "survival.ps_spline"
     elif adjust == "psm" and pair_effect:
         pair_index, pair_labels = _pair_index(frame, pair)
@@ -724,13 +725,33 @@ def fit_pwe(
     return finish_idata(idata, coll, attrs, seed=settings.seed, patient=patient, covariate_names=names)
 
 
-def _column_or_array(frame: pd.DataFrame, value, what: str) -> np.ndarray:
-    """``value`` as a flat float array: a column of ``frame`` if it is a name, else the values."""
-    if isinstance(value, str):
-        if value not in frame.columns:
-            raise InputError(f"{what}: column '{value}' not in the cohort.")
-        value = frame[value].to_numpy()
-    return np.asarray(value, float).ravel()
+def prior_predictive(frame: pd.DataFrame, endpoint: str, *, cuts=None, prior_set: PriorSet | str | None = None,
+                     baseline: str = "rw", draws: int = 1000, seed: int = sampling.DEFAULT_SEED) -> az.InferenceData:
+    """Prior predictive draws of the unadjusted PWE model of ``endpoint`` on this cohort's
+    exposure: ``prior`` (``log_hr``, ``hr``, ``log_lambda``, ``hazard`` per month, ...) and
+    ``prior_predictive.events`` (arm, intervals), the event counts the priors expect given each
+    arm's observed months at risk per interval (``pm.sample_prior_predictive`` on the same graph
+    as :func:`fit_pwe`). ``observed_data.events``: the observed counts, for comparison.
+    """
+    _check_baseline(baseline)
+    t, d, x = endpoint_columns(frame, endpoint)
+    cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
+    prior = as_prior_set(prior_set)
+    coll = collapse(t, d, x, cuts)
+    spec = ModelSpec(len(cuts), baseline, hr_prior=prior.log_hr_key(endpoint))
+    entry = _cached(spec, prior)
+    sampling.set_data(entry.model, _values(spec, _collapsed_values(coll), prior))
+    with entry.model:
+        idata = pm.sample_prior_predictive(draws=int(draws), random_seed=int(seed))
+    labels = coll["intervals"].values
+    idata.prior = idata.prior.assign_coords(intervals=labels)
+    idata.prior = idata.prior.drop_vars([v for v in idata.prior.data_vars if "__" in v])
+    idata.prior_predictive = idata.prior_predictive.assign_coords(intervals=labels)
+    idata.observed_data = xr.Dataset({"events": coll["events"]})
+    idata.attrs.update({"model": "pwe", "endpoint": endpoint, "adjustment": "none", "baseline": baseline,
+                        "cuts": [float(c) for c in cuts], "prior": prior.label(), "time_unit": "months",
+                        "method": "prior predictive (pm.sample_prior_predictive)"})
+    return idata
 
 
 def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
@@ -740,7 +761,7 @@ def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
         return None
     if weights is None:
         raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
-    w = _column_or_array(frame, weights, "weights")
+    w = covariates_mod.column_or_array(frame, weights, "weights")
     _check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
     if w.sum() <= 0:
         raise InputError("weights: all weights are zero.")
@@ -753,45 +774,6 @@ def kish_scaled(w) -> np.ndarray:
     the effective, not the nominal, number of patients (the maximiser is unchanged)."""
     w = np.asarray(w, float)
     return w * (w.sum() / np.sum(w**2))
-
-
-def _standardised_covariates(frame: pd.DataFrame, covariates) -> tuple[np.ndarray, list]:
-    if not covariates:
-        raise InputError("covariates: adjust='covariates' needs a list of covariate column names.")
-    names = [covariates] if isinstance(covariates, str) else list(covariates)
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        raise InputError(f"covariates: column(s) {', '.join(repr(c) for c in missing)} not in the cohort.")
-    Z = np.empty((len(frame), len(names)))
-    for k, c in enumerate(names):
-        v = pd.to_numeric(frame[c], errors="coerce").to_numpy(float)
-        bad = np.flatnonzero(~np.isfinite(v))
-        if bad.size:
-            raise InputError(f"covariates: column '{c}', {describe_rows(bad + 1)}: expected a number.")
-        sd = v.std()
-        if sd == 0:
-            raise InputError(f"covariates: column '{c}' is constant; drop it.")
-        Z[:, k] = (v - v.mean()) / sd
-    return Z, names
-
-
-def _ps_spline_basis(frame: pd.DataFrame, ps, df: int) -> tuple[np.ndarray, list]:
-    """The natural cubic spline of logit(ps) with ``df`` non-constant basis functions, as R's
-    ``ns(qlogis(ps), df)`` (:func:`bayes_haic.splines.ps_spline_basis`: centred, orthonormalised,
-    SD 1, so the ``survival.ps_spline`` prior is on coefficients of uncorrelated unit-SD basis
-    functions)."""
-    if ps is None:
-        raise InputError("ps: adjust='ps_covariate' needs the propensity score (a column name or array).")
-    p = _column_or_array(frame, ps, "ps")
-    bad = np.flatnonzero(~np.isfinite(p) | (p <= 0) | (p >= 1))
-    if p.size != len(frame) or bad.size:
-        raise InputError(
-            f"ps: expected {len(frame)} probabilities strictly between 0 and 1"
-            + (f"; {describe_rows(bad + 1)} are not" if bad.size else f"; found {p.size} values")
-            + "."
-        )
-    B = splines.ps_spline_basis(np.log(p / (1 - p)), df)
-    return B, [f"ps_spline_{k + 1}" for k in range(B.shape[1])]
 
 
 def _pair_index(frame: pd.DataFrame, pair) -> tuple[np.ndarray, np.ndarray]:
