@@ -715,7 +715,7 @@ def fit_pwe(
         data["event_share"] = _event_share(coll)
     entry = _cached(spec, prior)
     idata = _run_sampler(entry, _values(spec, data, prior), settings)
-    attrs = _attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect, weights_estimand=weights_estimand)
+    attrs = fit_attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect, weights_estimand=weights_estimand)
     if names:
         attrs["covariates"] = list(names)
     if adjust == "ps_covariate":
@@ -815,7 +815,7 @@ def check_weights_estimand(weights_estimand: str) -> str:
     return e
 
 
-def _attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None,
+def fit_attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_effect: bool = False, method=None,
            weights_estimand: str = "ATE") -> dict:
     """The attrs of a PWE fit. ``weights_estimand`` (``"ATE"``, ``"ATT"``, ``"ATO"``): the IPT
     weights' estimand, written into ``estimand`` (``"marginal (ATT)"``) and ``estimand_detail``
@@ -1202,7 +1202,9 @@ def _summary_attrs(idata) -> dict:
 # --------------------------------------------------------------------------- results rows
 
 
-def _diagnostics(idata: az.InferenceData) -> dict:
+def fit_diagnostics(idata: az.InferenceData) -> dict:
+    """``rhat_max``, ``ess_bulk_min`` and ``divergences`` over ``log_hr``, ``log_lambda`` (and
+    ``log_hr_t``) of an MCMC fit; NaN for Bayesian-bootstrap fits (not a Markov chain)."""
     if not fitinfo.FitInfo.of(idata).is_mcmc or "sample_stats" not in idata.groups():
         return {"rhat_max": math.nan, "ess_bulk_min": math.nan, "divergences": math.nan}
     names = [v for v in ("log_hr", "log_lambda", "log_hr_t") if v in idata.posterior]
@@ -1244,7 +1246,7 @@ def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_ta
         "n_treated": a["n_treated"],
         "n_control": a["n_control"],
         "source": source,
-        **_diagnostics(idata),
+        **fit_diagnostics(idata),
     }
     med = draws["median"]
     return [

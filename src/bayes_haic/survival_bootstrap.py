@@ -43,7 +43,7 @@ from .sampling import DEFAULT_SEED
 from .survival import (
     ARMS,
     ModelSpec,
-    _attrs,
+    fit_attrs,
     collapse,
     cut_points,
     endpoint_columns,
@@ -190,7 +190,7 @@ def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None
     )
     method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
     spec = ModelSpec(J, "independent", hr_prior=hr_key)
-    attrs = _attrs(endpoint, "iptw", boot.cuts, ps, boot.collapsed, spec, method=method,
+    attrs = fit_attrs(endpoint, "iptw", boot.cuts, ps, boot.collapsed, spec, method=method,
                    weights_estimand=weights_estimand)
     attrs.update({"inference": fitinfo.BOOTSTRAP, "bootstrap_n": int(n_boot), "bootstrap_seed": int(boot.seed),
                   "prior_path": comb.path, "prior_pareto_k": float(comb.k),

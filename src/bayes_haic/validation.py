@@ -368,7 +368,7 @@ def run_replicate(task: dict) -> pd.DataFrame:
                 idata = analysis.fit_survival(cohort, endpoint, strategy, design=design, sampler=sampler,
                                               cuts=cuts, n_boot=task["n_boot"],
                                               psm_design_draws=task["psm_design_draws"])
-            conv = survival._diagnostics(idata)
+            conv = survival.fit_diagnostics(idata)
             _, draws = survival.survival_estimands(idata, times=[0.0], rmst_tau=24.0)
             seconds = time.perf_counter() - t0
             log_hr = idata.posterior["log_hr"].values.ravel()
