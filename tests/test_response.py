@@ -198,7 +198,7 @@ def test_ps_covariate_recovers_rd(cohort):
         ({"adjust": "matching"}, "adjust: expected one of"),
         ({"adjust": "iptw"}, "needs weights"),
         ({"adjust": "covariates"}, "needs a list"),
-        ({"adjust": "covariates", "covariates": ["nope"]}, "'nope' not in the cohort"),
+        ({"adjust": "covariates", "covariates": ["nope"]}, "not in the cohort: nope"),
         ({"adjust": "ps_covariate", "ps": np.full(30, 1.2)}, r"expected probabilities strictly between 0 and 1"),
         ({"adjust": "psm"}, "needs the ids"),
         ({"adjust": "psm", "matched_ids": [999]}, "not in the cohort: 999"),

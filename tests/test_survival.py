@@ -617,6 +617,13 @@ def test_pymc_computes_the_per_patient_loglik_and_predictive_of_a_fit(covariate_
             D, E = fit.observed_data["events"].values, fit.constant_data["exposure"].values
             const = np.sum(special.xlogy(D, E) - special.gammaln(D + 1))
             np.testing.assert_allclose(ll["events"].sum(("arm", "intervals")).values, mine.sum(-1) + const, rtol=1e-9)
+        # PyMC's log prior of the prior-set parameters is the one the sensitivity study computes
+        from bayes_haic.sensitivity import log_prior
+
+        lp = pm.compute_log_prior(free, model=model, extend_inferencedata=False, progressbar=False)
+        mine_lp = log_prior(az.InferenceData(posterior=sub, attrs=dict(fit.attrs)), load_prior_set("reference"))
+        for var in mine_lp.data_vars:
+            np.testing.assert_allclose(lp[var].values, mine_lp[var].values, rtol=1e-9, atol=1e-9)
 
 
 @pytest.fixture(scope="module")
