@@ -110,6 +110,7 @@ from .sampling import DEFAULT_SEED
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
               "bfmi_min": 0.3, "chains": 2}
 PPC_DRAWS = 200
+PPC_MAX_VALUES = 2_000_000  # replicates x patients x intervals of one PPC (large cohorts use fewer replicates)
 KM_UPPER_QUANTILE = 0.9  # KM discrepancy: grid up to this quantile of each arm's follow-up
 PARETO_K = 0.7
 # posterior variables left out of the convergence diagnostics (functions of the parameters)
@@ -451,10 +452,13 @@ def survival_ppc(idata: az.InferenceData, frame: pd.DataFrame | None = None, *, 
     IPTW Bayesian bootstrap): replicate Kaplan-Meier band and events per interval.
 
     ``frame``/``weights``: the fit's data (see :func:`fit_data`). ``n_draws`` thinned posterior
-    draws (evenly spaced); ``seed`` with ``label`` (default ``"<ENDPOINT> <adjustment>"``)
+    draws (evenly spaced; fewer, but at least 20, when replicates x patients x intervals would
+    exceed :data:`PPC_MAX_VALUES`); ``seed`` with ``label`` (default ``"<ENDPOINT> <adjustment>"``)
     seeds the replicates, so the same arguments give identical replicates.
     """
     data = fit_data(idata, frame, weights)
+    # a large cohort gets fewer replicates (at least 20), so memory stays bounded
+    n_draws = min(int(n_draws), max(20, PPC_MAX_VALUES // max(data.n * data.cuts.size, 1)))
     endpoint, adjustment = idata.attrs.get("endpoint", "?"), idata.attrs.get("adjustment", "?")
     rng = _rng(seed, label or f"{endpoint.upper()} {adjustment}")
     haz_all = _stacked(idata.posterior["hazard"], "arm", "intervals")

@@ -1053,14 +1053,22 @@ def rmst(hazard: np.ndarray, cuts, tau: float) -> np.ndarray:
     return np.sum(np.exp(-Hc) * part, axis=-1)
 
 
-def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chunk: int = 64) -> np.ndarray:
+STANDARDISE_BLOCK = 4_000_000  # values (draws x arms x times x patients) per block: 32 MB
+
+
+def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chunk: int | None = None) -> np.ndarray:
     """Standardised survival S(t) = mean_i exp(-H(t) exp(lp_i)).
 
     ``hazard``: (draws, arm, intervals) at linear predictor 0; ``elp``: (draws, patients),
     exp of each patient's linear predictor; ``times``: (T,) months or (draws, arm) per-draw
-    times. Returns (draws, arm, T) or (draws, arm). Computed in chunks of draws."""
+    times. Returns (draws, arm, T) or (draws, arm). Computed in blocks of ``chunk`` draws
+    (default: as many as keep a block within :data:`STANDARDISE_BLOCK` values), so memory does
+    not grow with draws x patients."""
     c = validate_cuts(cuts)
     times = np.asarray(times, float)
+    if chunk is None:
+        per_draw = 2 * (times.size if times.ndim == 1 else 1) * max(elp.shape[-1], 1)
+        chunk = max(1, STANDARDISE_BLOCK // per_draw)
     out = []
     for s in range(0, hazard.shape[0], chunk):
         h, e = hazard[s : s + chunk], elp[s : s + chunk]
