@@ -67,6 +67,10 @@ def check_sbc_config(sbc: dict, src: str) -> None:
     s = sbc["sampler"]
     if not isinstance(s, dict) or not set(s) <= {"draws", "tune", "chains", "backend"}:
         fail("sampler", "a table with draws, tune, chains (and backend)", s)
+    from .sampling import BACKENDS
+
+    if s.get("backend", "nutpie") not in BACKENDS:
+        fail("sampler.backend", f"one of {', '.join(map(repr, BACKENDS))}", s["backend"])
 
 
 def _key(name: str) -> int:
