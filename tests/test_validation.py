@@ -219,6 +219,36 @@ def test_nutpie_numba_backend_refits_new_data_and_matches_the_default_backend():
         sampling.sample(next(iter(sv._CACHE.values())).model, sampling.SamplerSettings(backend="stan"))
 
 
+def test_vectorised_iptw_bootstrap_equals_a_collapse_per_replicate():
+    """survival_bootstrap.bootstrap_draws computes every replicate's collapsed statistics as one
+    matrix product: the same replicates (to rounding) as collapse() + the MLE per replicate."""
+    from bayes_haic import analysis, survival_bootstrap
+    from bayes_haic.survival import collapse, endpoint_columns
+
+    s = synthetic.load_settings()
+    frame = synthetic.simulate_cohort(s, 127, 103, 3)
+    cohort = validation.cohort_from_frame(frame, synthetic.COVARIATES)
+    design = analysis.make_design(cohort)
+    fn = analysis.design_fn(cohort, design)
+    cuts = analysis.endpoint_cuts(cohort, "os", n_intervals=8)
+    boot = survival_bootstrap.bootstrap_draws(cohort.frame, "os", fn, n_boot=30, seed=9, cuts=cuts)
+    t, d, x = endpoint_columns(cohort.frame, "os")
+    n = t.size
+    rng = np.random.default_rng(9)
+    ref_hr, ref_ll = [], []
+    for _ in range(30):  # the former loop
+        g = rng.dirichlet(np.ones(n)) * n
+        w = g * survival_bootstrap.call_design_fn(fn, g, n)
+        coll = collapse(t, d, x, cuts, w * (n / w.sum()))
+        b, ll = survival_bootstrap.weighted_pwe_mle(coll["events"].values, coll["exposure"].values)
+        ref_hr.append(b)
+        ref_ll.append(ll)
+    np.testing.assert_allclose(boot.log_hr, ref_hr, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(boot.log_lambda, np.array(ref_ll), rtol=0, atol=1e-9)
+    with pytest.raises(InputError, match="weights"):
+        survival_bootstrap.bootstrap_draws(cohort.frame, "os", lambda g: np.zeros(n), n_boot=3, cuts=cuts)
+
+
 def test_backend_choice_keeps_the_study_fingerprint_and_unpacked_parts_resume(tmp_path):
     """Switching between backends of identical draws does not change the study's identity; a
     folder holding only the combined tables (as committed) is unpacked into part files, so the

@@ -43,6 +43,9 @@ from .survival import (
     ARMS,
     ModelSpec,
     _attrs,
+    _check_arrays,
+    _exposure_matrix,
+    _interval_index,
     collapse,
     cut_points,
     endpoint_columns,
@@ -136,15 +139,32 @@ def bootstrap_draws(frame: pd.DataFrame, endpoint: str, design_fn, *, n_boot: in
     t, d, x = endpoint_columns(frame, endpoint)
     n = t.size
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
+    t, d, x, _ = _check_arrays(t, d, x, None)
     rng = np.random.default_rng(seed)
-    log_hr = np.empty(n_boot)
-    log_lambda = np.empty((n_boot, cuts.size))
+    # Speed (the same numbers as collapse() per replicate, to rounding): every replicate's collapsed
+    # statistics are weighted sums of fixed per-patient statistics, so they are computed at once
+    # as a matrix product, W (replicates x patients) @ S (patients x (arm, interval)), instead of
+    # an xarray collapse per replicate.
+    J = cuts.size
+    rows = np.arange(n)
+    ev = np.zeros((n, 2, J))
+    ev[rows, x, _interval_index(t, cuts)] = d
+    ex = np.zeros((n, 2, J))
+    ex[rows, x, :] = _exposure_matrix(t, cuts)
+    W = np.empty((n_boot, n))
     for b in range(n_boot):
         g = rng.dirichlet(np.ones(n)) * n
         w = g * call_design_fn(design_fn, g, n)
         w *= n / w.sum()
-        coll = collapse(t, d, x, cuts, w)
-        log_hr[b], log_lambda[b] = weighted_pwe_mle(coll["events"].values, coll["exposure"].values)
+        if not np.all(np.isfinite(w)):
+            _check_arrays(t, d, x, w)  # raises the weights error collapse() would
+        W[b] = w
+    events = (W @ ev.reshape(n, 2 * J)).reshape(n_boot, 2, J)
+    exposure = (W @ ex.reshape(n, 2 * J)).reshape(n_boot, 2, J)
+    log_hr = np.empty(n_boot)
+    log_lambda = np.empty((n_boot, J))
+    for b in range(n_boot):
+        log_hr[b], log_lambda[b] = weighted_pwe_mle(events[b], exposure[b])
     w_full = call_design_fn(design_fn, np.ones(n), n)
     coll_full = collapse(t, d, x, cuts, w_full * (n / w_full.sum()))
     return BootstrapDraws(endpoint, log_hr, log_lambda, cuts, coll_full, int(seed))
