@@ -40,7 +40,8 @@ separation check, a HiGHS linear programme, and a quarter rebuilding the design 
 frame; with Dirichlet weights, all positive, the separation status is the full sample's, so both
 could be done once per cohort; not changed here: propensity.py is outside this work). ps_covariate
 samples the patient-level model (230 patients) and standardises over patients (0.8 s). NUTS
-itself is ~6x cheaper than before with ``nutpie-numba`` (the density called as a numba C callback
+itself is 5-7x cheaper than before for the collapsed models and 3x for the patient-level one,
+with ``nutpie-numba`` (the density called as a numba C callback
 instead of through nutpie's Rust -> Python path, ~43 us per gradient); the draws are
 bit-identical to ``nutpie``'s.
 """
