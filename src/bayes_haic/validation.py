@@ -662,6 +662,10 @@ def collect(cfg: StudyConfig, out) -> dict:
         "config": cfg.as_dict(),
         "scenarios": {s.name: s.description for s in cfg.scenarios},
         "coverage_band": list(COVERAGE_BAND),
+        "same_draws_backends": {k: v for k, v in SAME_DRAWS.items()},
+        "backend_note": "Sampler backends that give bit-identical draws count as the same settings "
+                        f"({', '.join(f'{k} = {v}' for k, v in SAME_DRAWS.items())}), so a stored study "
+                        "may hold replicates computed with either (see the README for this result's).",
     }
     if len(reps):
         atomic_write(out / "replicates.parquet", lambda tmp: reps.to_parquet(tmp, index=False))
