@@ -175,6 +175,110 @@ def test_validation_page_from_stored_result():
     assert set(res["summary"]["scenario"]) == {"calibrated", "null"}  # "null" is a name, not NA
 
 
+def _pwe_cohort(n, seed, hr):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 2, n)
+    t = rng.exponential(1 / (0.08 * hr**x))
+    c = rng.uniform(0, 36, n)
+    return pd.DataFrame({"treatment": x, "os_time": np.minimum(t, c), "os_event": (t <= c).astype(int)})
+
+
+def test_nutpie_numba_backend_refits_new_data_and_matches_the_default_backend():
+    """The validation study's backend ("nutpie-numba": nutpie.compile_pymc_model, compiled once
+    per model object): a refit after set_data (inside fit_pwe) uses the new data, the same seed
+    gives identical draws twice, and the draws equal the default nutpie backend's (same sampler,
+    same numba density), so a study may mix the two backends."""
+    from bayes_haic import sampling
+    from bayes_haic import survival as sv
+
+    a_df, b_df = _pwe_cohort(200, 1, 0.5), _pwe_cohort(160, 2, 1.5)
+    cuts = [0, 4, 8, 16]
+    fast = sampling.SamplerSettings(draws=200, tune=200, chains=2, seed=5, backend="nutpie-numba")
+    default = sampling.SamplerSettings(draws=200, tune=200, chains=2, seed=5, backend="nutpie")
+    sv.clear_model_cache()
+    start = dict(sampling.COMPILATIONS)
+    a = sv.fit_pwe(a_df, "os", cuts=cuts, sampler=fast)
+    b = sv.fit_pwe(b_df, "os", cuts=cuts, sampler=fast)            # new data, another size
+    a2 = sv.fit_pwe(a_df, "os", cuts=cuts, sampler=fast)
+    assert sampling.COMPILATIONS["nutpie-numba"] == start["nutpie-numba"] + 1  # compiled once
+    assert b.attrs["n_treated"] + b.attrs["n_control"] == 160
+    np.testing.assert_array_equal(a.posterior["log_hr"].values, a2.posterior["log_hr"].values)
+    np.testing.assert_array_equal(a.posterior["hazard"].values, a2.posterior["hazard"].values)
+    ref_b = sv.fit_pwe(b_df, "os", cuts=cuts, sampler=default)
+    ref_a = sv.fit_pwe(a_df, "os", cuts=cuts, sampler=default)
+    # the refit saw b's data: its posterior mean is the default backend's on b, far from a's
+    mean = lambda idata: float(idata.posterior["log_hr"].mean())
+    mcse = float(np.std(ref_b.posterior["log_hr"].values)) / np.sqrt(100)
+    assert abs(mean(b) - mean(ref_b)) < 4 * mcse and abs(mean(b) - mean(a)) > 0.5
+    # and in fact bit-identical draws (what lets a stored study extend across the two backends)
+    np.testing.assert_array_equal(a.posterior["log_hr"].values, ref_a.posterior["log_hr"].values)
+    np.testing.assert_array_equal(b.posterior["log_hr"].values, ref_b.posterior["log_hr"].values)
+    assert not [v for v in a.posterior.data_vars if "__" in v]
+    assert a.attrs["sampler_backend"] == "nutpie-numba"
+    with pytest.raises(ValueError, match="nutpie-numba"):
+        sampling.sample(next(iter(sv._CACHE.values())).model, sampling.SamplerSettings(backend="stan"))
+
+
+def test_vectorised_iptw_bootstrap_equals_a_collapse_per_replicate():
+    """survival_bootstrap.bootstrap_draws computes every replicate's collapsed statistics as one
+    matrix product: the same replicates (to rounding) as collapse() + the MLE per replicate."""
+    from bayes_haic import analysis, survival_bootstrap
+    from bayes_haic.survival import collapse, endpoint_columns
+
+    s = synthetic.load_settings()
+    frame = synthetic.simulate_cohort(s, 127, 103, 3)
+    cohort = validation.cohort_from_frame(frame, synthetic.COVARIATES)
+    design = analysis.make_design(cohort)
+    fn = analysis.design_fn(cohort, design)
+    cuts = analysis.endpoint_cuts(cohort, "os", n_intervals=8)
+    boot = survival_bootstrap.bootstrap_draws(cohort.frame, "os", fn, n_boot=30, seed=9, cuts=cuts)
+    t, d, x = endpoint_columns(cohort.frame, "os")
+    n = t.size
+    rng = np.random.default_rng(9)
+    ref_hr, ref_ll = [], []
+    for _ in range(30):  # the former loop
+        g = rng.dirichlet(np.ones(n)) * n
+        w = g * survival_bootstrap.call_design_fn(fn, g, n)
+        coll = collapse(t, d, x, cuts, w * (n / w.sum()))
+        b, ll = survival_bootstrap.weighted_pwe_mle(coll["events"].values, coll["exposure"].values)
+        ref_hr.append(b)
+        ref_ll.append(ll)
+    np.testing.assert_allclose(boot.log_hr, ref_hr, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(boot.log_lambda, np.array(ref_ll), rtol=0, atol=1e-9)
+    with pytest.raises(InputError, match="weights"):
+        survival_bootstrap.bootstrap_draws(cohort.frame, "os", lambda g: np.zeros(n), n_boot=3, cuts=cuts)
+
+
+def test_backend_choice_keeps_the_study_fingerprint_and_unpacked_parts_resume(tmp_path):
+    """Switching between backends of identical draws does not change the study's identity; a
+    folder holding only the combined tables (as committed) is unpacked into part files, so the
+    stored replicates are not recomputed; a different setting is refused."""
+    cfg_text = TINY.format(reps=3, scen=(SCEN / "calibrated.toml").as_posix())
+    (tmp_path / "a.toml").write_text(cfg_text)
+    (tmp_path / "b.toml").write_text(cfg_text.replace('backend = "nutpie"', 'backend = "nutpie-numba"'))
+    (tmp_path / "c.toml").write_text(cfg_text.replace("draws = 100", "draws = 120"))
+    a, b, c = (validation.load_config(tmp_path / f"{k}.toml") for k in "abc")
+    assert b.sampler["backend"] == "nutpie-numba"
+    assert validation._config_fingerprint(a) == validation._config_fingerprint(b)
+    out = tmp_path / "out"
+    out.mkdir()
+    rows = pd.DataFrame({"scenario": ["calibrated"] * 4, "replicate": [0, 0, 1, 1], "x": [1.0, 2, 3, 4]})
+    rows.to_parquet(out / "replicates.parquet", index=False)
+    (out / "meta.json").write_text(json.dumps({"config": a.as_dict()}, default=str))
+    validation._check_out(out, b)                      # the same study: accepted
+    assert validation.unpack_combined(out) == 2
+    assert validation.unpack_combined(out) == 0        # existing parts are kept
+    pd.testing.assert_frame_equal(pd.read_parquet(validation.part_path(out, "replicates", "calibrated", 1)),
+                                  rows.iloc[2:].reset_index(drop=True))
+    truths = {"calibrated": pd.DataFrame({"x": [0]})}
+    assert [t["index"] for t in validation.plan_tasks(b, out, 3, truths)] == [2]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "meta.json").write_text(json.dumps({"config": a.as_dict()}, default=str))
+    with pytest.raises(InputError, match="other settings"):
+        validation._check_out(other, c)
+
+
 # ------------------------------------------------------------------------------- slow: real runs
 TINY = """
 [study]

@@ -62,7 +62,7 @@ from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled
-from .survival_bootstrap import call_design_fn
+from .survival_bootstrap import call_design_fn, replicate_weights
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
 ARMS = ("control", "treated")  # treatment 0, 1
@@ -212,13 +212,9 @@ def bootstrap_replicates(y, t, keep, design_fn, n_boot: int, seed: int):
     """Prior-free IPTW Bayesian-bootstrap replicates (Saarela et al. 2015) of the logistic MSM:
     arrays ``(intercept, log_or)`` of length ``n_boot``; ``keep`` marks the analysed rows of the
     cohort the design function refits on."""
-    n = keep.size
-    rng = np.random.default_rng(seed)
     a = np.empty(n_boot)
     b = np.empty(n_boot)
-    for r in range(n_boot):
-        g = rng.dirichlet(np.ones(n)) * n
-        v = call_design_fn(design_fn, g, n)
+    for r, (g, v) in enumerate(replicate_weights(design_fn, keep.size, n_boot, seed)):
         w = (g * v)[keep]
         a[r], b[r] = _weighted_logistic_mle(y, t, w)
     return a, b

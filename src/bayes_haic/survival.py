@@ -116,7 +116,7 @@ def cut_points(time, event, method: str = "quantile", n_intervals: int = 8, grid
         raise InputError(f"cut points: unknown method {method!r}; expected 'quantile' or 'grid'.")
     if isinstance(n_intervals, bool) or not isinstance(n_intervals, (int, np.integer)) or n_intervals < 1:
         raise InputError(f"cut points: n_intervals must be a positive integer; found {n_intervals!r}.")
-    t, d, _, _ = _check_arrays(time, event, np.zeros(np.size(time)), None)
+    t, d, _, _ = check_arrays(time, event, np.zeros(np.size(time)), None)
     te = t[d == 1]
     if te.size == 0:
         raise InputError("cut points: no events observed; quantile cut points need events.")
@@ -138,7 +138,9 @@ def interval_labels(cuts) -> list[str]:
 # --------------------------------------------------------------------------- data
 
 
-def _check_arrays(time, event, treatment, weights, names=("time", "event", "treatment")):
+def check_arrays(time, event, treatment, weights, names=("time", "event", "treatment")):
+    """``(time, event, treatment, weights)`` as flat arrays (months; event and treatment as 0/1
+    integers; weights None or non-negative floats), or an InputError naming the column and rows."""
     t = np.asarray(time, dtype=float).ravel()
     d = np.asarray(event, dtype=float).ravel()
     x = np.asarray(treatment, dtype=float).ravel()
@@ -202,7 +204,7 @@ def collapse(time, event, treatment, cuts, weights=None) -> xr.Dataset:
     Memory O(n): one pass per interval, never an n x J matrix.
     """
     cuts = validate_cuts(cuts)
-    t, d, x, w = _check_arrays(time, event, treatment, weights)
+    t, d, x, w = check_arrays(time, event, treatment, weights)
     wt = np.ones_like(t) if w is None else w
     J = cuts.size
     ends = np.append(cuts[1:], np.inf)
@@ -240,7 +242,7 @@ def expand_person_intervals(time, event, treatment, cuts, weights=None, covariat
     per-patient arrays). Patients contribute rows up to their event/censoring interval.
     """
     cuts = validate_cuts(cuts)
-    t, d, x, w = _check_arrays(time, event, treatment, weights)
+    t, d, x, w = check_arrays(time, event, treatment, weights)
     n = t.size
     last = interval_index(t, cuts)
     expo = exposure_matrix(t, cuts)
@@ -275,7 +277,7 @@ def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np
     missing = [c for c in (tcol, ecol, "treatment") if c not in frame.columns]
     if missing:
         raise InputError(f"cohort: missing column(s) {', '.join(missing)} for endpoint '{endpoint}'.")
-    t, d, x, _ = _check_arrays(frame[tcol], frame[ecol], frame["treatment"], None, (tcol, ecol, "treatment"))
+    t, d, x, _ = check_arrays(frame[tcol], frame[ecol], frame["treatment"], None, (tcol, ecol, "treatment"))
     return t, d, x
 
 
@@ -762,7 +764,7 @@ def _resolve_weights(frame: pd.DataFrame, adjust: str, weights):
     if weights is None:
         raise InputError("weights: adjust='iptw' needs weights (an array or a column name).")
     w = covariates_mod.column_or_array(frame, weights, "weights")
-    _check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
+    check_arrays(np.zeros(len(frame)), np.zeros(len(frame)), np.zeros(len(frame)), w)
     if w.sum() <= 0:
         raise InputError("weights: all weights are zero.")
     return kish_scaled(w)

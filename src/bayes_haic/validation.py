@@ -222,7 +222,9 @@ def load_config(path=None) -> StudyConfig:
         _check(k in ("draws", "tune", "chains", "backend", "target_accept"), src, f"sampler.{k}",
                "one of draws, tune, chains, backend, target_accept")
         if k == "backend":
-            _check(v in ("pymc", "nutpie"), src, "sampler.backend", "'pymc' or 'nutpie'", v)
+            from .sampling import BACKENDS
+
+            _check(v in BACKENDS, src, "sampler.backend", f"one of {', '.join(map(repr, BACKENDS))}", v)
         elif k == "target_accept":
             _check(isinstance(v, float) and 0 < v < 1, src, "sampler.target_accept", "a number in (0, 1)", v)
         else:
@@ -375,9 +377,13 @@ def run_replicate(task: dict) -> pd.DataFrame:
             add(endpoint, strategy, "log_hr", log_hr, lambda x: x < 0, conv, seconds)
             add(endpoint, strategy, "rmst_diff_24", draws["rmst_diff"].values.ravel(), lambda x: x > 0,
                 conv, math.nan)
+    # The response models are built anew for every fit (response.fit_response), so numba's
+    # per-model compilation of "nutpie-numba" (15-30 s) would be paid at every fit: they sample
+    # with "nutpie" (compiled in ~1 s from PyTensor's disk cache), which gives the same draws.
+    orr_sampler = replace(sampler, backend=SAME_DRAWS.get(sampler.backend, sampler.backend))
     for strategy in task["orr"]:
         t0 = time.perf_counter()
-        idata = analysis.fit_orr(cohort, strategy, design=design, sampler=sampler, n_boot=task["n_boot"])
+        idata = analysis.fit_orr(cohort, strategy, design=design, sampler=orr_sampler, n_boot=task["n_boot"])
         conv = {}
         if "sample_stats" in idata.groups() and "bootstrap" not in idata.groups():
             from .sampling import convergence
@@ -497,19 +503,50 @@ def plan_tasks(cfg: StudyConfig, out: Path, replicates: int, truths: dict) -> li
     return [t for t in tasks if t["kind"] == "sbc"] + [t for t in tasks if t["kind"] == "replicates"]
 
 
+#: sampler backends that run the same sampler on the same compiled density and give bit-identical
+#: draws (tests/test_validation.py checks it), so a study may mix them: backend -> its equivalent
+SAME_DRAWS = {"nutpie-numba": "nutpie"}
+
+
+def _same_draws_backend(sampler: dict) -> dict:
+    out = dict(sampler)
+    if "backend" in out:
+        out["backend"] = SAME_DRAWS.get(out["backend"], out["backend"])
+    return out
+
+
 def _config_fingerprint(cfg: StudyConfig) -> dict:
+    """What must not change between the runs of one study: everything but the number of
+    replicates, the file's path and the choice between backends of identical draws."""
     d = cfg.as_dict()
     d.pop("replicates")
     d.pop("path")
+    d["sampler"] = _same_draws_backend(d["sampler"])
+    if isinstance(d.get("sbc"), dict) and isinstance(d["sbc"].get("sampler"), dict):
+        d["sbc"] = dict(d["sbc"], sampler=_same_draws_backend(d["sbc"]["sampler"]))
     d["scenario_settings"] = {s.name: hashlib.sha256(json.dumps(s.settings, default=str, sort_keys=True)
                                                      .encode()).hexdigest()[:16] for s in cfg.scenarios}
     return d
 
 
 def _check_out(out: Path, cfg: StudyConfig) -> None:
-    """Refuse to extend a stored study with different settings (its numbers would mix)."""
+    """Refuse to extend a stored study with different settings (its numbers would mix).
+
+    A folder with only a combined result (``meta.json``, as committed in ``data/validation``) is
+    checked against the configuration stored in its meta (without the scenario settings' hashes,
+    which only ``study.json`` records)."""
     meta = out / "study.json"
     fp = _config_fingerprint(cfg)
+    if not meta.exists() and (out / "meta.json").exists():
+        stored = json.loads((out / "meta.json").read_text()).get("config", {})
+        stored_cfg = StudyConfig(path="", **{k: v for k, v in stored.items()
+                                            if k not in ("path", "scenarios") and k in StudyConfig.__dataclass_fields__})
+        stored_cfg.scenarios = cfg.scenarios if stored.get("scenarios") == [s.name for s in cfg.scenarios] else \
+            [Scenario(n, "", {}) for n in stored.get("scenarios", [])]
+        a, b = (json.loads(json.dumps(_config_fingerprint(c), default=str)) for c in (stored_cfg, cfg))
+        if a != b:
+            raise InputError(f"{out}: holds a validation study with other settings ({out / 'meta.json'}); "
+                             "expected the same configuration to resume or extend it, or a new --out folder.")
     if meta.exists():
         old = json.loads(meta.read_text())
         if old.get("fingerprint") != json.loads(json.dumps(fp, default=str)):
@@ -518,6 +555,26 @@ def _check_out(out: Path, cfg: StudyConfig) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(meta, json.dumps({"fingerprint": fp}, indent=2, default=str) + "\n")
+
+
+def unpack_combined(out: Path) -> int:
+    """Write the part files of the replicates and SBC draws that are stored only in the combined
+    tables (``replicates.parquet``, ``sbc.parquet``; e.g. a committed result whose part files are
+    not in the repository), so the study resumes and extends from them. Returns how many parts
+    were written; existing parts are left as they are."""
+    written = 0
+    for kind, table, group, index in (("replicates", "replicates.parquet", "scenario", "replicate"),
+                                      ("sbc", "sbc.parquet", "model", "draw")):
+        p = Path(out) / table
+        if not p.is_file():
+            continue
+        df = pd.read_parquet(p)
+        for (g, i), rows in df.groupby([group, index], sort=True):
+            part = part_path(out, kind, str(g), int(i))
+            if not part.exists():
+                write_part(part, rows.reset_index(drop=True))
+                written += 1
+    return written
 
 
 def run_study(cfg: StudyConfig, out, *, replicates: int | None = None, scheduler: str | None = None,
@@ -534,6 +591,9 @@ def run_study(cfg: StudyConfig, out, *, replicates: int | None = None, scheduler
     out = Path(out)
     replicates = cfg.replicates if replicates is None else int(replicates)
     _check_out(out, cfg)
+    unpacked = unpack_combined(out)
+    if unpacked:
+        echo(f"{out}: {unpacked} stored replicates/draws unpacked from the combined tables into part files")
     truths = {}
     for sc in cfg.scenarios:
         tp = out / "truth" / f"{sc.name}.csv"
@@ -606,6 +666,10 @@ def collect(cfg: StudyConfig, out) -> dict:
         "config": cfg.as_dict(),
         "scenarios": {s.name: s.description for s in cfg.scenarios},
         "coverage_band": list(COVERAGE_BAND),
+        "same_draws_backends": {k: v for k, v in SAME_DRAWS.items()},
+        "backend_note": "Sampler backends that give bit-identical draws count as the same settings "
+                        f"({', '.join(f'{k} = {v}' for k, v in SAME_DRAWS.items())}), so a stored study "
+                        "may hold replicates computed with either (see the README for this result's).",
     }
     if len(reps):
         atomic_write(out / "replicates.parquet", lambda tmp: reps.to_parquet(tmp, index=False))

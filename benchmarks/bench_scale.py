@@ -1,0 +1,89 @@
+"""Benchmark: `bayes-haic fit` on large cohorts (issue #16's scale targets), time and peak memory.
+
+Run: ``python benchmarks/bench_scale.py [--n 100000] [--strategies none,covariates,ps_covariate,iptw,psm]
+[--endpoint os] [--repeats 1] [--timeout 900]``.
+
+For each strategy a synthetic cohort of ``--n`` patients in the project's schema (the
+calibrated generator of ``data/synthetic/generator.toml``, 6+ covariates, seed 1) is written
+once to a temporary CSV, and ``bayes-haic fit --cohort FILE --endpoint os --adjust S --out DIR``
+runs as a fresh process; printed per strategy: the median wall time (seconds) and the peak
+resident memory of that process (GB, ``ru_maxrss`` of the child), each beside its target
+(100,000 patients: <= 60 s and <= 4 GB; 1,000,000 patients with none/covariates: <= 600 s and
+<= 16 GB). A run over ``--timeout`` seconds is stopped and reported as such. Speed is
+measured here, never in a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGETS = {100_000: (60.0, 4.0), 1_000_000: (600.0, 16.0)}
+
+
+def write_cohort(n: int, path: Path) -> None:
+    from bayes_haic import synthetic
+
+    n_t = int(round(n * 127 / 230))
+    df = synthetic.simulate_cohort(None, n_t, n - n_t, 1)
+    df.to_csv(path, index=False)
+
+
+def run_once(args: list[str], timeout: float) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in GB of the child, status) of one fresh process."""
+    code = ("import resource, sys\nfrom bayes_haic.cli import main\nsys.argv = ['bayes-haic'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code or 0)\n")
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                           cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return time.perf_counter() - t0, float("nan"), f"stopped after {timeout:.0f} s"
+    wall = time.perf_counter() - t0
+    kb = [int(line.split()[1]) for line in p.stderr.splitlines() if line.startswith("MAXRSS_KB")]
+    status = "ok" if p.returncode == 0 else f"exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}"
+    return wall, (kb[0] / 1024**2 if kb else float("nan")), status
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--strategies", default="none,covariates,ps_covariate,iptw,psm")
+    ap.add_argument("--endpoint", default="os")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--timeout", type=float, default=900.0)
+    a = ap.parse_args()
+    t_target, m_target = TARGETS.get(a.n, (float("nan"), float("nan")))
+    with tempfile.TemporaryDirectory() as tmp:
+        cohort = Path(tmp) / "cohort.csv"
+        t0 = time.perf_counter()
+        write_cohort(a.n, cohort)
+        print(f"cohort of {a.n:,} patients written in {time.perf_counter() - t0:.1f} s")
+        print(f"{'strategy':<14}{'wall s (median)':>16}{'target s':>10}{'peak GB':>9}{'target GB':>10}  status")
+        for strategy in a.strategies.split(","):
+            walls, mems, status = [], [], "ok"
+            for r in range(a.repeats):
+                args = ["fit", "--cohort", str(cohort), "--endpoint", a.endpoint, "--adjust", strategy,
+                        "--out", str(Path(tmp) / f"{strategy}-{r}")]
+                if strategy == "covariates":
+                    args += ["--covariates", "age,male,hbv,ecog_1,child_pugh_b,afp_400"]
+                wall, mem, status = run_once(args, a.timeout)
+                walls.append(wall)
+                mems.append(mem)
+                if status != "ok":
+                    break
+            print(f"{strategy:<14}{statistics.median(walls):>16.1f}{t_target:>10.0f}{max(mems):>9.2f}"
+                  f"{m_target:>10.0f}  {status}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
