@@ -175,6 +175,14 @@ def _with_suggestions(names, available, phrase: str) -> str:
     return ", ".join(out)
 
 
+def _require_columns(path, wanted, available, phrase: str, what) -> None:
+    """InputError naming the columns of ``wanted`` absent from ``available`` (with close matches
+    under ``phrase``); ``what(hints)`` words the message."""
+    absent = [c for c in wanted if c not in available]
+    if absent:
+        raise InputError(f"{path}: " + what(_with_suggestions(absent, available, phrase)))
+
+
 def load_cohort(path: str | Path, covariates=None, *, columns=None, time_unit: str = "months",
                 arms=None) -> Cohort:
     """Read and validate a cohort CSV; returns a :class:`Cohort` with typed columns.
@@ -285,14 +293,10 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     raw = _apply_columns(raw, path, columns)
     if "response" not in raw.columns:  # a survival-only cohort: no response data
         raw["response"] = ""
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    if missing:
-        hints = _with_suggestions(missing, raw.columns, "did you mean to rename")
-        raise InputError(
-            f"{path}: missing required column(s) {hints}; the cohort schema needs "
-            f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))}); a file "
-            "with its own names can be mapped (--column treatment=chemo, [data.columns])."
-        )
+    _require_columns(path, REQUIRED_COLUMNS, raw.columns, "did you mean to rename", lambda hints: (
+        f"missing required column(s) {hints}; the cohort schema needs "
+        f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))}); a file "
+        "with its own names can be mapped (--column treatment=chemo, [data.columns])."))
     if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
         from .reconstruct import load_reconstructed
 
@@ -304,13 +308,9 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     elif isinstance(covariates, str):
         covariates = [c.strip() for c in covariates.split(",") if c.strip()]
     covariates = list(covariates)
-    unknown = [c for c in covariates if c not in raw.columns]
-    if unknown:
-        hints = _with_suggestions(unknown, raw.columns, "did you mean")
-        raise InputError(
-            f"{path}: covariate column(s) {hints} not found; available columns: "
-            f"{', '.join(c for c in raw.columns if c not in REQUIRED_COLUMNS) or '(none)'}."
-        )
+    _require_columns(path, covariates, raw.columns, "did you mean", lambda hints: (
+        f"covariate column(s) {hints} not found; available columns: "
+        f"{', '.join(c for c in raw.columns if c not in REQUIRED_COLUMNS) or '(none)'}."))
 
     # a column full of missing values (an all-empty response column is a cohort without
     # response data: survival analyses only)
