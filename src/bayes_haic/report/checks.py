@@ -10,6 +10,10 @@ from ..labels import ARM_NAMES, STRATEGY_LABELS, arm_names as _arm_names
 from . import figures
 from . import pages as rp
 
+# column names of the response PPC table in the report
+RESPONSE_PPC_COLUMNS = {"observed": "observed proportion", "predicted_median": "predicted",
+                        "predicted_lower": "2.5%", "predicted_upper": "97.5%", "p_value": "p"}
+
 
 def flagged_cells(ppcs: list, arm_names=None) -> pd.DataFrame:
     """The arm-interval cells of survival PPCs whose observed events have two-sided p < 0.05."""
@@ -94,9 +98,7 @@ def checks_section(checks: Checks, cohort, fits: dict) -> rp.Section:
         tab = pd.concat([p.table for p in ppcs], ignore_index=True)
         tab["adjustment"] = [STRATEGY_LABELS.get(a, a) for a in tab["adjustment"]]
         tab["arm"] = [names[a] for a in tab["arm"]]
-        tab = tab.rename(columns={"observed": "observed proportion", "predicted_median": "predicted",
-                                  "predicted_lower": "2.5%", "predicted_upper": "97.5%",
-                                  "p_value": "p"})
+        tab = tab.rename(columns=RESPONSE_PPC_COLUMNS)
         sec.add(rp.Table(tab, "Objective response: observed proportion of responders (IPT-weighted "
                          "for IPTW) vs posterior predictive replicates. Models with one parameter "
                          "per arm reproduce the arm totals by construction; p-values near 1 are "

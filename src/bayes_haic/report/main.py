@@ -229,7 +229,7 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
-            response.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms),
+            figures.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms),
             "Posterior of the ORR risk difference by adjustment strategy."))
     return sec
 

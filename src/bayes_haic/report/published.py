@@ -109,6 +109,16 @@ def plot_orr_difference(reanalysis: ra.PublishedReanalysis):
     return fig
 
 
+def _posterior_table(rows: pd.DataFrame, first: str, measure: str, benefit: str, important: str,
+                     prior: str) -> pd.DataFrame:
+    """Rows of :meth:`bayes_haic.reanalysis.PublishedReanalysis.table` as the report shows
+    them: ``first`` column, prior, posterior median and interval, the two probabilities."""
+    cols = [first, "prior", "prior_detail", "median", "lower", "upper", "p_benefit", "p_important"]
+    return rows[cols].rename(columns={
+        "median": f"posterior median {measure}", "lower": "2.5%", "upper": "97.5%",
+        "p_benefit": benefit, "p_important": important, "prior_detail": prior})
+
+
 def published_section(published) -> rp.Section:
     sec = rp.Section("published", "Published evidence: Bayesian reanalysis of the study's "
                      "reported numbers", tier="published",
@@ -122,11 +132,7 @@ def published_section(published) -> rp.Section:
         "the published percentages (67.3%, 29.1%)."))
     table = published.table()
     hr = table[table["measure"] == "HR"]
-    show = hr[["endpoint", "prior", "prior_detail", "median", "lower", "upper", "p_benefit",
-               "p_important"]].rename(columns={
-                   "median": "posterior median HR", "lower": "2.5%", "upper": "97.5%",
-                   "p_benefit": "P(HR < 1)", "p_important": "P(HR < 0.8)",
-                   "prior_detail": "prior on log(HR)"})
+    show = _posterior_table(hr, "endpoint", "HR", "P(HR < 1)", "P(HR < 0.8)", "prior on log(HR)")
     sec.add(rp.Table(show, "Hazard ratios (IPTW, as published) under each prior set"))
     for endpoint in ("os", "pfs"):
         sec.add(rp.Figure.from_matplotlib(
@@ -134,11 +140,7 @@ def published_section(published) -> rp.Section:
             f"{endpoint.upper()}: prior (dashed), likelihood from the published HR (dotted) and "
             "posterior (solid), one panel per prior set."))
     orr = table[(table["endpoint"] == "orr") & (table["measure"] == "RD")]
-    show = orr[["model", "prior", "prior_detail", "median", "lower", "upper", "p_benefit",
-                "p_important"]].rename(columns={
-                    "median": "posterior median RD", "lower": "2.5%", "upper": "97.5%",
-                    "p_benefit": "P(RD > 0)", "p_important": "P(RD > 0.2)",
-                    "prior_detail": "prior"})
+    show = _posterior_table(orr, "model", "RD", "P(RD > 0)", "P(RD > 0.2)", "prior")
     sec.add(rp.Table(show, "Objective response (PSM counts 37/55 vs 16/55): risk difference "
                      "HAIC-LEN-P minus LEN-P. The beta-binomial model puts the prior on each "
                      "arm's rate (uniform in every shipped set); the logistic model puts the "
