@@ -70,6 +70,7 @@ from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
 from .importance import weighted_quantile
+from .labels import format_range
 from .paths import display_path
 from .priors import Prior, PriorSet, as_prior_set
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
@@ -255,10 +256,6 @@ def _symmetric_member(name, description, hr_center, hr_threshold, or_center, or_
     return FamilyMember(name, description, priors, tuple(st), comments)
 
 
-def _ci(lo: float, hi: float) -> str:
-    return f"{lo:.2f}-{hi:.2f}"
-
-
 def family_members(meta: pd.DataFrame | None = None) -> dict[str, FamilyMember]:
     """The skeptical, enthusiastic, pessimistic and evidence-based priors, derived from their
     stated probabilities (and, for evidence-based, from ``data/published/meta_analyses.csv``)."""
@@ -329,15 +326,15 @@ Nuisance parameters as in the reference set.""",
 
     def interval(p: Prior) -> str:
         m, sd = p.params["mu"], p.params["sigma"]
-        return _ci(math.exp(m - 1.96 * sd), math.exp(m + 1.96 * sd))
+        return format_range(math.exp(m - 1.96 * sd), math.exp(m + 1.96 * sd))
 
     out["evidence_based"] = FamilyMember(
         "evidence_based",
         f"""Evidence-based prior from the meta-analysis of Zhao, Xu, Deng & Ni, Front Oncol
 2025;15:1513394 (eight retrospective cohorts, HAIC + lenvatinib + PD-1 inhibitor vs lenvatinib +
-PD-1 inhibitor): pooled OS HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), PFS HR \
+PD-1 inhibitor): pooled OS HR {os_.value:.2f} ({format_range(os_.lower, os_.upper)}), PFS HR \
 {pfs.value:.2f} \
-({_ci(pfs.lower, pfs.upper)}), ORR RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}).
+({format_range(pfs.lower, pfs.upper)}), ORR RR {orr.value:.2f} ({format_range(orr.lower, orr.upper)}).
 The meta-analysis very likely includes this study, so using it in full would count this study's
 patients twice. Its information is halved: a power prior with a0 = {a0:g}, i.e. the variance of
 each pooled log ratio (SE from its 95% CI) is divided by {a0:g} (sd multiplied by \
@@ -366,22 +363,22 @@ for PFS (survival.log_hr_pfs). Nuisance parameters as in the reference set.""",
         {
             "survival.log_hr": (
                 f"log HR (OS; any endpoint without its own key): OS pooled HR {os_.value:.2f} "
-                f"({_ci(os_.lower, os_.upper)}), power prior a0 = {a0:g}"
+                f"({format_range(os_.lower, os_.upper)}), power prior a0 = {a0:g}"
             ),
             "survival.log_hr_pfs": (
-                f"log HR (PFS): PFS pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
+                f"log HR (PFS): PFS pooled HR {pfs.value:.2f} ({format_range(pfs.lower, pfs.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "published.log_hr_os": (
-                f"log HR (OS): pooled HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), "
+                f"log HR (OS): pooled HR {os_.value:.2f} ({format_range(os_.lower, os_.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "published.log_hr_pfs": (
-                f"log HR (PFS): pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
+                f"log HR (PFS): pooled HR {pfs.value:.2f} ({format_range(pfs.lower, pfs.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "response.log_or": (
-                f"log OR: pooled RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}) read as an OR at "
+                f"log OR: pooled RR {orr.value:.2f} ({format_range(orr.lower, orr.upper)}) read as an OR at "
                 f"control ORR {p0:.0%} (+ spread over {lo:.0%}-{hi:.0%}), a0 = {a0:g}"
             ),
         },

@@ -188,14 +188,14 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                     "published abstract.")
     sec.blocks.insert(1 + len(notes), rp.Figure.from_matplotlib(
         figures.forest(forest_rows, pub, f"{name}: HR and RMST difference by adjustment strategy",
-                     rmst_rows=rmst_rows, rmst_tau=24.0),
+                       rmst_rows=rmst_rows, rmst_tau=24.0, arm_names=cohort.arms),
         "Posterior median and 95% credible interval per adjustment strategy. Marginal hazard "
         "ratios (population-average: unadjusted, IPTW, PS matching) and conditional ones (given "
         "the PS spline, the covariates or the matched pair) are shown in separate panels: they "
         "are different estimands, which differ even without confounding because the hazard ratio "
         "is not collapsible. The last panel is the standardised difference in restricted mean "
-        "survival to 24 months (HAIC-LEN-P minus LEN-P, months), a measure comparable across "
-        "strategies; each is in its strategy's population (the whole cohort, the "
+        f"survival to 24 months ({cohort.arms[0]} minus {cohort.arms[1]}, months), a measure "
+        "comparable across strategies; each is in its strategy's population (the whole cohort, the "
         f"IPT-weighted ({est}) pseudo-population, the matched set)." + pub_note))
     return sec
 
