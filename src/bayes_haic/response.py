@@ -565,7 +565,6 @@ __all__ = [
     "response_rows",
     "response_summary",
     "prob_rd_above",
-    "plot_rd",
     "build_logistic_model",
     "build_beta_binomial_model",
     "ml_logistic",

@@ -21,7 +21,7 @@ module                 what it holds
 The page model is re-exported here: ``from bayes_haic import report as rp; rp.Section(...)``.
 """
 
-from .pages import (  # noqa: F401
+from .pages import (
     SYNTHETIC_BANNER,
     TIER_LABELS,
     Figure,
@@ -39,3 +39,7 @@ from .pages import (  # noqa: F401
     write_report,
     write_site,
 )
+
+__all__ = ["SYNTHETIC_BANNER", "TIER_LABELS", "Figure", "Section", "Table", "Text",
+           "format_probability", "format_value", "page_name", "render", "render_site",
+           "savefig_bbox", "synthetic_banner", "tier_banner", "write_report", "write_site"]

@@ -22,7 +22,6 @@ from ..published import load_published
 from ..schema import summarise_cohort
 from . import figures
 from . import pages as rp
-from .pages import SYNTHETIC_BANNER, tier_banner  # noqa: F401  (the pages' banners)
 from .published import published_section  # noqa: F401  (a section of the main report)
 
 # the provenance table lists the packages of the numbers and the figures' library after scipy
