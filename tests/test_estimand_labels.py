@@ -67,7 +67,7 @@ def att_run(tmp_path_factory):
     state.fits[("orr", "none")] = rs.fit_response(f, sampler=TINY)
     state.fits[("orr", "iptw")] = rs.fit_response(f, adjust="iptw", weights=design.weights, sampler=TINY,
                                                   weights_estimand=est)
-    return cohort, design, state
+    return cohort, design, state.summarise()
 
 
 def test_results_rows_say_att(att_run):

@@ -60,6 +60,17 @@ class RunState:
     fits: dict = field(default_factory=dict)
     hr_t: dict = field(default_factory=dict)  # endpoint -> time-varying fit
     reconstructed: dict = field(default_factory=dict)  # endpoint -> fit on [data] reconstructed
+    estimands: dict = field(default_factory=dict)  # fit key -> its estimands (summarise)
+
+    def summarise(self) -> "RunState":
+        """Compute the estimands of every fit not yet summarised, for the report: the
+        ``(summary, draws)`` of :func:`bayes_haic.survival.survival_estimands` for OS/PFS fits,
+        :func:`bayes_haic.response.response_summary` for ORR fits; returns ``self``."""
+        for key, idata in self.fits.items():
+            if key not in self.estimands:
+                self.estimands[key] = (response.response_summary(idata) if key[0] == "orr"
+                                       else survival.survival_estimands(idata))
+        return self
 
 
 # ------------------------------------------------------------------------------ the main job
@@ -151,7 +162,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
                 sampler=time_varying_sampler(sampler),
                 cuts=cuts, baseline=cfg.survival.baseline, time_varying=True,
                 pair_effect=cfg.survival.psm_pair_effect)
-        state.sections[endpoint] = report_main.survival_section(cohort, endpoint, state)
+        state.sections[endpoint] = report_main.survival_section(cohort, endpoint, state.summarise())
 
     # 4. response
     if not cohort.has_response and cfg.response.strategies:
@@ -163,7 +174,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
                                  sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
         state.fits[("orr", strategy)] = idata
         state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
-    state.sections["response"] = report_main.response_section(cohort, state)
+    state.sections["response"] = report_main.response_section(cohort, state.summarise())
 
     # 4b. pseudo-patients reconstructed from the study's published figures ([data] reconstructed)
     if cfg.data.reconstructed:
@@ -261,8 +272,8 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
         diag = checks.diagnostics_table({f"{e.upper()}, reconstructed, {label}": v
                                          for e, v in state.reconstructed.items()})
         state.alerts.extend(checks.failures(diag))
-    return report_main.reconstructed_section(rc, state.reconstructed, diag,
-                                             configured=cfg.survival.endpoints)
+    estimands = {e: survival.survival_estimands(v) for e, v in state.reconstructed.items()}
+    return report_main.reconstructed_section(rc, estimands, diag, configured=cfg.survival.endpoints)
 
 
 # ------------------------------------------------------------------------------ one fit
@@ -297,7 +308,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                  sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
         rows = response.response_rows(idata, cohort.data_tier, cohort.name)
         state.fits[("orr", adjust)] = idata
-        section = report_main.response_section(cohort, state)
+        section = report_main.response_section(cohort, state.summarise())
     else:
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
         idata = analysis.fit_survival(cohort, endpoint, adjust, design=design, prior_set=prior_set,
@@ -309,7 +320,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         rows = survival.result_rows(idata, cohort.data_tier, cohort.name,
                                     cut_set=main_cut_label(cfg))
         state.fits[(endpoint, adjust)] = idata
-        section = report_main.survival_section(cohort, endpoint, state)
+        section = report_main.survival_section(cohort, endpoint, state.summarise())
     echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     state.rows = rows
     chk = checks.run_checks(cohort, state.fits, design=design, prior_set=prior_set,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from .. import reconstruct, response, survival
 from ..labels import STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
-from ..results import summarise_draws
 from ..published import load_published
 from ..schema import summarise_cohort
 from . import figures
@@ -120,6 +119,8 @@ def published_hr(endpoint: str) -> float:
 
 
 def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Section:
+    """The page of one survival endpoint from the fits in ``state`` and their estimands
+    (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
     name = {"os": "Overall survival", "pfs": "Progression-free survival"}[endpoint]
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
@@ -128,7 +129,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
     rows, forest_rows, rmst_rows, notes, panels = [], [], [], [], []
     for strategy, idata in fits.items():
-        summ, draws = survival.survival_estimands(idata)
+        summ, draws = state.estimands[(endpoint, strategy)]
         hr = summ[summ["quantity"] == "hr"].iloc[0]
         med = summ[summ["quantity"] == "median"].set_index("arm")
         rd = summ[summ["quantity"] == "rmst_diff"].iloc[0]
@@ -200,6 +201,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
 
 
 def response_section(cohort: Cohort, state: RunState) -> rp.Section:
+    """The response page from the ORR fits in ``state`` and their summaries
+    (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
     sec = rp.Section("response", "Objective response", tier=cohort.data_tier, nav="Response")
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == "orr"}
     if not cohort.has_response:
@@ -210,7 +213,7 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
     rows, notes = [], []
     for strategy, idata in fits.items():
-        s = response.response_summary(idata)
+        s = state.estimands[("orr", strategy)]
         rows.append({
             "adjustment": label(strategy),
             f"ORR {cohort.arms[0]}": format_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
@@ -246,13 +249,11 @@ def published_comparison(state: RunState) -> pd.DataFrame:
                   & (frame["adjustment"] == adjustment)]
         return "not fitted" if r.empty else format_ci(*r.iloc[0][["median", "lower", "upper"]], 2)
 
-    def orr(adjustment, arm):
-        idata = state.fits.get(("orr", adjustment))
-        if idata is None:
+    def orr(adjustment, arm):  # percent
+        s = state.estimands.get(("orr", adjustment))
+        if s is None:
             return "not fitted"
-        k = 1 if arm == "treated" else 0
-        s = summarise_draws(100 * idata.posterior["p_arm"].values[..., k])
-        return format_ci(s["median"], s["lower"], s["upper"], 1)
+        return format_ci(*(100 * s[f"p_{arm}_{q}"] for q in ("median", "lower", "upper")), 1)
 
     arms = (("treated", "HAIC-LEN-P"), ("control", "LEN-P"))
     for endpoint in ("os", "pfs"):
@@ -411,10 +412,11 @@ def reconstructed_label(rc) -> str:
     return "matched-set comparison" if reconstruct.is_matched_set(rc) else "unadjusted"
 
 
-def reconstructed_section(rc, fits: dict, diagnostics: pd.DataFrame | None, *,
+def reconstructed_section(rc, estimands: dict, diagnostics: pd.DataFrame | None, *,
                           configured=("os", "pfs")) -> rp.Section:
-    """The "Reconstructed" section: the unadjusted (or matched-set) fits ``fits`` (endpoint ->
-    InferenceData) of the ``[data] reconstructed`` cohort ``rc``, its accuracy table (when the
+    """The "Reconstructed" section: the unadjusted (or matched-set) fits of the ``[data]
+    reconstructed`` cohort ``rc`` (``estimands``: endpoint -> the ``(summary, draws)`` of
+    :func:`bayes_haic.survival.survival_estimands`), its accuracy table (when the
     file written by ``bayes-haic reconstruct`` is beside it) and the fits' convergence
     (``diagnostics``); ``configured``: the main job's endpoints."""
     fig = rc.meta.get("source_figure") or "published Kaplan-Meier figure(s)"
@@ -429,8 +431,7 @@ def reconstructed_section(rc, fits: dict, diagnostics: pd.DataFrame | None, *,
         + (" — here those of the propensity-matched set, so the unadjusted model estimates "
            "the matched-set (marginal) hazard ratio." if matched else "."), "warning"))
     rows, panels = [], []
-    for e, idata in fits.items():
-        summ, draws = survival.survival_estimands(idata)
+    for e, (summ, draws) in estimands.items():
         hr = summ[summ["quantity"] == "hr"].iloc[0]
         med = summ[summ["quantity"] == "median"].set_index("arm")
         rows.append({
@@ -443,7 +444,7 @@ def reconstructed_section(rc, fits: dict, diagnostics: pd.DataFrame | None, *,
         frame = reconstruct.for_endpoint(rc, e).frame
         panels.append((frame, draws, f"{e.upper()}: {label}", None))
     if rows:
-        endpoints = list(fits)
+        endpoints = list(estimands)
         sec.add(rp.Table(pd.DataFrame(rows), "Posterior HR (HAIC-LEN-P vs LEN-P) and medians "
                          "(months) on the reconstructed pseudo-patients; the study's HR is the "
                          "IPTW estimate of all patients, a different analysis set"))
