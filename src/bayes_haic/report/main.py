@@ -255,7 +255,7 @@ def published_comparison(state: RunState) -> pd.DataFrame:
             return "not fitted"
         return format_ci(*(100 * s[f"p_{arm}_{q}"] for q in ("median", "lower", "upper")), 1)
 
-    arms = (("treated", "HAIC-LEN-P"), ("control", "LEN-P"))
+    arms = (("treated", STUDY_ARMS[0]), ("control", STUDY_ARMS[1]))
     for endpoint in ("os", "pfs"):
         for arm, label in arms:
             out.append({"quantity": f"median {endpoint.upper()} (months), {label}",
@@ -301,7 +301,10 @@ def summary_section(state: RunState, published) -> rp.Section:
     key = pd.concat([pub[keep], pat[keep]])
     key["prob_benefit"] = key["prob_benefit"].map(rp.format_probability)
     sec.add(rp.Table(key, "Key posteriors (median, 95% credible interval)"))
-    comparison = published_comparison(state)
+    # the study's published numbers belong beside its own (synthetic) cohort and its
+    # reconstructed curves, not beside a user's cohort
+    comparison = (published_comparison(state) if tier == "synthetic" or state.reconstructed
+                  else pd.DataFrame())
     if len(comparison):
         sec.add(rp.Table(comparison, f"Side by side: the study's published numbers and this "
                          f"analysis of {state.cohort.name} (tier '{tier}') under the same "
