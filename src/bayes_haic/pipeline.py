@@ -21,15 +21,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import reconstruct
+from . import reconstruct, response, survival
 from . import report as rp
 from .config import MainConfig, load_config
 from .priors import load_prior_set
 from .provenance import package_versions
+from .report import main as report_main
 from .results import atomic_write, write_results
 from .schema import Cohort, load_cohort
-from . import response, survival
-from .report import main as report_main
 
 
 @dataclass
