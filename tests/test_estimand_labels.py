@@ -200,3 +200,19 @@ def test_survival_section_marks_the_published_hr_for_the_synthetic_cohort_only(a
     (_, pub, _), _ = seen[-1]
     assert list(pub.values()) == [report_main.published_hr("os")]
     assert "diamond in the marginal panel" in visible_text(rp.render("t", [synthetic]))
+
+
+def test_study_text_only_for_the_study_cohort(att_run):
+    """The study's own sentences (its 55 matched pairs) and title belong to its synthetic
+    cohort; a user's cohort gets its own arm names instead."""
+    cohort, design, _ = att_run
+
+    class Synthetic:
+        def __getattr__(self, name):
+            return "synthetic" if name == "data_tier" else getattr(cohort, name)
+
+    user = visible_text(rp.render("t", [report_main.design_section(cohort, design)]))
+    study = visible_text(rp.render("t", [report_main.design_section(Synthetic(), design)]))
+    assert "55 pairs" not in user and "55 pairs" in study
+    assert report_main.site_title(cohort) == f"Bayesian analysis: {cohort.arms[0]} vs {cohort.arms[1]}, {cohort.name}"
+    assert "HAIC-LEN-P" in report_main.site_title(Synthetic())
