@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from bayes_haic.balance import balance_table, love_plot, overlap_plot, weighted_variance
+from bayes_haic.balance import balance_table, weighted_variance
+from bayes_haic.report.figures import love_plot, overlap_plot
 from bayes_haic.errors import InputError
 from bayes_haic.matching import match_nearest
 

@@ -19,6 +19,7 @@ from scipy import special
 
 from bayes_haic import checks as ck
 from bayes_haic import report as rp
+from bayes_haic.report.checks import checks_section
 from bayes_haic import survival as sv
 from bayes_haic import survival_bootstrap as sb
 from bayes_haic.errors import InputError
@@ -179,7 +180,7 @@ def test_km_figure_draws_the_product_limit_estimate_per_arm():
     (lifelines' for unweighted data), drawn from S(0) = 1, one line per arm."""
     from lifelines import KaplanMeierFitter
 
-    from bayes_haic import plots
+    from bayes_haic.report import figures
 
     rng = np.random.default_rng(8)
     n = 60
@@ -188,7 +189,7 @@ def test_km_figure_draws_the_product_limit_estimate_per_arm():
     grid = np.linspace(0, 30, 31)
     surv = xr.DataArray(np.ones((1, 4, 2, grid.size)), dims=("chain", "draw", "arm", "time"),
                         coords={"arm": ["treated", "control"], "time": grid})
-    fig = plots.km_vs_model(frame, "os", {"survival": surv})
+    fig = figures.km_vs_model(frame, "os", {"survival": surv})
     lines = {ln.get_label(): ln for ln in fig.axes[0].lines if "Kaplan-Meier" in ln.get_label()}
     assert len(lines) == 2
     for code, name in ((1, "HAIC-LEN-P"), (0, "LEN-P")):
@@ -411,7 +412,7 @@ def test_loo_table_and_checks_section(good, orr, tv):
     diag = res.diagnostics.set_index("fit")
     assert diag.loc["OS iptw", "status"] == "not applicable"
     assert any(f.startswith("OS LOO candidate: 2 intervals") for f in diag.index)
-    sec = res.section
+    sec = checks_section(res, cohort, fits)
     assert sec.id == "checks" and sec.nav_label == "Checks" and sec.tier == "synthetic"
     kinds = [type(b).__name__ for b in sec.blocks]
     assert kinds.count("Figure") == 2 and kinds.count("Table") >= 4

@@ -15,8 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_haic import balance, pipeline, plots, propensity
+from bayes_haic import pipeline, propensity
 from bayes_haic import response as rs
+from bayes_haic.labels import strategy_label
+from bayes_haic.report import figures as report_figures
+from bayes_haic.report import main as report_main
 from bayes_haic import survival as sv
 from bayes_haic import report as rp
 from bayes_haic.config import MainConfig
@@ -64,7 +67,7 @@ def att_run(tmp_path_factory):
     state.fits[("orr", "none")] = rs.fit_response(f, sampler=TINY)
     state.fits[("orr", "iptw")] = rs.fit_response(f, adjust="iptw", weights=design.weights, sampler=TINY,
                                                   weights_estimand=est)
-    return cohort, design, state
+    return cohort, design, state.summarise()
 
 
 def test_results_rows_say_att(att_run):
@@ -93,10 +96,11 @@ def test_sections_say_att_and_never_ate(att_run, monkeypatch):
             return fig
         return wrapped
 
-    for module, name in ((plots, "forest"), (plots, "km_panels"), (balance, "love_plot"), (rs, "plot_rd")):
+    for module, name in ((report_figures, "forest"), (report_figures, "km_panels"), (report_figures, "love_plot"),
+                         (report_figures, "plot_rd")):
         monkeypatch.setattr(module, name, keep(getattr(module, name)))
-    sections = [pipeline.design_section(cohort, design), pipeline.survival_section(cohort, "os", state),
-                pipeline.response_section(cohort, state)]
+    sections = [report_main.design_section(cohort, design), report_main.survival_section(cohort, "os", state),
+                report_main.response_section(cohort, state)]
     html = visible_text(rp.render("test", sections))
     assert "IPTW (ATT weights)" in html and "marginal (ATT)" in html
     assert "ATT: the treated patients" in html  # the estimand detail of the IPTW notes
@@ -124,8 +128,8 @@ def test_default_estimand_is_ate_and_labelled():
     assert sv._attrs("os", "none", CUTS, ps, coll, spec, weights_estimand="ATT")["estimand"] == "marginal"
     with pytest.raises(InputError, match="weights_estimand"):
         sv._attrs("os", "iptw", CUTS, ps, coll, spec, weights_estimand="ATC")
-    assert pipeline.strategy_label("iptw") == "IPTW (ATE weights)"
-    assert pipeline.strategy_label("psm", "ATT") == "PS matching"
+    assert strategy_label("iptw") == "IPTW (ATE weights)"
+    assert strategy_label("psm", "ATT") == "PS matching"
 
 
 # --------------------------------------------------------------------------- the forest plot
@@ -150,10 +154,10 @@ def diamonds(ax) -> list:
 
 def test_forest_separates_marginal_and_conditional_and_adds_rmst():
     pub = {"study, published IPTW HR 0.49": 0.49}
-    fig = plots.forest(HR_ROWS, pub, "OS", rmst_rows=RMST_ROWS, rmst_tau=24.0)
+    fig = report_figures.forest(HR_ROWS, pub, "OS", rmst_rows=RMST_ROWS, rmst_tau=24.0)
     marginal, conditional, rmst = fig.axes
-    assert marginal.get_title() == plots.HR_PANELS["marginal"]
-    assert conditional.get_title() == plots.HR_PANELS["conditional"]
+    assert marginal.get_title() == report_figures.HR_PANELS["marginal"]
+    assert conditional.get_title() == report_figures.HR_PANELS["conditional"]
     assert "24 months" in rmst.get_title() and "months" in rmst.get_xlabel()
     assert panel_labels(marginal) == ["study, published IPTW HR 0.49", "unadjusted", "IPTW (ATE weights)",
                                       "PS matching"]
@@ -168,18 +172,18 @@ def test_forest_separates_marginal_and_conditional_and_adds_rmst():
 
 
 def test_forest_without_published_has_no_diamond():
-    fig = plots.forest(HR_ROWS[:2], None, rmst_rows=RMST_ROWS[:2])
-    assert [ax.get_title() for ax in fig.axes] == [plots.HR_PANELS["marginal"], fig.axes[1].get_title()]
+    fig = report_figures.forest(HR_ROWS[:2], None, rmst_rows=RMST_ROWS[:2])
+    assert [ax.get_title() for ax in fig.axes] == [report_figures.HR_PANELS["marginal"], fig.axes[1].get_title()]
     assert not any(diamonds(ax) for ax in fig.axes)
     with pytest.raises(ValueError, match="scale"):
-        plots.forest([{**HR_ROWS[0], "scale": "both"}])
+        report_figures.forest([{**HR_ROWS[0], "scale": "both"}])
 
 
 def test_survival_section_marks_the_published_hr_for_the_synthetic_cohort_only(att_run, monkeypatch):
     cohort, _, state = att_run
     seen = []
-    monkeypatch.setattr(plots, "forest", lambda *a, **k: seen.append((a, k)) or plots.Figure())
-    user = pipeline.survival_section(cohort, "os", state)
+    monkeypatch.setattr(report_figures, "forest", lambda *a, **k: seen.append((a, k)) or report_figures.Figure())
+    user = report_main.survival_section(cohort, "os", state)
     (rows, pub, _), kw = seen[-1]
     assert pub == {}
     by_label = {r["label"]: r["scale"] for r in rows}
@@ -192,7 +196,23 @@ def test_survival_section_marks_the_published_hr_for_the_synthetic_cohort_only(a
         def __getattr__(self, name):
             return "synthetic" if name == "data_tier" else getattr(cohort, name)
 
-    synthetic = pipeline.survival_section(Synthetic(), "os", state)
+    synthetic = report_main.survival_section(Synthetic(), "os", state)
     (_, pub, _), _ = seen[-1]
-    assert list(pub.values()) == [pipeline.published_hr("os")]
+    assert list(pub.values()) == [report_main.published_hr("os")]
     assert "diamond in the marginal panel" in visible_text(rp.render("t", [synthetic]))
+
+
+def test_study_text_only_for_the_study_cohort(att_run):
+    """The study's own sentences (its 55 matched pairs) and title belong to its synthetic
+    cohort; a user's cohort gets its own arm names instead."""
+    cohort, design, _ = att_run
+
+    class Synthetic:
+        def __getattr__(self, name):
+            return "synthetic" if name == "data_tier" else getattr(cohort, name)
+
+    user = visible_text(rp.render("t", [report_main.design_section(cohort, design)]))
+    study = visible_text(rp.render("t", [report_main.design_section(Synthetic(), design)]))
+    assert "55 pairs" not in user and "55 pairs" in study
+    assert report_main.site_title(cohort) == f"Bayesian analysis: {cohort.arms[0]} vs {cohort.arms[1]}, {cohort.name}"
+    assert "HAIC-LEN-P" in report_main.site_title(Synthetic())

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+from bayes_haic import prior_files
 from bayes_haic import reanalysis as ra
+from bayes_haic.report import published as rpub
 from bayes_haic.errors import InputError
 from bayes_haic.paths import priors_dir
 from bayes_haic.priors import REQUIRED_KEYS, Prior, load_prior_set
@@ -82,7 +84,7 @@ def test_family_files_state_their_probabilities(name):
         got = st.evaluate(ps.get(st.key))
         assert got == pytest.approx(st.prob, abs=2e-5), f"{name}: {st.key} {st}: {got}"
     # the file is exactly what the code derives (no hand edits drifting from the statements)
-    assert (priors_dir() / f"{name}.toml").read_text() == ra.render_prior_file(member)
+    assert (priors_dir() / f"{name}.toml").read_text() == prior_files.render_prior_file(member)
 
 
 @pytest.mark.parametrize("name", FAMILY)
@@ -290,10 +292,10 @@ def test_table_and_figures(run):
     from matplotlib.figure import Figure
 
     for fig in (
-        ra.plot_hr_reanalysis(run.hr[("os", "skeptical")]),
-        ra.plot_hr_family(run, "pfs"),
-        ra.plot_orr_difference(run),
+        rpub.plot_hr_reanalysis(run.hr[("os", "skeptical")]),
+        rpub.plot_hr_family(run, "pfs"),
+        rpub.plot_orr_difference(run),
     ):
         assert isinstance(fig, Figure)
-    ax = ra.plot_hr_reanalysis(run.hr[("os", "reference")]).axes[0]
+    ax = rpub.plot_hr_reanalysis(run.hr[("os", "reference")]).axes[0]
     assert ax.get_xscale() == "log" and len(ax.lines) >= 3

@@ -150,7 +150,9 @@ def test_rows_summary_and_figure(covariate_fit):
     )
     from matplotlib.figure import Figure
 
-    assert isinstance(rs.plot_rd(covariate_fit), Figure)
+    from bayes_haic.report.figures import plot_rd
+
+    assert isinstance(plot_rd(covariate_fit), Figure)
     groups = set(covariate_fit.groups())
     assert {"posterior", "log_likelihood", "posterior_predictive", "observed_data",
             "constant_data", "sample_stats"} <= groups

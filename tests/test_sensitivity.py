@@ -19,6 +19,8 @@ from scipy.optimize import brentq
 from bayes_haic import reanalysis as ra
 from bayes_haic import report as rp
 from bayes_haic import sensitivity as sn
+from bayes_haic.jobs import write_sensitivity
+from bayes_haic.report.sensitivity import sensitivity_section
 from bayes_haic.errors import InputError
 from bayes_haic.paths import default_cohort_path
 from bayes_haic.priors import Prior, load_prior_set
@@ -246,7 +248,7 @@ def test_patient_tipping_monotone_and_near_the_normal_approximation(study):
 
 
 def test_section(study):
-    sec = study.section()
+    sec = sensitivity_section(study)
     assert (sec.id, sec.nav, sec.tier) == ("sensitivity", "Sensitivity", "synthetic")
     kinds = [type(b).__name__ for b in sec.blocks]
     assert kinds.count("Figure") == 3  # overlay (one endpoint), patient and published tipping
@@ -276,7 +278,7 @@ def test_user_cohort_tier_and_seed(cohort, tmp_path):
     user = load_cohort(path, list(cohort.covariates))
     kw = {"prior_names": ("reference", "skeptical"), "cut_sets": (4,), "tipping": False}
     s1 = _run(user, **kw)
-    assert set(s1.table()["data_tier"]) == {"user"} and s1.section().tier == "user"
+    assert set(s1.table()["data_tier"]) == {"user"} and sensitivity_section(s1).tier == "user"
     assert {r["source"] for r in s1.rows()} == {"mine.csv"}
     other = SamplerSettings(**{**SAMPLER.as_dict(), "seed": 7})
     s2 = _run(user, sampler=other, **kw)
@@ -377,9 +379,9 @@ def test_write_sensitivity_job(tmp_path):
     config.write_text("[sampler]\ndraws = 1000\ntune = 300\nseed = 5\n"
                       "[sensitivity]\nstrategies = [\"none\"]\norr_strategies = []\n")
     msgs = []
-    study = sn.write_sensitivity(default_cohort_path(), out, endpoints=("os",),
-                                 prior_names=("reference", "skeptical"), cut_sets=(4,),
-                                 threshold=0.975, config_path=config, echo=msgs.append)
+    study = write_sensitivity(default_cohort_path(), out, endpoints=("os",),
+                              prior_names=("reference", "skeptical"), cut_sets=(4,),
+                              threshold=0.975, config_path=config, echo=msgs.append)
     assert study.settings["sampler"]["tune"] == 300 and study.settings["sampler"]["seed"] == 5
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.csv", "sensitivity.csv",
                                                      "tipping.csv"]
@@ -406,4 +408,4 @@ def test_a_cut_set_that_is_not_estimable_is_left_out_with_a_note(cohort):
                             sampler=SAMPLER, n_boot=50, tipping=False)
     assert {p.cut_set.label for p in st.posteriors} == {"4 quantile intervals"}
     assert len(st.notes) == 1 and "not estimable" in st.notes[0] and "no events" in st.notes[0]
-    assert "not estimable" in rp.render("t", [st.section()])
+    assert "not estimable" in rp.render("t", [sensitivity_section(st)])

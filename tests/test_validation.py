@@ -164,7 +164,7 @@ def test_sbc_ranks_uniform_for_correct_and_not_for_wrong_model():
 
 
 def test_validation_page_from_stored_result():
-    from bayes_haic import validation_report
+    from bayes_haic.report import validation as validation_report
 
     res = validation.load_result(validation_report.stored_result_path())
     assert res is not None, "the stored validation result is missing from data/validation"

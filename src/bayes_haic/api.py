@@ -137,27 +137,29 @@ class FitResult:
     def plot(self, title: str | None = None):
         """The Kaplan-Meier-vs-model figure (OS/PFS): Kaplan-Meier per arm (IPT-weighted for
         IPTW, the matched set for PSM) over the posterior survival (median, 95% band); for ORR
-        the posterior of the risk difference. Returns a matplotlib Figure."""
-        from . import plots, response, survival
+        the posterior of the risk difference. Returns a Figure (drawn by
+        :mod:`bayes_haic.report.figures`)."""
+        from . import survival
+        from .report import figures
 
         label = title or f"{self.endpoint.upper()}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
-            return response.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
+            return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
         _, draws = survival.survival_estimands(self.idata)
         frame, weights = self.cohort.frame, None
         if self.adjustment == "psm":
             frame = self.design.matched_frame(frame)
         elif self.adjustment == "iptw":
             weights = self.design.weights
-        return plots.km_vs_model(frame, self.endpoint, draws, label, weights,
+        return figures.km_vs_model(frame, self.endpoint, draws, label, weights,
                                  arm_names=self.cohort.arms)
 
     def to_netcdf(self, path) -> Path:
         """Save :attr:`idata` (ArviZ netCDF, written atomically); returns the path."""
-        from .pipeline import _write_netcdf
+        from .pipeline import write_netcdf
 
         path = Path(path)
-        _write_netcdf(copy.deepcopy(self.idata), path)
+        write_netcdf(copy.deepcopy(self.idata), path)
         return path
 
     def __repr__(self) -> str:
@@ -267,17 +269,17 @@ class BalanceResult:
         return self.design.summary()
 
     def plot(self):
-        """The love plot (absolute SMD per covariate); a matplotlib Figure."""
-        from . import balance as bal
+        """The love plot (absolute SMD per covariate); a Figure."""
+        from .report import figures
 
-        return bal.love_plot(self.design.balance)
+        return figures.love_plot(self.design.balance)
 
     def overlap_plot(self):
-        """Propensity-score overlap by arm; a matplotlib Figure."""
-        from . import balance as bal
+        """Propensity-score overlap by arm; a Figure."""
+        from .report import figures
 
         t = self.cohort.frame["treatment"].to_numpy()
-        return bal.overlap_plot(self.design.ps_fit.ps, t,
+        return figures.overlap_plot(self.design.ps_fit.ps, t,
                                 arm_labels={1: self.cohort.arms[0], 0: self.cohort.arms[1]})
 
 

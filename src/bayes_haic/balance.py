@@ -1,4 +1,5 @@
-"""Covariate balance between treatment arms: standardized mean differences, variance ratios, plots.
+"""Covariate balance between treatment arms: standardized mean differences and variance ratios
+(the love plot and overlap plot are in :mod:`bayes_haic.report.figures`).
 
 For covariate ``x`` and arm means ``m1`` (treated), ``m0`` (control), possibly weighted, the
 **standardized mean difference** is
@@ -35,11 +36,9 @@ import types as _types
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from .errors import InputError, describe_rows
 
-ARM_LABELS = {1: "HAIC-LEN-P", 0: "LEN-P"}
 DENOMINATORS = ("pooled", "treated")
 _ADJUSTMENTS = ("before", "matched", "weighted")
 
@@ -245,91 +244,6 @@ def balance_table(
         out[f"flag_{name}"] = out[f"flag_{name}"].astype("boolean")
     out.attrs.update(attrs)
     return out
-
-
-def love_plot(balance: pd.DataFrame, threshold: float | None = None, absolute: bool = True) -> Figure:
-    """Love plot: SMD per covariate before adjustment, after matching and after weighting.
-
-    ``balance`` is a :func:`balance_table`; adjustments with all-NaN SMDs are left out. Points
-    are ``|SMD|`` when ``absolute`` (default), else signed; a dashed line marks ``threshold``
-    (default: the table's). Covariates are ordered by their SMD before adjustment, largest on top.
-    The weighted points are labelled with the weights' estimand when the table's ``attrs`` name
-    it (``weights_estimand``, set by :func:`bayes_haic.propensity.design`).
-    """
-    need = {"covariate", "smd_before"}
-    if not need.issubset(balance.columns):
-        raise InputError("love_plot: expected a table from balance_table() (columns covariate, smd_*).")
-    if threshold is None:
-        threshold = balance.attrs.get("threshold", 0.1)
-    order = balance["smd_before"].abs().sort_values(kind="stable").index
-    tab = balance.loc[order]
-    y = np.arange(len(tab))
-    styles = {
-        "before": dict(marker="o", facecolors="none", edgecolors="0.3", label="before adjustment"),
-        "matched": dict(marker="^", color="tab:blue", label="after PS matching"),
-        "weighted": dict(marker="s", color="tab:orange", label="after IPT weighting"
-                         + (f" ({balance.attrs['weights_estimand']})" if balance.attrs.get("weights_estimand") else "")),
-    }
-    fig = Figure(figsize=(6.0, 1.2 + 0.32 * len(tab)))
-    ax = fig.add_subplot()
-    for name, style in styles.items():
-        col = f"smd_{name}"
-        if col not in tab.columns or tab[col].isna().all():
-            continue
-        vals = tab[col].to_numpy(dtype=float)
-        ax.scatter(np.abs(vals) if absolute else vals, y, s=36, zorder=3, **style)
-    ax.axvline(threshold, ls="--", color="0.5", lw=1)
-    if not absolute:
-        ax.axvline(-threshold, ls="--", color="0.5", lw=1)
-        ax.axvline(0, color="0.8", lw=1)
-    ax.set_yticks(y, tab["covariate"].tolist())
-    ax.set_xlabel("absolute standardized mean difference" if absolute else "standardized mean difference")
-    denom = balance.attrs.get("denominator", "pooled")
-    ax.set_title(f"Covariate balance (SMD denominator: {denom} SD, unadjusted cohort)", fontsize=9)
-    ax.grid(axis="x", color="0.9")
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def overlap_plot(ps, treatment, weights=None, bins: int = 25, arm_labels=None) -> Figure:
-    """Propensity-score overlap: histograms per arm, treated above the axis and controls below.
-
-    Counts of patients per bin of the PS on [0, 1]; with ``weights`` a weighted histogram
-    (sum of weights per bin) is drawn as an outline over each arm. ``arm_labels`` maps 1 and 0
-    to names (default HAIC-LEN-P and LEN-P).
-    """
-    ps = np.asarray(ps, dtype=float)
-    t = np.asarray(treatment)
-    if ps.ndim != 1 or t.shape != ps.shape:
-        raise InputError("overlap_plot: ps and treatment must be 1-D arrays of equal length.")
-    if np.any(~np.isfinite(ps) | (ps < 0) | (ps > 1)):
-        raise InputError("overlap_plot: propensity scores must lie in [0, 1].")
-    labels = {**ARM_LABELS, **(arm_labels or {})}
-    edges = np.linspace(0.0, 1.0, int(bins) + 1)
-    fig = Figure(figsize=(6.0, 3.8))
-    ax = fig.add_subplot()
-    for arm, sign, color in ((1, 1.0, "tab:red"), (0, -1.0, "tab:blue")):
-        sel = t == arm
-        counts, _ = np.histogram(ps[sel], bins=edges)
-        ax.bar(edges[:-1], sign * counts, width=np.diff(edges), align="edge", color=color,
-               alpha=0.45, edgecolor="white", label=f"{labels[arm]} (n = {int(sel.sum())})")
-        if weights is not None:
-            w = np.asarray(weights, dtype=float)
-            wc, _ = np.histogram(ps[sel], bins=edges, weights=w[sel])
-            ax.stairs(sign * wc, edges, color=color, lw=1.5,
-                      label=f"{labels[arm]}, weighted")
-    ax.axhline(0, color="0.3", lw=0.8)
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("propensity score (probability of HAIC-LEN-P)" if not arm_labels else "propensity score")
-    ax.set_ylabel("patients (controls below the axis)" if weights is None
-                  else "patients; outline: sum of weights")
-    ticks = ax.get_yticks()
-    ax.set_yticks(ticks, [f"{abs(v):g}" for v in ticks])
-    ax.legend(fontsize=8, frameon=False)
-    ax.set_title("Propensity-score overlap by arm", fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 # ------------------------------------------------------------------------------ bh.balance(...)

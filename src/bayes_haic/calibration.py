@@ -114,14 +114,14 @@ def _fit_prior_set(payload):
 
 def simulate_pwe(theta: dict, n_per_arm: int, cuts, censor, rng) -> pd.DataFrame:
     """Patients from the PWE model with parameters ``theta`` (``log_lambda`` per interval, ``log_hr``)."""
-    from .synthetic import _pwe_inverse
+    from .synthetic import pwe_inverse
 
     cuts = np.asarray(cuts, float)
     lam = np.exp(np.asarray(theta["log_lambda"], float))
     t = np.repeat([0, 1], n_per_arm)
     e = rng.standard_exponential(t.size)
-    times = np.where(t == 1, _pwe_inverse(cuts[1:], lam * math.exp(theta["log_hr"]), e),
-                     _pwe_inverse(cuts[1:], lam, e))
+    times = np.where(t == 1, pwe_inverse(cuts[1:], lam * math.exp(theta["log_hr"]), e),
+                     pwe_inverse(cuts[1:], lam, e))
     c = rng.uniform(censor[0], censor[1], t.size)
     return pd.DataFrame({"id": np.arange(1, t.size + 1), "treatment": t,
                          "os_time": np.maximum(np.minimum(times, c), 1e-6),

@@ -98,13 +98,12 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from matplotlib.figure import Figure
 
-from . import report as rp
 from . import sampling
 from . import survival as sv
 from .errors import InputError
 from .fitinfo import FitInfo
+from .labels import STRATEGY_LABELS
 from .sampling import DEFAULT_SEED
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
@@ -116,10 +115,6 @@ PARETO_K = 0.7
 # posterior variables left out of the convergence diagnostics (functions of the parameters)
 DERIVED = ("hazard", "expected_events", "hr", "hr_t")
 ARM_CODES = {"control": 0, "treated": 1}
-ARM_NAMES = {"treated": "HAIC-LEN-P", "control": "LEN-P"}
-ARM_COLORS = {"treated": "#c0392b", "control": "#2471a3"}
-STRATEGY_LABELS = {"none": "unadjusted", "iptw": "IPTW", "ps_covariate": "PS spline covariate",
-                   "psm": "PS matching", "covariates": "covariate adjustment"}
 # LOO candidates refitted next to each unweighted main fit (keys are fit_pwe options;
 # "n_intervals" means quantile cut points of the event times): one coarser cut-point set and a
 # time-varying HR (the proportional-hazards check); FULL_CANDIDATES adds a finer cut-point set
@@ -725,103 +720,17 @@ def failures(table: pd.DataFrame) -> list[str]:
 # --------------------------------------------------------------------------- figures
 
 
-def _fmt_p(p: float) -> str:
-    return "–" if not np.isfinite(p) else ("< 0.005" if p < 0.005 else f"{p:.2f}")
-
-
-def _arm_names(arm_names) -> dict:
-    """``{"treated": ..., "control": ...}`` from a (treated, control) pair (default the study's)."""
-    return dict(zip(("treated", "control"), arm_names)) if arm_names else ARM_NAMES
-
-
-def plot_survival_ppc(ppcs: list[SurvivalPPC], title: str = "", arm_names=None) -> Figure:
-    """One row per fit: left, the 95% band of replicate Kaplan-Meier curves per arm with the
-    observed (IPTW: weighted) Kaplan-Meier curve; right, events per interval and arm, observed
-    (dots) against the predictive median (dash) and 95% interval (bar). ``arm_names``:
-    (treated, control) names in the legends."""
-    names = _arm_names(arm_names)
-    n = len(ppcs)
-    fig = Figure(figsize=(8.6, 2.7 * n + 0.5), layout="constrained")
-    axes = fig.subplots(n, 2, squeeze=False)
-    for r, ppc in enumerate(ppcs):
-        name = STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment)
-        ax = axes[r, 0]
-        for arm in ("treated", "control"):
-            cv, col = ppc.curves[arm], ARM_COLORS[arm]
-            ax.fill_between(cv["grid"], cv["lower"], cv["upper"], color=col, alpha=0.2, lw=0)
-            ax.step(cv["km_time"], cv["km_surv"], where="post", color=col, lw=1.4,
-                    label=f"{names[arm]} (p = {_fmt_p(ppc.p_km[arm])})")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlim(0, None)
-        ax.set_xlabel("months", fontsize=8)
-        ax.set_ylabel("survival probability", fontsize=8)
-        ax.set_title(f"{name}: {'weighted ' if ppc.weighted else ''}KM vs {ppc.n_draws} replicates",
-                     fontsize=9)
-        ax.legend(fontsize=7, frameon=False, loc="upper right")
-        ax.tick_params(labelsize=7)
-        ax = axes[r, 1]
-        ev = ppc.events
-        labels = ev[ev["arm"] == "control"]["interval"].tolist()
-        x = np.arange(len(labels))
-        for arm, shift in (("control", -0.17), ("treated", 0.17)):
-            e, col = ev[ev["arm"] == arm], ARM_COLORS[arm]
-            ax.vlines(x + shift, e["predicted_lower"], e["predicted_upper"], color=col, lw=2, alpha=0.35)
-            ax.plot(x + shift, e["predicted_median"], "_", color=col, ms=8)
-            ax.plot(x + shift, e["observed"], "o", color=col, ms=4, label=names[arm])
-        ax.set_xticks(x, labels, rotation=45, fontsize=7)
-        ax.set_xlabel("interval (months)", fontsize=8)
-        ax.set_ylabel(("weighted " if ppc.weighted else "") + "events", fontsize=8)
-        ax.set_title(f"{name}: events per interval (X² p = {_fmt_p(ppc.p_events)})", fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
-        if r == 0:
-            ax.legend(fontsize=7, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def plot_response_ppc(ppcs: list[ResponsePPC], arm_names=None) -> Figure:
-    """One panel per fit (three per row): replicate (weighted) responder proportions per arm
-    (histograms) with the observed proportion (vertical line)."""
-    names = _arm_names(arm_names)
-    n = len(ppcs)
-    ncol = min(n, 3)
-    nrow = -(-n // ncol)
-    fig = Figure(figsize=(3.0 * ncol + 0.4, 2.5 * nrow), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_axis_off()
-    for ax, ppc in zip(axes, ppcs):
-        tab = ppc.table.set_index("arm")
-        for arm in ("control", "treated"):
-            col = ARM_COLORS[arm]
-            n_arm = int(tab.loc[arm, "n"])
-            bins = 30 if tab.loc[arm, "weighted"] else (np.arange(n_arm + 2) - 0.5) / n_arm
-            ax.hist(ppc.replicates[arm], bins=bins, color=col, alpha=0.35, density=True)
-            ax.axvline(tab.loc[arm, "observed"], color=col, lw=1.6,
-                       label=f"{names[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
-        weighted = bool(tab["weighted"].any())
-        ax.set_xlabel(("IPT-weighted " if weighted else "") + "proportion of responders", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_yticks([])
-        ax.set_title(STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment), fontsize=9)
-        ax.legend(fontsize=7, frameon=False, loc="upper center")
-        ax.tick_params(labelsize=7)
-    return fig
-
-
-# --------------------------------------------------------------------------- the report section
+# --------------------------------------------------------------------------- all checks of a run
 
 
 @dataclass
 class Checks:
-    """Everything :func:`run_checks` computed: the report ``section``; the convergence
-    ``diagnostics`` table (main fits, time-varying fits and LOO candidates) and its
-    ``failures``; the PPCs (``survival``, ``response``: fit key -> check); ``loo``: (endpoint,
-    comparison title) -> :func:`loo_table`; the ``candidate_fits``; ``notes``; ``seconds``
-    elapsed."""
+    """Everything :func:`run_checks` computed: the convergence ``diagnostics`` table (main
+    fits, time-varying fits and LOO candidates) and its ``failures``; the PPCs (``survival``,
+    ``response``: fit key -> check); ``loo``: (endpoint, comparison title) -> :func:`loo_table`;
+    the ``candidate_fits``; ``notes``; ``seconds`` elapsed; the PPC settings ``n_draws`` and
+    ``seed``. The report section is :func:`bayes_haic.report.checks.checks_section`."""
 
-    section: rp.Section
     diagnostics: pd.DataFrame
     failures: list
     survival: dict
@@ -830,6 +739,8 @@ class Checks:
     candidate_fits: dict
     notes: list
     seconds: float
+    n_draws: int = PPC_DRAWS
+    seed: int = DEFAULT_SEED
 
     def events_table(self) -> pd.DataFrame:
         """Observed vs predictive events of every survival fit, one row per arm and interval."""
@@ -875,7 +786,8 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
                seed: int = DEFAULT_SEED, n_draws: int = PPC_DRAWS, compare_models: bool = False,
                candidates=DEFAULT_CANDIDATES,
                candidate_sampler: sampling.SamplerSettings | None = None, echo=None) -> Checks:
-    """All checks of the main job's fits and the "Checks" report section.
+    """All checks of the main job's fits (the "Checks" report section is
+    :func:`bayes_haic.report.checks.checks_section` of the result).
 
     ``fits``: ``(endpoint, strategy) -> InferenceData`` as in ``RunState.fits`` (endpoints
     ``os``/``pfs`` are PWE fits, ``orr`` response fits). ``design``: the propensity design (IPT
@@ -941,120 +853,7 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
                for ep, v in (time_varying_fits or {}).items()}
     diag = diagnostics_table({**fits, **tv_fits, **cand_fits})
     fails = failures(diag)
-    section = _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed)
-    return Checks(section, diag, fails, surv, resp, loo, cand_fits, notes,
-                  time.perf_counter() - started)
+    return Checks(diag, fails, surv, resp, loo, cand_fits, notes,
+                  time.perf_counter() - started, n_draws, seed)
 
 
-def checks_section(cohort, fits: dict, **kwargs) -> rp.Section:
-    """The "Checks" report section (id ``checks``); see :func:`run_checks` for the arguments."""
-    return run_checks(cohort, fits, **kwargs).section
-
-
-def _flagged_cells(ppcs: list[SurvivalPPC], arm_names=None) -> pd.DataFrame:
-    names = _arm_names(arm_names)
-    rows = []
-    for ppc in ppcs:
-        e = ppc.events[ppc.events["p_value"] < 0.05]
-        for r in e.itertuples():
-            rows.append({"adjustment": STRATEGY_LABELS.get(ppc.adjustment, ppc.adjustment),
-                         "arm": names[r.arm], "interval (months)": r.interval,
-                         "observed": r.observed, "predicted": r.predicted_median,
-                         "2.5%": r.predicted_lower, "97.5%": r.predicted_upper, "p": r.p_value})
-    return pd.DataFrame(rows)
-
-
-def _section(cohort, fits, surv, resp, loo, diag, fails, notes, n_draws, seed) -> rp.Section:
-    sec = rp.Section("checks", "Model checks: posterior predictive checks, LOO and convergence",
-                     tier=getattr(cohort, "data_tier", None), nav="Checks")
-    arms = getattr(cohort, "arms", None)
-    names = _arm_names(arms)
-    sec.add(rp.Text(
-        "Posterior predictive checks ask whether data simulated from each fitted model look like "
-        "the observed data; p-values near 0 flag misfit (they are conservative: a model can fit "
-        "badly without an extreme p-value, so the figures matter more than the numbers). "
-        "PSIS-LOO compares the expected predictive accuracy of alternative survival model "
-        "structures; the convergence table checks every MCMC fit."))
-    # convergence
-    show = diag.drop(columns=["endpoint", "adjustment"]).rename(columns={
-        "rhat_max": "max R-hat", "ess_bulk_min": "min bulk ESS", "ess_tail_min": "min tail ESS",
-        "bfmi_min": "min BFMI"})
-    T = THRESHOLDS
-    sec.add(rp.Table(show, f"Convergence of every fit over all posterior variables (pass: R-hat <= "
-                     f"{T['rhat_max']:g}, bulk and tail ESS >= {T['ess_bulk_min']:g}, no divergent "
-                     f"transitions, BFMI >= {T['bfmi_min']:g}, >= {T['chains']} chains). Bayesian-"
-                     "bootstrap fits draw independent replicates: MCMC diagnostics do not apply."))
-    if fails:
-        sec.add(*(rp.Text(f, "warning") for f in fails))
-    else:
-        sec.add(rp.Text("Every MCMC fit passed the convergence checks.", "note"))
-    # survival PPC
-    if surv:
-        sec.add(rp.Text(
-            f"Survival: {n_draws} thinned posterior draws per fit, each simulating one replicate "
-            "cohort with the observed censoring (censored patients keep their censoring time; "
-            "for patients with an event, a censoring time is drawn from their arm's reverse "
-            "Kaplan-Meier censoring distribution beyond their event time, residual mass at the "
-            "last follow-up). Bands: 95% of replicate Kaplan-Meier curves; KM p: standardised "
-            "squared distance of the observed curve from the replicates' mean, up to the 90th "
-            "percentile of follow-up. Events per interval are checked given the observed time at "
-            "risk (Pearson X² discrepancy and per-cell two-sided mid-p). Covariate and PS-spline "
-            "models simulate each patient from their own hazard. IPTW fits: the IPT-weighted "
-            "Kaplan-Meier curve and weighted events against replicates that keep each patient's "
-            "weight — a check of the marginal (pseudo-population) hazards, not of the propensity "
-            f"model. PSM fits: the matched set. Replicates are seeded ({seed})."))
-        sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]).rename(columns={
-                             f"KM p ({ARM_NAMES[a]})": f"KM p ({names[a]})" for a in names}),
-                         "Survival posterior predictive p-values per fit", digits=2))
-        for endpoint in dict.fromkeys(k[0] for k in surv):
-            ppcs = [p for k, p in surv.items() if k[0] == endpoint]
-            name = {"os": "Overall survival", "pfs": "Progression-free survival"}.get(endpoint, endpoint)
-            sec.add(rp.Figure.from_matplotlib(
-                plot_survival_ppc(ppcs, arm_names=arms),
-                f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
-                "(left) and events per interval and arm, observed (dots) vs predictive median and "
-                "95% interval (right); one row per adjustment strategy."))
-            flagged = _flagged_cells(ppcs, arm_names=arms)
-            if len(flagged):
-                sec.add(rp.Table(flagged, f"{name}: arm-interval cells whose observed events fall "
-                                 "outside the central 95% of the replicates (two-sided p < 0.05; "
-                                 f"about 1 in 20 cells by chance, {sum(len(p.events) for p in ppcs)} "
-                                 "cells checked)", digits=3))
-            else:
-                sec.add(rp.Text(f"{name}: no arm-interval cell with two-sided p < 0.05.", "note"))
-    # response PPC
-    if resp:
-        ppcs = list(resp.values())
-        tab = pd.concat([p.table for p in ppcs], ignore_index=True)
-        tab["adjustment"] = [STRATEGY_LABELS.get(a, a) for a in tab["adjustment"]]
-        tab["arm"] = [names[a] for a in tab["arm"]]
-        tab = tab.rename(columns={"observed": "observed proportion", "predicted_median": "predicted",
-                                  "predicted_lower": "2.5%", "predicted_upper": "97.5%",
-                                  "p_value": "p"})
-        sec.add(rp.Table(tab, "Objective response: observed proportion of responders (IPT-weighted "
-                         "for IPTW) vs posterior predictive replicates. Models with one parameter "
-                         "per arm reproduce the arm totals by construction; p-values near 1 are "
-                         "expected there."))
-        sec.add(rp.Figure.from_matplotlib(plot_response_ppc(ppcs, arm_names=arms),
-                                          "Objective response: replicate proportions per arm "
-                                          "(histograms) and the observed proportion (lines)."))
-    # LOO
-    k_col = f"k > {PARETO_K:g}"
-    for (endpoint, title), tab in loo.items():
-        sec.add(rp.Table(tab, f"{title}: PSIS-LOO (per-patient log-likelihood; best first; "
-                         "elpd_diff and dse relative to the best; a difference within about 2 dse "
-                         f"is not a clear preference; '{k_col}': patients with an unreliable PSIS "
-                         "estimate)", digits=3))
-        if int(tab[k_col].sum()):
-            sec.add(rp.Text(f"{title}: {int(tab[k_col].sum())} Pareto k value(s) > "
-                            f"{PARETO_K:g}: those models' LOO estimates are unreliable.", "warning"))
-    if not loo:
-        sec.add(rp.Text("PSIS-LOO: no model comparison in this run (no time-varying-HR fit was "
-                        "given and refits of alternative structures were not requested).", "note"))
-    if any(v.attrs.get("adjustment") == "iptw" for k, v in fits.items() if k[0] != "orr"):
-        sec.add(rp.Text("IPTW survival fits are not in the LOO comparisons: a weighted pseudo-"
-                        "likelihood or Bayesian bootstrap has no predictive density of the data.",
-                        "note"))
-    for n in notes:
-        sec.add(rp.Text(n, "note"))
-    return sec

@@ -34,7 +34,7 @@ _OWN_PROCESS = False
 
 def _start_process() -> None:
     """Entry points: turn the cyclic garbage collector off while the command imports PyMC,
-    PyTensor, ArviZ and matplotlib; their ~10^6 long-lived objects would otherwise trigger
+    PyTensor, ArviZ and the figure library; their ~10^6 long-lived objects would otherwise trigger
     repeated full collections (~0.45 s per process). :func:`_settle` turns it back on."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
@@ -234,6 +234,7 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
     (Guyot et al. 2012), with an accuracy report. Tier 'reconstructed': never the study's
     patient data."""
     from . import reconstruct as rc
+    from .jobs import write_reconstruction
 
     _settle()
     endpoints = list(endpoints) or (["os"] if len(points) == 1 else [])
@@ -247,7 +248,7 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
     recs = [rc.reconstruct_figure(p, r, endpoint=e, treated=treated, events=totals[e],
                                   time_unit=time_unit)
             for p, r, e in zip(points, at_risk, endpoints)]
-    paths = rc.write_reconstruction(recs, out, figure=figure, population=population)
+    paths = write_reconstruction(recs, out, figure=figure, population=population)
     for rec in recs:
         acc = rc.accuracy_table(rec)
         for arm, r in rec.arms.items():
@@ -304,7 +305,7 @@ def run_cmd(config_path, out, strict, columns, time_unit, arms):
 def validate(config_path, replicates, scheduler, workers, out, no_progress, report_only):
     """Validation study: coverage, bias and SBC on simulated cohorts with known truth (Dask)."""
     from .validation import collect, load_config, run_study
-    from .validation_report import standalone_report
+    from .report.validation import standalone_report
 
     _settle()
     cfg = load_config(config_path)
@@ -360,7 +361,7 @@ def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
 def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, seed, config_path,
                 out, columns, time_unit, arms):
     """Prior sensitivity: every prior set and cut-point set, power scaling, tipping points."""
-    from .sensitivity import write_sensitivity
+    from .jobs import write_sensitivity
 
     _settle()
     cfg = _configured(config_path, columns, time_unit, arms)
@@ -410,7 +411,8 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
 def reanalyse(measure, estimate, ci, level, p_value, se, counts, n, endpoint, prior, family,
               overrides, thresholds, label, published, out):
     """Bayesian reanalysis of any published result (an HR with its CI, or counts)."""
-    from .evidence import reanalyse_file, reanalyse_result, write_reanalysis
+    from .evidence import reanalyse_file, reanalyse_result
+    from .jobs import write_reanalysis
 
     _settle()
     fam = list(family) or None
@@ -520,6 +522,11 @@ def script(endpoint: str, adjust: str) -> None:
 
 def main(argv=None) -> int:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
+    import warnings
+
+    from .sampling import BLAS_WARNING
+
+    warnings.filterwarnings("ignore", message=BLAS_WARNING)
     try:
         cli.main(args=argv, prog_name="bayes-haic", standalone_mode=False)
     except InputError as exc:

@@ -203,22 +203,11 @@ class EvidenceReanalysis:
 
     def plot(self):
         """Prior (dashed), likelihood (dotted) and posterior (solid), one panel per prior set
-        (ratios); posterior densities per prior set (counts). A matplotlib Figure."""
-        from matplotlib.figure import Figure
+        (ratios); posterior densities per prior set (counts). A Figure, drawn by
+        :func:`bayes_haic.report.published.plot_evidence`."""
+        from .report.published import plot_evidence
 
-        items = list(self.ratios.values()) or list(self.counts.items())
-        ncol = min(3, len(items))
-        nrow = math.ceil(len(items) / ncol)
-        fig = Figure(figsize=(4.6 * ncol, 3.4 * nrow), layout="constrained")
-        axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-        for ax, item in zip(axes, items):
-            if isinstance(item, RatioPosterior):
-                _draw_ratio(ax, item)
-            else:
-                _draw_counts(ax, self.measure, *item)
-        for ax in axes[len(items):]:
-            ax.set_visible(False)
-        return fig
+        return plot_evidence(self)
 
     def __repr__(self) -> str:
         s = self.summary()
@@ -233,49 +222,6 @@ def _prob_below(res, measure: str, t: float) -> float:
     if hasattr(res, "weights"):
         return float(res.weights[values < t].sum())
     return float(np.mean(values < t))
-
-
-def _draw_ratio(ax, r: RatioPosterior) -> None:
-    from scipy import stats
-
-    y = math.log(r.estimate)
-    prior = r.prior.to_scipy()
-    span = [y - 4.5 * r.se, y + 4.5 * r.se, float(r.posterior.quantile(1e-4)),
-            float(r.posterior.quantile(1 - 1e-4))]
-    lo_p, hi_p = float(prior.ppf(0.002)), float(prior.ppf(0.998))
-    if hi_p - lo_p < 6:
-        span += [lo_p, hi_p]
-    x = np.linspace(max(min(span), math.log(0.02)), min(max(span), math.log(50)), 800)
-    name = r.measure.upper()
-    ax.plot(np.exp(x), prior.pdf(x), color="#7f7f7f", ls="--", label=f"prior {r.prior}")
-    ax.plot(np.exp(x), stats.norm.pdf(x, y, r.se), color="#1f77b4", ls=":",
-            label=f"likelihood: {name} {r.estimate:g}, SE {r.se:.3f}")
-    s = r.summary()
-    ax.plot(np.exp(x), r.posterior.pdf(x), color="#d62728",
-            label=f"posterior {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f})")
-    ax.axvline(1.0, color="black", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_ylim(0, None)
-    ax.set_xlabel(f"{MEASURE_NAMES[r.measure]} (log scale)")
-    ax.set_ylabel(f"density per unit log({name})")
-    ax.set_title(f"{name}, prior '{r.prior_label}'", fontsize=10)
-    ax.legend(fontsize=6.5, loc="upper left", frameon=False)
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.35)
-
-
-def _draw_counts(ax, measure, label, pair) -> None:
-    beta, logit = pair
-    lo = min(np.quantile(beta.draws[measure], 0.0005), logit.summary(measure)["lower"])
-    hi = max(np.quantile(beta.draws[measure], 0.9995), logit.summary(measure)["upper"])
-    bins = np.linspace(lo, hi, 121)
-    ax.hist(beta.draws[measure], bins=bins, density=True, histtype="step", color="black",
-            ls="--", label="beta-binomial per arm")
-    ax.hist(logit.values[measure], bins=bins, weights=logit.weights, density=True,
-            histtype="step", color="#d62728", label="logistic, log-OR prior")
-    ax.axvline(0.0 if measure == "rd" else 1.0, color="black", lw=0.8)
-    ax.set_xlabel(MEASURE_NAMES[measure])
-    ax.set_title(f"{measure.upper()}, prior '{label}'", fontsize=10)
-    ax.legend(fontsize=6.5, frameon=False)
 
 
 def _family(prior, family, overrides):
@@ -376,7 +322,7 @@ def reanalyse_file(path, prior="reference", *, overrides=(), family=None,
         if number.measure not in ("hr_os", "hr_pfs"):
             continue
         endpoint = number.measure.split("_")[1]
-        s, how = ra._hr_se(number, None)
+        s, how = ra.hr_se(number, None)
         out.append(reanalyse_result("hr", number.value, se=s, prior=prior, overrides=overrides,
                                     family=family, endpoint=endpoint, n=_arm_sizes(ev),
                                     label=f"{Path(path).name}: {number.id}", seed=seed,
@@ -402,53 +348,3 @@ def reanalyse_file(path, prior="reference", *, overrides=(), family=None,
     return out
 
 
-def report_section(results: list[EvidenceReanalysis], title: str):
-    """A report section: inputs, tables and figures of each reanalysed result."""
-    from . import report as rp
-
-    sec = rp.Section("reanalyse", title, tier="published", nav="Reanalysis")
-    sec.add(rp.Text(
-        "Bayesian reanalysis of published results: the published estimate enters as a normal "
-        "likelihood for the log ratio (SE from the confidence interval, or from the P value read "
-        "as the largest SE consistent with it), combined with each prior set's prior on the "
-        "effect; with a normal prior the posterior is the conjugate normal-normal closed form. "
-        "Arm counts are reanalysed with exact beta-binomial posteriors per arm and a logistic "
-        "model with the prior family on the log odds ratio."))
-    for res in results:
-        first = next(iter(res.ratios.values()), None)
-        what = (f"{res.source}: {MEASURE_NAMES[res.measure]}"
-                + (f" {first.estimate:g}; {first.se_method}" if first else
-                   f" from counts {next(iter(res.counts.values()))[0].responders[0]}/"
-                   f"{res.n[0]} vs {next(iter(res.counts.values()))[0].responders[1]}/{res.n[1]}"))
-        sec.add(rp.Text(what, "note"))
-        sec.add(rp.Table(res.table(), f"{res.source}: posterior under each prior set (main: "
-                         f"'{res.main}'), with P(effect < threshold)"))
-        sec.add(rp.Figure.from_matplotlib(res.plot(), f"{res.source}: prior, likelihood and "
-                                          "posterior under each prior set."))
-    sets = {}
-    for res in results:
-        sets.update(res.prior_sets)
-    for label, ps in sets.items():
-        sec.add(rp.Table(pd.DataFrame(ps.table()), f"Prior set '{label}' ({ps.source})"))
-    return sec
-
-
-def write_reanalysis(results: list[EvidenceReanalysis], out_dir, *, argv=None,
-                     echo=print) -> pd.DataFrame:
-    """Write ``out_dir/results.csv`` and a self-contained ``out_dir/report.html``, atomically."""
-    from . import report as rp
-    from .provenance import package_versions, run_info
-    from .results import write_results
-
-    rows = [row for res in results for row in res.rows()]
-    section = report_section(results, "Bayesian reanalysis of published results")
-    info = run_info(argv)
-    html = rp.render("bayes-haic reanalyse", [section],
-                     footer=f"bayes-haic {package_versions()['bayes-haic']}; run "
-                            f"{info['run_at_utc']} UTC; command: {info['command']}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    frame = write_results(rows, out / "results.csv")
-    rp.write_report(out / "report.html", html)
-    echo(f"wrote {out / 'results.csv'} ({len(rows)} estimates) and {out / 'report.html'}")
-    return frame

@@ -7,14 +7,15 @@ import platform
 import sys
 from importlib import metadata
 
+# the packages the numbers depend on; the report adds its own (bayes_haic.report.main)
 PACKAGES = ("bayes-haic", "pymc", "pytensor", "arviz", "numpy", "pandas", "xarray", "scipy",
-            "matplotlib", "nutpie", "lifelines", "statsmodels")
+            "nutpie", "lifelines", "statsmodels")
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages results depend on."""
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages ``names`` (default: those results depend on)."""
     out = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

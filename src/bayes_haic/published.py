@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, describe_rows
+from .labels import STUDY_ARMS
 from .paths import data_dir
 
 COLUMNS = (
@@ -70,7 +71,7 @@ ENDPOINTS = ("os", "pfs", "orr", "dcr", "safety", "cohort")
 ANALYSIS_SETS = ("all", "PSM", "IPTW", "not_stated")
 # this study's arm names; any other study's file uses the generic "treated" / "control"
 ARMS = ("HAIC-LEN-P", "LEN-P", "contrast", "treated", "control")
-TREATED, CONTROL = "HAIC-LEN-P", "LEN-P"
+TREATED, CONTROL = STUDY_ARMS
 PROVENANCE = ("verbatim", "derived")
 # measures that may be qualitative (value left empty)
 QUALITATIVE = ("ae_grade34",)

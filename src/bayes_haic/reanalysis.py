@@ -62,9 +62,7 @@ beta-binomial model) stays uniform in every set: the family is about the contras
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,7 +70,8 @@ from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
 from .importance import weighted_quantile
-from .paths import display_path, priors_dir
+from .labels import format_range
+from .paths import display_path
 from .priors import Prior, PriorSet, as_prior_set
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
 from .results import result_row
@@ -257,10 +256,6 @@ def _symmetric_member(name, description, hr_center, hr_threshold, or_center, or_
     return FamilyMember(name, description, priors, tuple(st), comments)
 
 
-def _ci(lo: float, hi: float) -> str:
-    return f"{lo:.2f}-{hi:.2f}"
-
-
 def family_members(meta: pd.DataFrame | None = None) -> dict[str, FamilyMember]:
     """The skeptical, enthusiastic, pessimistic and evidence-based priors, derived from their
     stated probabilities (and, for evidence-based, from ``data/published/meta_analyses.csv``)."""
@@ -331,15 +326,15 @@ Nuisance parameters as in the reference set.""",
 
     def interval(p: Prior) -> str:
         m, sd = p.params["mu"], p.params["sigma"]
-        return _ci(math.exp(m - 1.96 * sd), math.exp(m + 1.96 * sd))
+        return format_range(math.exp(m - 1.96 * sd), math.exp(m + 1.96 * sd))
 
     out["evidence_based"] = FamilyMember(
         "evidence_based",
         f"""Evidence-based prior from the meta-analysis of Zhao, Xu, Deng & Ni, Front Oncol
 2025;15:1513394 (eight retrospective cohorts, HAIC + lenvatinib + PD-1 inhibitor vs lenvatinib +
-PD-1 inhibitor): pooled OS HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), PFS HR \
+PD-1 inhibitor): pooled OS HR {os_.value:.2f} ({format_range(os_.lower, os_.upper)}), PFS HR \
 {pfs.value:.2f} \
-({_ci(pfs.lower, pfs.upper)}), ORR RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}).
+({format_range(pfs.lower, pfs.upper)}), ORR RR {orr.value:.2f} ({format_range(orr.lower, orr.upper)}).
 The meta-analysis very likely includes this study, so using it in full would count this study's
 patients twice. Its information is halved: a power prior with a0 = {a0:g}, i.e. the variance of
 each pooled log ratio (SE from its 95% CI) is divided by {a0:g} (sd multiplied by \
@@ -368,91 +363,27 @@ for PFS (survival.log_hr_pfs). Nuisance parameters as in the reference set.""",
         {
             "survival.log_hr": (
                 f"log HR (OS; any endpoint without its own key): OS pooled HR {os_.value:.2f} "
-                f"({_ci(os_.lower, os_.upper)}), power prior a0 = {a0:g}"
+                f"({format_range(os_.lower, os_.upper)}), power prior a0 = {a0:g}"
             ),
             "survival.log_hr_pfs": (
-                f"log HR (PFS): PFS pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
+                f"log HR (PFS): PFS pooled HR {pfs.value:.2f} ({format_range(pfs.lower, pfs.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "published.log_hr_os": (
-                f"log HR (OS): pooled HR {os_.value:.2f} ({_ci(os_.lower, os_.upper)}), "
+                f"log HR (OS): pooled HR {os_.value:.2f} ({format_range(os_.lower, os_.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "published.log_hr_pfs": (
-                f"log HR (PFS): pooled HR {pfs.value:.2f} ({_ci(pfs.lower, pfs.upper)}), "
+                f"log HR (PFS): pooled HR {pfs.value:.2f} ({format_range(pfs.lower, pfs.upper)}), "
                 f"power prior a0 = {a0:g}"
             ),
             "response.log_or": (
-                f"log OR: pooled RR {orr.value:.2f} ({_ci(orr.lower, orr.upper)}) read as an OR at "
+                f"log OR: pooled RR {orr.value:.2f} ({format_range(orr.lower, orr.upper)}) read as an OR at "
                 f"control ORR {p0:.0%} (+ spread over {lo:.0%}-{hi:.0%}), a0 = {a0:g}"
             ),
         },
     )
     return out
-
-
-def _fmt(x: float) -> str:
-    return repr(round(float(x), 6))
-
-
-def render_prior_file(member: FamilyMember, template: str | None = None) -> str:
-    """The TOML text of a family member: reference.toml's sections, with the effect priors
-    (and their comment lines) replaced, and the member's name and description."""
-    if template is None:
-        template = (priors_dir() / "reference.toml").read_text()
-    lines = template.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip().startswith("["))
-    body, out, section = lines[start:], [], None
-
-    def entries(line):  # (section, key) of each template line
-        nonlocal section
-        s = line.strip()
-        m = re.match(r"^\[(\w+)\]$", s)
-        if m:
-            section = m.group(1)
-        key = re.match(r"^(\w+)\s*=", s)
-        return (f"{section}.{key.group(1)}" if key else None), key
-
-    in_template = {entries(line)[0] for line in body} - {None}
-    section = None
-
-    def emit(dotted):
-        p = member.priors[dotted]
-        params = ", ".join(f"{k} = {_fmt(v)}" for k, v in p.params.items())
-        out.append(f"# {member.comments.get(dotted, '')}".rstrip())
-        out.append(f'{dotted.partition(".")[2]} = {{ dist = "{p.dist}", {params} }}')
-
-    for line in body:
-        dotted, key = entries(line)
-        if dotted in member.priors:
-            while out and out[-1].lstrip().startswith("#"):
-                out.pop()
-            emit(dotted)
-            # keys the template lacks (e.g. survival.log_hr_pfs) follow the key they refine
-            for extra in sorted(k for k in member.priors if k not in in_template and k.startswith(dotted + "_")):
-                emit(extra)
-        else:
-            out.append(line)
-    header = [
-        "# Generated by bayes_haic.reanalysis.write_family_prior_files() from reference.toml;",
-        "# the effect priors are derived from the probabilities stated in the description.",
-        f'name = "{member.name}"',
-        f'description = """{member.description}"""',
-        "",
-    ]
-    return "\n".join(header + out) + "\n"
-
-
-def write_family_prior_files(folder: str | Path | None = None) -> list[Path]:
-    """(Re)write ``models/priors/{skeptical,enthusiastic,pessimistic,evidence_based}.toml``."""
-    folder = Path(folder) if folder is not None else priors_dir()
-    template = (priors_dir() / "reference.toml").read_text()
-    paths = []
-    for name, member in family_members().items():
-        path = folder / f"{name}.toml"
-        path.write_text(render_prior_file(member, template))
-        paths.append(path)
-    return paths
 
 
 # --------------------------------------------------------------------------- 1-D posteriors
@@ -544,9 +475,8 @@ def hr_model(y: float, se: float, prior: Prior):
 # --------------------------------------------------------------------------- HR reanalysis
 
 
-
-
-def _source_label(evidence: PublishedEvidence) -> str:
+def source_label(evidence: PublishedEvidence) -> str:
+    """The evidence file's path as results name their source (relative to the checkout)."""
     return display_path(evidence.source)
 
 
@@ -590,7 +520,9 @@ class HRReanalysis:
         return f"{kind} on log(HR); {self.se_method}"
 
 
-def _hr_se(number, se) -> tuple[float, str]:
+def hr_se(number, se) -> tuple[float, str]:
+    """The SE of log(HR) of a published hazard ratio ``number`` and how it was obtained: ``se``
+    if given, else from its confidence interval, else from its P value."""
     if se is not None:
         if not se > 0:
             raise InputError(f"se: expected a positive standard error; found {se}.")
@@ -629,7 +561,7 @@ def reanalyse_hr(
     ev = evidence or load_published()
     ps = as_prior_set(prior_set)
     number = ev.get(f"hr_{endpoint}", analysis_set=analysis_set)
-    s, how = _hr_se(number, se)
+    s, how = hr_se(number, se)
     prior = ps.get(f"published.log_hr_{endpoint}")
     nset = "all" if analysis_set == "IPTW" else analysis_set
     n1 = ev.find("n_patients", analysis_set=nset, arm=TREATED)
@@ -644,7 +576,7 @@ def reanalyse_hr(
         posterior=normal_posterior(prior, math.log(number.value), s),
         n_treated=int(n1[0].value) if n1 else -1,
         n_control=int(n0[0].value) if n0 else -1,
-        source=_source_label(ev),
+        source=source_label(ev),
     )
 
 
@@ -771,7 +703,7 @@ def reanalyse_orr(
         p_rd_above_0=prob_rd_greater(*post1, *post0, 0.0),
         p_rd_above_important=prob_rd_greater(*post1, *post0, IMPORTANT_RD),
         seed=seed,
-        source=_source_label(ev),
+        source=source_label(ev),
     )
 
 
@@ -898,7 +830,7 @@ def reanalyse_orr_contrast(
         values=values,
         weights=w,
         grid_size=grid_size,
-        source=_source_label(ev),
+        source=source_label(ev),
     )
 
 
@@ -1064,106 +996,4 @@ def published_table(prior_names=PRIOR_NAMES, **kwargs) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- figures
 
-_COLORS = {"prior": "#7f7f7f", "likelihood": "#1f77b4", "posterior": "#d62728"}
 
-
-def _prior_text(prior: Prior) -> str:
-    inner = ", ".join(f"{k} {v:.3g}" for k, v in prior.params.items())
-    return f"{prior.dist}({inner})"
-
-
-def _draw_hr(ax, r: HRReanalysis, legend: bool = True) -> None:
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
-    prior = r.prior.to_scipy()
-    post = r.posterior
-    span = [r.log_hr - 4.5 * r.se, r.log_hr + 4.5 * r.se, 0.2]
-    span += [float(post.quantile(1e-4)), float(post.quantile(1 - 1e-4))]
-    lo_p, hi_p = float(prior.ppf(0.002)), float(prior.ppf(0.998))
-    if hi_p - lo_p < 6:  # informative prior: show it whole
-        span += [lo_p, hi_p]
-    x = np.linspace(max(min(span), math.log(0.02)), min(max(span), math.log(20)), 800)
-    ax.plot(np.exp(x), prior.pdf(x), color=_COLORS["prior"], ls="--",
-            label=f"prior {_prior_text(r.prior)} on log(HR)")
-    ax.plot(
-        np.exp(x),
-        stats.norm.pdf(x, r.log_hr, r.se),
-        color=_COLORS["likelihood"],
-        ls=":",
-        label=f"likelihood: HR {r.hr:g}, SE(log HR) {r.se:.3f}",
-    )
-    s = r.summary()
-    ax.plot(
-        np.exp(x),
-        post.pdf(x),
-        color=_COLORS["posterior"],
-        label=f"posterior: {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f}), "
-        f"P(HR<1) = {s['p_hr_below_1']:.3f}",
-    )
-    ax.axvline(1.0, color="black", lw=0.8)
-    ax.axvline(IMPORTANT_HR, color="black", lw=0.5, ls="--")
-    ax.set_xscale("log")
-    ticks = [t for t in (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10)
-             if math.exp(x[0]) <= t <= math.exp(x[-1])]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylim(0, None)
-    ax.set_xlabel("hazard ratio (log scale)")
-    ax.set_ylabel("density per unit log(HR)")
-    ax.set_title(f"{r.endpoint.upper()} HR, prior '{r.prior_label}'", fontsize=10)
-    if legend:
-        ax.legend(fontsize=6.5, loc="upper left", frameon=False)
-        top = ax.get_ylim()[1]
-        ax.set_ylim(0, top * 1.35)  # room for the legend
-
-
-def plot_hr_reanalysis(result: HRReanalysis):
-    """Prior, likelihood and posterior densities of log(HR) on one axis (HR on a log scale)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    _draw_hr(fig.add_subplot(), result)
-    return fig
-
-
-def plot_hr_family(reanalysis: PublishedReanalysis, endpoint: str = "os"):
-    """One panel per prior set: prior, likelihood and posterior of the ``endpoint`` HR."""
-    from matplotlib.figure import Figure
-
-    items = [r for (e, _), r in reanalysis.hr.items() if e == endpoint]
-    ncol = min(3, len(items))
-    nrow = math.ceil(len(items) / ncol)
-    fig = Figure(figsize=(4.6 * ncol, 3.4 * nrow), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    for ax, r in zip(axes, items):
-        _draw_hr(ax, r)
-    for ax in axes[len(items):]:
-        ax.set_visible(False)
-    return fig
-
-
-def plot_orr_difference(reanalysis: PublishedReanalysis):
-    """Posterior density of the ORR risk difference (treated - control) under each prior
-    (logistic contrast model; the beta-binomial posterior dashed). Densities are histograms of
-    the grid / Monte Carlo posteriors, lightly smoothed."""
-    from matplotlib.figure import Figure
-    from scipy.ndimage import gaussian_filter1d
-
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.add_subplot()
-    bins = np.linspace(-0.3, 0.8, 221)
-    mids = 0.5 * (bins[1:] + bins[:-1])
-    for i, (label, res) in enumerate(reanalysis.orr_contrast.items()):
-        h, _ = np.histogram(res.values["rd"], bins=bins, weights=res.weights, density=True)
-        ax.plot(mids, gaussian_filter1d(h, 2.0), color=f"C{i}",
-                label=f"{label}: P(RD > {IMPORTANT_RD:g}) = {res.p_rd_above_important:.2f}")
-    first = next(iter(reanalysis.orr.values()), None)
-    if first is not None:
-        h, _ = np.histogram(first.draws["rd"], bins=bins, density=True)
-        ax.plot(mids, gaussian_filter1d(h, 2.0), color="black", ls="--",
-                label=f"beta-binomial, {_prior_text(first.prior)} per arm")
-    from .plots import finish_rd_axes
-
-    finish_rd_axes(ax, "ORR risk difference, HAIC-LEN-P - LEN-P (PSM, derived counts)", IMPORTANT_RD)
-    return fig

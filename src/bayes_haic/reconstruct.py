@@ -42,7 +42,6 @@ everywhere. All times are in months (input in other units is converted by :data:
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -605,60 +604,6 @@ def _median(t, s) -> float:
     return float(t[below[0]]) if below.size else np.nan
 
 
-def overlay_figure(rec: Reconstruction):
-    """Per arm: the digitised points and the KM estimate of the reconstructed data (months)."""
-    from matplotlib.figure import Figure
-
-    from .checks import kaplan_meier
-    from .plots import ARM_COLORS
-
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
-    axes = fig.subplots(1, len(rec.arms), squeeze=False, sharey=True).ravel()
-    for ax, (arm, r) in zip(axes, rec.arms.items()):
-        color = ARM_COLORS["treated" if rec.codes[arm] else "control"]
-        ax.plot(r.time, r.survival, "o", ms=2.4, color="black", alpha=0.45,
-                label="digitised points (cleaned)")
-        ts, sf = kaplan_meier(r.ipd["time"].to_numpy(), r.ipd["event"].to_numpy())
-        ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.4,
-                label=f"KM of reconstructed data (n = {len(r.ipd)})")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel("months")
-        ax.set_title(f"{arm} (treatment = {rec.codes[arm]})", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
-    axes[0].set_ylabel(f"{rec.endpoint.upper()} probability")
-    return fig
-
-
-def accuracy_section(rec: Reconstruction, table: pd.DataFrame, *, figure: str = ""):
-    """A report section (tier ``reconstructed``) on one figure's reconstruction accuracy."""
-    from . import report as rp
-
-    name = rec.endpoint.upper()
-    sec = rp.Section(f"accuracy-{rec.endpoint}", f"{name}: reconstruction accuracy",
-                     tier="reconstructed", nav=f"{name} accuracy")
-    sec.add(rp.Text(
-        f"Pseudo-patients reconstructed from the digitised {name} figure"
-        + (f" ({figure})" if figure else "") + f" by {METHOD}. Points: {rec.points_path} "
-        f"(survival read as a {rec.scale}: percent when the largest value exceeds "
-        f"{PERCENT_THRESHOLD:g}); numbers at risk: {rec.at_risk_path}; times converted from "
-        f"{rec.time_unit} to months. These are not the study's patient data.", "warning"))
-    for arm, c in rec.curves.items():
-        sec.add(rp.Text(f"{arm} (treatment = {rec.codes[arm]}): {c.n_raw} digitised points; "
-                        + ("; ".join(c.changes) if c.changes else "no cleaning needed") + ".",
-                        "note"))
-    summ = table[table["quantity"] != "n_risk"].drop(columns=["endpoint", "time"])
-    sec.add(rp.Table(summ, "Digitised curve vs Kaplan-Meier estimate of the reconstructed data "
-                     "(absolute differences in survival probability at the digitised times; "
-                     "medians in months)", digits=3))
-    risk = table[table["quantity"] == "n_risk"].drop(columns=["endpoint", "quantity"])
-    sec.add(rp.Table(risk, "Numbers at risk: published vs reproduced by the reconstruction "
-                     "(time in months)"))
-    sec.add(rp.Figure.from_matplotlib(
-        overlay_figure(rec), f"{name}: digitised points (cleaned) and the Kaplan-Meier "
-        "estimate of the reconstructed pseudo-patients, per arm."))
-    return sec
-
-
 # ------------------------------------------------------------------------------ writing
 
 
@@ -673,31 +618,6 @@ def output_paths(out) -> dict[str, Path]:
             "csv": out.with_name(out.stem + ".accuracy.csv")}
 
 
-def write_reconstruction(recs: list[Reconstruction], out, *, figure: str = "",
-                         population: str = "") -> dict[str, Path]:
-    """Write the cohort CSV, its sidecar, ``<stem>.accuracy.html`` and ``<stem>.accuracy.csv``
-    beside it; everything is computed first and each file is written atomically."""
-    from . import report as rp
-    from .results import atomic_write_text
-
-    paths = output_paths(out)
-    frame = cohort_frame(recs)
-    meta = sidecar(recs, figure=figure, population=population)
-    tables = [accuracy_table(r) for r in recs]
-    sections = [accuracy_section(r, t, figure=figure) for r, t in zip(recs, tables)]
-    html = rp.render(f"Reconstructed data: accuracy of {paths['cohort'].name}", sections,
-                     banner=RECONSTRUCTED_BANNER,
-                     footer=f"bayes-haic reconstruct; {METHOD}.")
-    csv_cohort = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    csv_acc = pd.concat(tables, ignore_index=True).to_csv(index=False, float_format="%.6g",
-                                                          lineterminator="\n")
-    atomic_write_text(paths["csv"], csv_acc)
-    rp.write_report(paths["html"], html)
-    atomic_write_text(paths["sidecar"], json.dumps(meta, indent=2) + "\n")
-    atomic_write_text(paths["cohort"], csv_cohort)
-    return paths
-
-
 # ------------------------------------------------------------------------------ using it
 
 
@@ -706,7 +626,7 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
     :func:`bayes_haic.schema.load_cohort`): each row belongs to one endpoint of the sidecar's
     ``endpoints`` (its time and event filled, the other endpoint's empty); no covariates, no
     response. Returns a :class:`~bayes_haic.schema.Cohort`."""
-    from .schema import ARM_LABELS, Cohort, _check_binary, _fail, _numeric
+    from .schema import ARM_LABELS, Cohort, check_binary, fail_rows, numeric_column
 
     path = Path(path)
     if covariates:
@@ -720,32 +640,32 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
                          f"{endpoints!r}.")
     ids = raw["id"].str.strip()
     if (ids == "").any() or ids.duplicated().any():
-        _fail(path, "id", (ids == "") | ids.duplicated(keep=False), "unique patient identifiers")
+        fail_rows(path, "id", (ids == "") | ids.duplicated(keep=False), "unique patient identifiers")
     out = pd.DataFrame({"id": ids})
-    out["treatment"] = _numeric(raw, "treatment", path, "1 (HAIC-LEN-P) or 0 (LEN-P)")
-    _check_binary(out["treatment"], path, "treatment")
+    out["treatment"] = numeric_column(raw, "treatment", path, "1 (HAIC-LEN-P) or 0 (LEN-P)")
+    check_binary(out["treatment"], path, "treatment")
     filled = {}
     for e, (tcol, ecol) in ENDPOINT_COLUMNS.items():
-        t = _numeric(raw, tcol, path, "a non-negative number of months")
-        d = _numeric(raw, ecol, path, "1 (event) or 0 (censored)")
-        _check_binary(d, path, ecol, allow_missing=True)
+        t = numeric_column(raw, tcol, path, "a non-negative number of months")
+        d = numeric_column(raw, ecol, path, "1 (event) or 0 (censored)")
+        check_binary(d, path, ecol, allow_missing=True)
         if (t < 0).any():
-            _fail(path, tcol, t < 0, "a non-negative number of months")
+            fail_rows(path, tcol, t < 0, "a non-negative number of months")
         if (t.isna() != d.isna()).any():
-            _fail(path, ecol, t.isna() != d.isna(), f"{tcol} and {ecol} both filled or both "
+            fail_rows(path, ecol, t.isna() != d.isna(), f"{tcol} and {ecol} both filled or both "
                   "empty (a reconstructed row belongs to one endpoint)")
         out[tcol], out[ecol] = t.astype(float), d.astype("Int64")
         filled[e] = t.notna()
         if e not in endpoints and filled[e].any():
-            _fail(path, tcol, filled[e], f"empty cells (the sidecar's endpoints are "
+            fail_rows(path, tcol, filled[e], f"empty cells (the sidecar's endpoints are "
                   f"{', '.join(endpoints)})")
     one = sum(filled[e].astype(int) for e in ENDPOINT_COLUMNS)
     if (one != 1).any():
-        _fail(path, "id", one != 1, "rows with exactly one endpoint's time and event (OS and "
+        fail_rows(path, "id", one != 1, "rows with exactly one endpoint's time and event (OS and "
               "PFS rows of a reconstructed cohort are separate pseudo-patients)")
     out["response"] = np.nan
     if (raw["response"].str.strip() != "").any():
-        _fail(path, "response", raw["response"].str.strip() != "", "empty cells (a "
+        fail_rows(path, "response", raw["response"].str.strip() != "", "empty cells (a "
               "reconstructed cohort has no response data)")
     for e in endpoints:
         for arm, label in ARM_LABELS.items():

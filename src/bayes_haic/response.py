@@ -508,37 +508,6 @@ def response_rows(idata: az.InferenceData, data_tier: str, source: str, *,
     return rows
 
 
-def plot_rd(fits, labels=None, arm_names=None):
-    """Posterior density of the ORR risk difference for one fit or several (dict label -> idata,
-    or a list with ``labels``); lines at 0 and at the clinically important 0.2. ``arm_names``:
-    (treated, control) names on the axis (default HAIC-LEN-P, LEN-P)."""
-    from matplotlib.figure import Figure
-    from scipy.stats import gaussian_kde
-
-    if isinstance(fits, az.InferenceData):
-        fits = {labels or fits.attrs.get("adjustment", "fit"): fits}
-    elif not isinstance(fits, dict):
-        fits = dict(zip(labels or [f.attrs.get("adjustment", "fit") for f in fits], fits))
-    fig = Figure(figsize=(6.5, 4), layout="constrained")
-    ax = fig.add_subplot()
-    allx = np.concatenate([f.posterior["rd"].values.ravel() for f in fits.values()])
-    grid = np.linspace(min(allx.min(), -0.05), max(allx.max(), IMPORTANT_RD + 0.05), 400)
-    for i, (label, f) in enumerate(fits.items()):
-        x = f.posterior["rd"].values.ravel()
-        ax.plot(
-            grid,
-            gaussian_kde(x)(grid),
-            color=f"C{i}",
-            label=f"{label}: median {np.median(x):.2f}, P(RD>0) = {np.mean(x > 0):.3f}, "
-            f"P(RD>{IMPORTANT_RD:g}) = {np.mean(x > IMPORTANT_RD):.2f}",
-        )
-    from .plots import finish_rd_axes
-
-    treated, control = arm_names or ("HAIC-LEN-P", "LEN-P")
-    finish_rd_axes(ax, f"ORR risk difference, {treated} - {control} (marginal)", IMPORTANT_RD)
-    return fig
-
-
 def ml_logistic(frame: pd.DataFrame, covariates=None):
     """Maximum-likelihood logistic fit of response on treatment (+ standardised covariates) by
     statsmodels, on the evaluable patients; for checks against the Bayesian fit."""
@@ -559,7 +528,6 @@ __all__ = [
     "response_rows",
     "response_summary",
     "prob_rd_above",
-    "plot_rd",
     "build_logistic_model",
     "build_beta_binomial_model",
     "ml_logistic",

@@ -51,10 +51,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, describe_rows
+from .labels import ARM_LABELS, STUDY_ARMS  # noqa: F401  (the study's arm names; re-exported)
 
 REQUIRED_COLUMNS = ["id", "treatment", "os_time", "os_event", "pfs_time", "pfs_event", "response"]
-ARM_LABELS = {1: "HAIC-LEN-P", 0: "LEN-P"}
-STUDY_ARMS = ("HAIC-LEN-P", "LEN-P")  # (treated, control): the study's own files
 GENERIC_ARMS = ("treated", "control")  # a user's cohort without arm names
 # months per unit of a cohort file's times
 TIME_UNITS = {"days": 12 / 365.25, "weeks": 7 * 12 / 365.25, "months": 1.0, "years": 12.0}
@@ -137,7 +136,9 @@ def _where(mask) -> str:
     return describe_rows(_lines(mask)).replace("row", _ROW_STYLE.get()[0])
 
 
-def _numeric(raw: pd.DataFrame, col: str, path: Path, expected: str) -> pd.Series:
+def numeric_column(raw: pd.DataFrame, col: str, path: Path, expected: str) -> pd.Series:
+    """Column ``col`` of a file read as text, as numbers (empty cells NaN); any other text is
+    an :class:`InputError` naming the file, column, lines and what was ``expected``."""
     text = raw[col].str.strip()
     values = pd.to_numeric(text, errors="coerce")
     bad = values.isna() & (text != "")
@@ -150,20 +151,22 @@ def _numeric(raw: pd.DataFrame, col: str, path: Path, expected: str) -> pd.Serie
     return values
 
 
-def _fail(path, col, mask, expected, found=None):
+def fail_rows(path, col, mask, expected, found=None):
+    """Raise the :class:`InputError` for the rows ``mask`` of column ``col``."""
     where = _where(mask)
     extra = f"; found {found}" if found else ""
     raise InputError(f"{path}: column '{col}', {where}: expected {expected}{extra}.")
 
 
-def _check_binary(values: pd.Series, path, col, allow_missing=False):
+def check_binary(values: pd.Series, path, col, allow_missing=False):
+    """Every value 0 or 1 (empty allowed with ``allow_missing``), else an :class:`InputError`."""
     missing = values.isna()
     if missing.any() and not allow_missing:
-        _fail(path, col, missing, "0 or 1 (a value is required)", "an empty cell")
+        fail_rows(path, col, missing, "0 or 1 (a value is required)", "an empty cell")
     bad = ~missing & ~values.isin([0, 1])
     if bad.any():
         found = ", ".join(f"{v:g}" for v in values[bad].unique()[:3])
-        _fail(path, col, bad, "0 or 1", found)
+        fail_rows(path, col, bad, "0 or 1", found)
 
 
 def _with_suggestions(names, available, phrase: str) -> str:
@@ -321,44 +324,44 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     ids = raw["id"].str.strip()
     empty_id = ids == ""
     if empty_id.any():
-        _fail(path, "id", empty_id, "a patient identifier", "an empty cell")
+        fail_rows(path, "id", empty_id, "a patient identifier", "an empty cell")
     dup = ids.duplicated(keep=False)
     if dup.any():
-        _fail(path, "id", dup, "unique patient identifiers",
+        fail_rows(path, "id", dup, "unique patient identifiers",
               ", ".join(repr(v) for v in ids[dup].unique()[:3]) + " more than once")
 
     out = pd.DataFrame({"id": ids})
-    out["treatment"] = _numeric(raw, "treatment", path, "1 (treated) or 0 (control)")
-    _check_binary(out["treatment"], path, "treatment")
+    out["treatment"] = numeric_column(raw, "treatment", path, "1 (treated) or 0 (control)")
+    check_binary(out["treatment"], path, "treatment")
     unit = f"a non-negative number of {time_unit}"
     for col in ("os_time", "pfs_time"):
-        v = _numeric(raw, col, path, unit)
+        v = numeric_column(raw, col, path, unit)
         if v.isna().any():
-            _fail(path, col, v.isna(), unit, "an empty cell")
+            fail_rows(path, col, v.isna(), unit, "an empty cell")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
-            _fail(path, col, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
+            fail_rows(path, col, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
         out[col] = v.astype(float) * TIME_UNITS[time_unit]
     for col in ("os_event", "pfs_event"):
-        out[col] = _numeric(raw, col, path, "1 (event) or 0 (censored)")
-        _check_binary(out[col], path, col)
-    out["response"] = _numeric(raw, "response", path, "1 (responder), 0, or empty (not evaluable)")
-    _check_binary(out["response"], path, "response", allow_missing=True)
+        out[col] = numeric_column(raw, col, path, "1 (event) or 0 (censored)")
+        check_binary(out[col], path, col)
+    out["response"] = numeric_column(raw, "response", path, "1 (responder), 0, or empty (not evaluable)")
+    check_binary(out["response"], path, "response", allow_missing=True)
 
     late = out["pfs_time"] > out["os_time"] + TIME_TOLERANCE
     if late.any():
-        _fail(path, "pfs_time", late, "pfs_time <= os_time (progression-free survival cannot "
+        fail_rows(path, "pfs_time", late, "pfs_time <= os_time (progression-free survival cannot "
               "outlast overall survival)")
     death_not_pfs = (out["os_event"] == 1) & (out["pfs_event"] == 0) & (
         (out["os_time"] - out["pfs_time"]).abs() <= TIME_TOLERANCE)
     if death_not_pfs.any():
-        _fail(path, "pfs_event", death_not_pfs, "1 where the patient died at pfs_time (death "
+        fail_rows(path, "pfs_event", death_not_pfs, "1 where the patient died at pfs_time (death "
               "without prior progression is a PFS event)", "0")
 
     for col in covariates:
-        v = _numeric(raw, col, path, "a number (covariates are numeric; code categories as 0/1)")
+        v = numeric_column(raw, col, path, "a number (covariates are numeric; code categories as 0/1)")
         if v.isna().any():
-            _fail(path, col, v.isna(), "a value (covariates may not be missing; impute or drop "
+            fail_rows(path, col, v.isna(), "a value (covariates may not be missing; impute or drop "
                   "the patients explicitly before the analysis)", "an empty cell")
         out[col] = v.astype(float)
 

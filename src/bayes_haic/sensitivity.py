@@ -71,7 +71,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import arviz as az
 import numpy as np
@@ -80,9 +79,10 @@ import xarray as xr
 from scipy import special, stats
 
 from . import analysis, response, sampling, survival
-from . import report as rp
 from .errors import InputError
 from .fitinfo import FitInfo
+from .labels import STUDY_ARMS
+from .labels import format_small_probability as _fmt_p
 from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quantile
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
 from .results import result_row
@@ -96,11 +96,6 @@ DEFAULT_ORR_STRATEGIES = ("psm", "iptw")
 PSENS_THRESHOLD = 0.05  # Kallioinen et al. (2023): power-scaling sensitivity worth attention
 HR_KEY = "survival.log_hr"
 SENSITIVITY_METHOD = "sensitivity study"
-SYNTHETIC_BANNER = (
-    "SYNTHETIC DATA: the patient-level results of this report analyse a simulated cohort "
-    "calibrated to the published abstract, not the study's patients. Only the parts labelled "
-    "PUBLISHED TIER use the study's real (published) numbers."
-)
 
 
 # --------------------------------------------------------------------------- cut sets
@@ -297,17 +292,18 @@ class HRPosterior:
     def prior_log_hr(self) -> Prior:
         return self.prior_set.get(self.prior_set.log_hr_key(self.endpoint))
 
-    def _w(self) -> np.ndarray:
+    def draw_weights(self) -> np.ndarray:
+        """The weight of each draw (summing to 1; equal weights for an unweighted sample)."""
         n = self.log_hr.size
         return np.full(n, 1.0 / n) if self.weights is None else self.weights
 
     def quantile(self, q) -> np.ndarray:
         """Quantiles of log HR."""
-        return weighted_quantile(self.log_hr, self._w(), q)
+        return weighted_quantile(self.log_hr, self.draw_weights(), q)
 
     def prob_below(self, ratio: float) -> float:
         """Posterior P(HR < ratio)."""
-        return float(np.sum(self._w() * (self.log_hr.ravel() < math.log(ratio))))
+        return float(np.sum(self.draw_weights() * (self.log_hr.ravel() < math.log(ratio))))
 
     def summary(self) -> dict:
         lo, med, hi = np.exp(self.quantile([0.025, 0.5, 0.975]))
@@ -319,7 +315,7 @@ class HRPosterior:
         if self.medians is None:
             return None
         x = self.medians[:, 1 if arm == "treated" else 0]
-        lo, med, hi = weighted_quantile(x, self._w(), [0.025, 0.5, 0.975])
+        lo, med, hi = weighted_quantile(x, self.draw_weights(), [0.025, 0.5, 0.975])
         return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
     @property
@@ -437,12 +433,6 @@ def normal_scale_prior(scale: float) -> Prior:
 def prior_prob_below(scale: float, ratio: float = 0.5) -> float:
     """P(HR < ratio) under the Normal(0, scale) prior on log HR."""
     return float(stats.norm.cdf(math.log(ratio) / scale))
-
-
-def _fmt_p(p: float) -> str:
-    if p < 1e-4:
-        return f"{p:.1e}"
-    return f"{p:.4f}" if p < 0.01 else f"{p:.3f}"
 
 
 def describe_scale(scale: float) -> str:
@@ -721,8 +711,9 @@ class RDPosterior:
 
 @dataclass
 class SensitivityStudy:
-    """Everything :func:`run_sensitivity` computed, with rows, a tidy table and a report
-    section."""
+    """Everything :func:`run_sensitivity` computed, with rows and a tidy table (the report
+    section is :func:`bayes_haic.report.sensitivity.sensitivity_section`). ``arms``: the
+    cohort's (treated, control) names."""
 
     data_tier: str
     source: str
@@ -738,6 +729,7 @@ class SensitivityStudy:
     notes: list = field(default_factory=list)  # analyses left out (e.g. not estimable), and why
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    arms: tuple = STUDY_ARMS
 
     @property
     def main_cut_set(self) -> CutSet:
@@ -805,14 +797,11 @@ class SensitivityStudy:
     def published_rows(self) -> list[dict]:
         """Rows of the published-tier tipping points (data tier ``published``)."""
         from .published import load_published
-        from .reanalysis import _source_label
+        from .reanalysis import source_label
 
-        src = _source_label(load_published())
+        src = source_label(load_published())
         return [_tipping_row(t, "published", src, -1, -1) for t in self.published_tipping.values()]
 
-    def section(self) -> rp.Section:
-        """The report section (id ``sensitivity``, nav ``Sensitivity``); see :func:`build_section`."""
-        return build_section(self)
 
 
 def _tipping_row(t: TippingPoint, tier, source, n1, n0, cut_set: str = "") -> dict:
@@ -992,7 +981,8 @@ def run_sensitivity(
         psens=pd.DataFrame(psens_rows), reweighting_check=pd.DataFrame(check_rows), tipping=tips,
         published_tipping=pub, orr=orr, notes=notes, timings=timings,
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
-                  "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)})
+                  "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)},
+        arms=tuple(getattr(cohort, "arms", STUDY_ARMS)))
 
 
 def _psens_row(post: HRPosterior, idata, prior_set) -> dict:
@@ -1013,268 +1003,10 @@ def _check_row(refit: HRPosterior, rw_post: HRPosterior, rw: Reweighting) -> dic
 
 # --------------------------------------------------------------------------- figures
 
-def _hr_axis(ax, lo, hi):
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
-    ax.set_xscale("log")
-    ticks = [t for t in (0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 5) if lo <= t <= hi]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlim(lo, hi)
-
-
-def plot_overlay(study: SensitivityStudy, endpoint: str, strategy: str = "none"):
-    """Posterior densities of the HR (log scale) under each prior set on the main cut set, one
-    curve per prior (solid), with each prior's density on log HR (dashed, same colour)."""
-    from matplotlib.figure import Figure
-
-    posts = [p for p in study.posteriors if p.endpoint == endpoint and p.strategy == strategy
-             and p.cut_set == study.main_cut_set]
-    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
-    ax = fig.add_subplot()
-    qs = np.array([p.quantile([0.001, 0.999]) for p in posts])
-    lo, hi = float(qs[:, 0].min()) - 0.3, float(max(qs[:, 1].max(), 0.0)) + 0.3
-    x = np.linspace(lo, hi, 600)
-    for i, p in enumerate(posts):
-        color = f"C{i}"
-        kde = stats.gaussian_kde(p.log_hr.ravel(), weights=p._w())
-        s = p.summary()
-        ax.plot(np.exp(x), kde(x), color=color, lw=1.6,
-                label=f"{p.prior_label}: {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f}), "
-                      f"P(HR<1) = {s['p_hr_below_1']:.3f}")
-        ax.plot(np.exp(x), p.prior_log_hr.to_scipy().pdf(x), color=color, lw=0.8, ls="--")
-    ax.plot([], [], color="grey", lw=0.8, ls="--", label="prior on log(HR) (dashed)")
-    ax.axvline(1.0, color="black", lw=0.8)
-    _hr_axis(ax, math.exp(lo), math.exp(hi))
-    ax.set_ylim(0, None)
-    top = ax.get_ylim()[1]
-    ax.set_ylim(0, top * 1.45)
-    ax.set_xlabel("hazard ratio HAIC-LEN-P vs LEN-P (log scale)")
-    ax.set_ylabel("density per unit log(HR)")
-    ax.set_title(f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set, "
-                 f"{study.main_cut_set.label}", fontsize=9)
-    ax.legend(fontsize=6.8, frameon=False, loc="upper left")
-    return fig
-
-
-def plot_tipping(points: dict, title: str, threshold: float):
-    """P(HR < 1) against the sd s of a Normal(0, s) prior on log HR (log axis), one curve per
-    endpoint; the threshold (horizontal) and each tipping s (vertical); refits marked."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.8, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    for i, t in enumerate(points.values()):
-        color = f"C{i}"
-        order = np.argsort(t.scales)
-        label = f"{t.endpoint.upper()}" + (f" ({t.strategy})" if t.strategy else "")
-        if t.status == "tips":
-            label += f": tipping s = {t.scale:.3g}"
-        ax.plot(t.scales[order], t.p_benefit[order], color=color, lw=1.5, label=label)
-        if np.any(t.mcse > 0):
-            ax.fill_between(t.scales[order], (t.p_benefit - 2 * t.mcse)[order],
-                            (t.p_benefit + 2 * t.mcse)[order], color=color, alpha=0.15, lw=0)
-        refit = np.array([h == "refit" for h in t.how])
-        if refit.any():
-            ax.plot(t.scales[refit], t.p_benefit[refit], "o", color=color, ms=3.5, mfc="white")
-        if t.status == "tips":
-            ax.axvline(t.scale, color=color, lw=0.8, ls="--")
-    if any(np.any(np.array(t.how) == "refit") for t in points.values()):
-        ax.plot([], [], "o", color="grey", ms=3.5, mfc="white", label="refitted (others: PSIS reweighting)")
-    ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"threshold P(HR < 1) = {threshold:g}")
-    ax.axvline(0.421404, color="grey", lw=0.8, ls="-.", label="shipped skeptical prior (s = 0.421)")
-    ax.set_xscale("log")
-    ax.set_xlabel("s, sd of the Normal(0, s) prior on log HR (smaller = more skeptical)")
-    ax.set_ylabel("posterior P(HR < 1)")
-    ax.set_ylim(0.45, 1.01)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
-    return fig
-
 
 # --------------------------------------------------------------------------- report section
-
-
-def _fmt_ci(s: dict) -> str:
-    return f"{s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f})"
-
-
-def build_section(study: SensitivityStudy) -> rp.Section:
-    """Report section: prior sets table and overlay figures, cut-point table, power scaling,
-    reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
-    tipping point, labelled as such."""
-    tier = study.data_tier
-    sec = rp.Section("sensitivity", "Sensitivity to the priors and the cut points", tier=tier,
-                     nav="Sensitivity")
-    main = study.main_cut_set
-    sec.add(rp.Text(
-        f"Patient-level PWE models of {study.source} (data tier '{tier}') refitted under each prior "
-        f"set ({', '.join(study.prior_labels)}) and each choice of cut points "
-        f"({'; '.join(c.label for c in study.cut_sets)}), for the adjustment strategies "
-        f"{', '.join(study.settings.get('strategies', []))}. Only the prior on the treatment "
-        "effect differs between the shipped sets. IPTW posteriors are recombined from their "
-        "Bayesian-bootstrap replicates under each prior (no MCMC); PSM posteriors pool fits to "
-        "rematched sets. Where Pareto-smoothed importance "
-        "reweighting of the first set's posterior is reliable (Pareto k below "
-        f"{study.settings.get('k_max', K_MAX):g} and an effective sample size of at least "
-        f"{study.settings.get('min_ess', MIN_ESS):g}) it replaces a refit; the method column says "
-        "which."))
-    for note in study.notes:
-        sec.add(rp.Text(note, "note"))
-    if tier == "synthetic":
-        sec.add(rp.Text("The patient-level rows analyse a SYNTHETIC cohort; they show how the "
-                        "conclusions would depend on the priors, not what the study found.", "warning"))
-    table = study.table()
-    show = table[table["cut_set"] == main.label].copy()
-    show["HR (95% CrI)"] = [_fmt_ci(r) for r in show.to_dict("records")]
-    for col in ("p_hr_below_1", "p_hr_below_0.7"):
-        show[col] = show[col].map(rp.format_probability)
-    show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
-                 "p_hr_below_0.7", "method"]].rename(columns={
-                     "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
-                     "p_hr_below_0.7": "P(HR < 0.7)"})
-    sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
-    meds = []
-    for p in study.posteriors:
-        if p.strategy != "psm" or p.cut_set != main:
-            continue
-        mt, mc = p.median_summary("treated"), p.median_summary("control")
-        if mt is not None:
-            meds.append({"endpoint": p.endpoint.upper(), "prior": p.prior_label,
-                         "median, treated (months)": _fmt_ci(mt), "median, control (months)": _fmt_ci(mc),
-                         "method": p.how})
-    if meds:
-        sec.add(rp.Table(pd.DataFrame(meds), f"PS matching (the study's analysis set for its medians): "
-                         f"posterior median survival per arm under each prior set ({main.label}; "
-                         "design uncertainty propagated over rematched sets)"))
-    if study.orr:
-        orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
-                "prior on log OR": str(r.prior_set.get("response.log_or")),
-                "ORR difference (95% CrI)": _fmt_ci(r.summary()),
-                "P(RD > 0)": rp.format_probability(r.summary()["p_rd_above_0"]),
-                "method": r.method} for r in study.orr]
-        sec.add(rp.Table(pd.DataFrame(orr), "Objective response: risk difference (treated minus "
-                         "control) under each prior set, for the study's PSM and IPTW analyses"))
-    for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors):
-        sec.add(rp.Figure.from_matplotlib(
-            plot_overlay(study, endpoint, strategy),
-            f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) and "
-            "the prior on log(HR) (dashed)."))
-    if len(study.cut_sets) > 1:
-        wide = []
-        for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
-            row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
-            for r in g.to_dict("records"):
-                row[r["prior"]] = f"{_fmt_ci(r)}; P(HR<1) {rp.format_probability(r['p_hr_below_1'])}; " + (
-                    r["method"].replace("PSIS reweighting", "PSIS"))
-            wide.append(row)
-        sec.add(rp.Table(pd.DataFrame(wide), "HR (95% CrI), P(HR < 1) and method for every cut-point "
-                         "choice and prior set (PSIS: reweighted from the first prior's fit, with its "
-                         "Pareto k)"))
-    if len(study.psens):
-        ps = study.psens.rename(columns={
-            "prior_log_hr": "prior sensitivity (log-HR prior)",
-            "prior_all": "prior sensitivity (all priors)", "likelihood": "likelihood sensitivity"})
-        sec.add(rp.Table(ps.drop(columns=["variable", "priors_scaled"]),
-                         f"Power-scaling sensitivity of the posterior of log HR ({main.label}; "
-                         "Kallioinen et al. 2023, az.psens). Values >= 0.05 mean the component "
-                         "influences the posterior."))
-        sec.add(rp.Text(
-            "Power scaling raises the prior (or the likelihood) to a power near 1 and measures how "
-            "much the posterior of log HR moves (cumulative Jensen-Shannon distance per unit "
-            f"log2 power). 'All priors' scales {study.psens['priors_scaled'].iloc[0]}. A prior-data "
-            "conflict is flagged when both the prior and the likelihood are influential; a strong "
-            "prior with a weak likelihood when only the prior is.", "note"))
-    if len(study.reweighting_check):
-        rc = study.reweighting_check[["endpoint", "strategy", "prior", "pareto_k", "psis_ess",
-                                      "reliable", "median_hr_reweighted", "median_hr_refit", "z"]].rename(
-            columns={"z": "difference / MCSE", "reliable": "reliable (k, ESS)", "pareto_k": "Pareto k",
-                     "psis_ess": "PSIS ESS", "median_hr_reweighted": "median HR reweighted",
-                     "median_hr_refit": "median HR refit"})
-        sec.add(rp.Table(rc, "Check of the reweighting on the main cut set: median HR by PSIS "
-                         "reweighting of the first prior's fit against a refit (difference in "
-                         "units of its Monte Carlo standard error)"))
-    if study.tipping:
-        sec.add(rp.Text(
-            f"Tipping point ({tier} cohort, {main.label}): how skeptical must a prior centred on "
-            f"HR = 1, Normal(0, s) on log HR, be before P(HR < 1) drops below {study.threshold:g}?"))
-        for t in study.tipping.values():
-            sec.add(rp.Text(t.text()))
-        sec.add(rp.Figure.from_matplotlib(
-            plot_tipping(study.tipping, f"Tipping point, {tier} cohort ({main.label})", study.threshold),
-            f"{tier} cohort: posterior P(HR < 1) against the sd s of a Normal(0, s) prior on log HR "
-            "(band: +-2 Monte Carlo standard errors); dashed: the tipping s."))
-    if study.published_tipping:
-        sec.add(rp.Text(
-            "PUBLISHED TIER (the study's real published IPTW hazard ratios, not the cohort above): "
-            "the same question answered exactly, with the normal likelihood of the published "
-            "log HR (conjugate normal, closed form).", "note"))
-        for t in study.published_tipping.values():
-            sec.add(rp.Text("Published: " + t.text()))
-        sec.add(rp.Figure.from_matplotlib(
-            plot_tipping(study.published_tipping, "Tipping point, PUBLISHED tier (closed form)",
-                         study.threshold),
-            "Published tier: P(HR < 1) of the published IPTW HR against the sd s of a Normal(0, s) "
-            "prior on log HR, exact."))
-    return sec
 
 
 # --------------------------------------------------------------------------- command line job
 
 
-def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_names=None,
-                      overrides=(), threshold: float = DEFAULT_THRESHOLD, seed=None, covariates=None,
-                      cut_sets=None, config_path=None, argv=None, echo=print) -> SensitivityStudy:
-    """The ``bayes-haic sensitivity`` job: run the study on a cohort file and write
-    ``out_dir/results.csv`` (results rows, cohort tier and published-tier tipping points),
-    ``out_dir/sensitivity.csv`` (the tidy table), ``out_dir/tipping.csv`` (the tipping curves of
-    both tiers) and ``out_dir/report.html`` (the section), each atomically and only after
-    everything has been computed.
-
-    Cut points, baseline and sampler (draws, tune, chains, seed, target_accept) come from the
-    configuration file (default ``models/main.toml``): its cut points are the main cut set, the
-    other default cut sets follow; the sampler backend is nutpie (refits reuse the compiled
-    model). ``seed`` overrides the configured seed.
-    """
-    from . import reconstruct
-    from .config import load_config
-    from .results import atomic_write_text, write_results
-    from .schema import load_cohort
-
-    cfg = load_config(config_path)
-    settings = cfg.sampler.settings()
-    sampler = replace(settings, backend="nutpie", seed=int(seed) if seed is not None else settings.seed)
-    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
-                         **cfg.data.cohort_options())
-    main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
-    strategies = tuple(cfg.sensitivity.strategies)
-    orr_strategies = tuple(cfg.sensitivity.orr_strategies) if cohort.has_response else ()
-    design = None
-    if {"iptw", "psm", "ps_covariate"} & set(strategies + orr_strategies):
-        design = analysis.make_design(cohort, cfg.design)
-    study = run_sensitivity(
-        cohort, endpoints=tuple(endpoints), prior_names=prior_names or None, overrides=overrides,
-        threshold=threshold, sampler=sampler, baseline=cfg.survival.baseline,
-        strategies=strategies, orr_strategies=orr_strategies, design=design,
-        n_boot=cfg.survival.bootstrap_draws,
-        cut_sets=cut_sets if cut_sets is not None else cut_sets_with_main(main), echo=echo)
-    rows = study.rows() + study.published_rows()
-    section = study.section()
-    curves = pd.concat([t.frame() for t in (*study.tipping.values(), *study.published_tipping.values())],
-                       ignore_index=True)
-    title = f"bayes-haic sensitivity: {', '.join(e.upper() for e in endpoints)}, {cohort.name}"
-    html = rp.render(title, [section],
-                     banner=SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else
-                     reconstruct.RECONSTRUCTED_BANNER if cohort.data_tier == "reconstructed" else None,
-                     footer=f"{SENSITIVITY_METHOD}; {cohort.name} (tier '{cohort.data_tier}'); "
-                            f"seed {sampler.seed}" + (f"; command: {' '.join(argv)}" if argv else "") + ".")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(rows, out / "results.csv")
-    atomic_write_text(out / "sensitivity.csv", study.table().to_csv(index=False, float_format="%.6g"))
-    atomic_write_text(out / "tipping.csv", curves.to_csv(index=False, float_format="%.6g"))
-    rp.write_report(out / "report.html", html)
-    echo(f"wrote {out / 'results.csv'}, {out / 'sensitivity.csv'}, {out / 'tipping.csv'} and "
-         f"{out / 'report.html'} ({study.timings['fits']} fits, {study.timings['total']:.0f} s)")
-    return study

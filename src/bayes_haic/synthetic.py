@@ -258,7 +258,7 @@ def _checked(settings: dict | None) -> dict:
 
 
 # --------------------------------------------------------------------------------------- generators
-def _draw_covariates(s: dict, n: int, rng: np.random.Generator) -> pd.DataFrame:
+def draw_covariates(s: dict, n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Covariates for ``n`` patients from the latent-factor Gaussian copula (see module docstring)."""
     z = rng.standard_normal(n)
     cols = {}
@@ -276,7 +276,7 @@ def _draw_covariates(s: dict, n: int, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _design(s: dict, X: pd.DataFrame) -> np.ndarray:
+def design_matrix(s: dict, X: pd.DataFrame) -> np.ndarray:
     """Covariates as used in linear predictors: binary as 0/1, continuous as (x - center) / scale."""
     out = np.empty((len(X), len(COVARIATES)))
     for j, name in enumerate(COVARIATES):
@@ -286,18 +286,20 @@ def _design(s: dict, X: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _coef(table: dict) -> np.ndarray:
+def coefficients(table: dict) -> np.ndarray:
+    """A settings table of per-covariate coefficients as a vector in :data:`COVARIATES` order
+    (the columns of :func:`design_matrix`)."""
     return np.array([float(table[name]) for name in COVARIATES])
 
 
 def propensity(settings: dict, X: pd.DataFrame) -> np.ndarray:
     """True propensity score P(treatment = 1 | x) of the generator's assignment model."""
     s = settings
-    lp = s["assignment"]["intercept"] + _design(s, X) @ _coef(s["assignment"]["coef"])
+    lp = s["assignment"]["intercept"] + design_matrix(s, X) @ coefficients(s["assignment"]["coef"])
     return special.expit(lp)
 
 
-def _pwe_inverse(cuts, hazards, target: np.ndarray) -> np.ndarray:
+def pwe_inverse(cuts, hazards, target: np.ndarray) -> np.ndarray:
     """Times t with H0(t) = target for the piecewise-constant hazard (vectorised inversion)."""
     cuts = np.asarray(cuts, dtype=float)
     haz = np.asarray(hazards, dtype=float)
@@ -325,25 +327,25 @@ def _event_times(s: dict, key: str, D: np.ndarray, a, e: np.ndarray) -> np.ndarr
     m = s[key]
     by = m.get("log_hr_treatment_by_interval")
     if by is None:
-        lp = m["log_hr_treatment"] * np.asarray(a, dtype=float) + D @ _coef(m["log_hr"])
-        return _pwe_inverse(m["cuts_months"], m["baseline_hazard"], e * np.exp(-lp))
-    target = e * np.exp(-(D @ _coef(m["log_hr"])))
+        lp = m["log_hr_treatment"] * np.asarray(a, dtype=float) + D @ coefficients(m["log_hr"])
+        return pwe_inverse(m["cuts_months"], m["baseline_hazard"], e * np.exp(-lp))
+    target = e * np.exp(-(D @ coefficients(m["log_hr"])))
     a = np.broadcast_to(np.asarray(a, dtype=float), target.shape)
     h0 = np.asarray(m["baseline_hazard"], dtype=float)
-    out = _pwe_inverse(m["cuts_months"], h0, target)
+    out = pwe_inverse(m["cuts_months"], h0, target)
     treated = a == 1
     if treated.any():
-        out[treated] = _pwe_inverse(m["cuts_months"], h0 * np.exp(np.asarray(by, dtype=float)), target[treated])
+        out[treated] = pwe_inverse(m["cuts_months"], h0 * np.exp(np.asarray(by, dtype=float)), target[treated])
     return out
 
 
 def _response_prob(s: dict, D: np.ndarray, a) -> np.ndarray:
     r = s["response"]
-    return special.expit(r["intercept"] + r["treatment"] * np.asarray(a, dtype=float) + D @ _coef(r["coef"]))
+    return special.expit(r["intercept"] + r["treatment"] * np.asarray(a, dtype=float) + D @ coefficients(r["coef"]))
 
 
 def _draw_pool(s: dict, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    X = _draw_covariates(s, n, rng)
+    X = draw_covariates(s, n, rng)
     X["treatment"] = (rng.random(n) < propensity(s, X)).astype(np.int64)
     return X
 
@@ -362,7 +364,7 @@ def simulate_population(settings: dict | None, n: int, seed: int) -> pd.DataFram
         raise InputError(f"simulate_population: n: expected a positive integer, found {n!r}.")
     rng = np.random.default_rng(seed)
     X = _draw_pool(s, int(n), rng)
-    D = _design(s, X)
+    D = design_matrix(s, X)
     X["ps"] = propensity(s, X)
     e_death, e_prog, u_resp = rng.standard_exponential(n), rng.standard_exponential(n), rng.random(n)
     for a in (0, 1):
@@ -409,7 +411,7 @@ def simulate_cohort(settings: dict | None, n_treated: int, n_control: int, seed:
     X = pool.iloc[chosen].reset_index(drop=True)
     n = len(X)
     a = X["treatment"].to_numpy()
-    D = _design(s, X)
+    D = design_matrix(s, X)
 
     death = _event_times(s, "os", D, a, rng.standard_exponential(n))
     prog = _event_times(s, "progression", D, a, rng.standard_exponential(n))
@@ -597,10 +599,10 @@ def calibrate(settings: dict | None = None, n: int | None = None, seed: int | No
     rng = np.random.default_rng(seed)
 
     # 1. assignment intercept
-    X = _draw_covariates(s, n, rng)
-    D = _design(s, X)
+    X = draw_covariates(s, n, rng)
+    D = design_matrix(s, X)
     share = s["cohort"]["n_treated"] / (s["cohort"]["n_treated"] + s["cohort"]["n_control"])
-    lin = D @ _coef(s["assignment"]["coef"])
+    lin = D @ coefficients(s["assignment"]["coef"])
     alpha0 = optimize.brentq(lambda a0: special.expit(a0 + lin).mean() - share, -10, 10)
     s["assignment"]["intercept"] = alpha0
     treated = rng.random(n) < special.expit(alpha0 + lin)
@@ -646,7 +648,7 @@ def calibrate(settings: dict | None = None, n: int | None = None, seed: int | No
     times("progression", p_pfs, e_prog)
 
     # 4. response
-    lin_r = D @ _coef(s["response"]["coef"])
+    lin_r = D @ coefficients(s["response"]["coef"])
 
     def f_resp(p):
         return [
@@ -672,7 +674,7 @@ def calibrate(settings: dict | None = None, n: int | None = None, seed: int | No
 
 
 # ------------------------------------------------------------------------------------------ output
-def _format_cohort(df: pd.DataFrame) -> str:
+def format_cohort(df: pd.DataFrame) -> str:
     """CSV text with fixed float formatting (times 2 decimals, size 1 decimal), '\\n' line ends."""
     out = pd.DataFrame({"id": df["id"].astype(np.int64).astype(str)})
     for col in df.columns[1:]:
@@ -736,7 +738,7 @@ def write_cohort(path: str | os.PathLike, settings: dict | None = None, seed: in
             "vs 27.8%. treatment 1 = HAIC-LEN-P, 0 = LEN-P. See DATA_CARD.md."
         ),
     }
-    atomic_write_text(path, _format_cohort(df))
+    atomic_write_text(path, format_cohort(df))
     atomic_write_text(meta_path(path), json.dumps(meta, indent=2) + "\n")
     return path
 

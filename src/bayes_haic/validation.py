@@ -152,8 +152,8 @@ def recalibrate_intercept(settings: dict, n: int = 200000, seed: int = 1) -> flo
     from scipy import optimize, special
 
     rng = np.random.default_rng(seed)
-    X = synthetic._draw_covariates(settings, n, rng)
-    lin = synthetic._design(settings, X) @ synthetic._coef(settings["assignment"]["coef"])
+    X = synthetic.draw_covariates(settings, n, rng)
+    lin = synthetic.design_matrix(settings, X) @ synthetic.coefficients(settings["assignment"]["coef"])
     c = settings["cohort"]
     share = c["n_treated"] / (c["n_treated"] + c["n_control"])
     return float(optimize.brentq(lambda a0: special.expit(a0 + lin).mean() - share, -20, 20))
@@ -306,7 +306,7 @@ def cohort_from_frame(frame: pd.DataFrame, covariates, name: str = "<simulated>"
 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "cohort.csv"
-        p.write_text(synthetic._format_cohort(frame))
+        p.write_text(synthetic.format_cohort(frame))
         c = load_cohort(p, covariates=list(covariates))
     return replace(c, path=name, data_tier=data_tier)
 

@@ -4,15 +4,14 @@ main job) and the standalone report of ``bayes-haic validate``."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure as MplFigure
 
-from . import report as rp
-from .validation import COVERAGE_BAND, load_result
+from . import pages as rp
+from ..validation import COVERAGE_BAND, load_result
 
 STORED_RESULT = Path("data") / "validation"
 MEASURE_LABELS = {"log_hr": "log HR", "rmst_diff_24": "RMST difference at 24 months (months)",
@@ -21,7 +20,7 @@ MEASURE_LABELS = {"log_hr": "log HR", "rmst_diff_24": "RMST difference at 24 mon
 
 def stored_result_path() -> Path:
     """``data/validation/`` of the checkout, or of the installed package's data."""
-    from .paths import data_dir
+    from ..paths import data_dir
 
     return data_dir() / STORED_RESULT.name
 

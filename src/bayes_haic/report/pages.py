@@ -1,4 +1,4 @@
-"""Self-contained HTML reports: sections of paragraphs, tables and embedded figures.
+"""Self-contained HTML pages: sections of paragraphs, tables and embedded figures.
 
 The report is built from plain value objects (:class:`Section`, :class:`Table`, :class:`Figure`,
 :class:`Text`) and rendered with a Jinja2 template with autoescaping on, so every string that
@@ -17,7 +17,9 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from .results import atomic_write_text
+from ..labels import format_probability  # noqa: F401  (re-exported)
+from ..reconstruct import RECONSTRUCTED_BANNER
+from ..results import atomic_write_text
 
 TIER_LABELS = {
     "published": "Published evidence (the study's real summary statistics)",
@@ -26,6 +28,26 @@ TIER_LABELS = {
     "reconstructed": "RECONSTRUCTED from a published Kaplan-Meier figure (pseudo-patients, not "
                      "the study's patient data)",
 }
+
+
+MAIN_PUBLISHED_NOTE = ("Only the section 'Published evidence' reanalyses the study's real "
+                       "numbers.")
+
+
+def synthetic_banner(published_note: str = MAIN_PUBLISHED_NOTE, what: str = "sections") -> str:
+    """The banner of every page that shows results of the synthetic cohort; ``what`` names the
+    parts of the page that are synthetic, ``published_note`` the parts that are not."""
+    return (f"SYNTHETIC DATA: the patient-level {what} of this report analyse a simulated cohort "
+            f"calibrated to the published abstract, not the study's patients. {published_note}")
+
+
+SYNTHETIC_BANNER = synthetic_banner()
+
+
+def tier_banner(cohort, published_note: str = MAIN_PUBLISHED_NOTE, what: str = "sections") -> str | None:
+    """The banner of a page showing patient-level results of ``cohort`` (None for tier user)."""
+    return {"synthetic": synthetic_banner(published_note, what),
+            "reconstructed": RECONSTRUCTED_BANNER}.get(cohort.data_tier)
 
 
 @dataclass
@@ -121,21 +143,9 @@ def format_value(v, digits: int = 3) -> str:
     return str(v)
 
 
-def format_probability(p: float) -> str:
-    """A posterior probability for display: '> 0.999' and '< 0.001' at the extremes, where
-    Monte Carlo draws cannot resolve more digits; NaN as an en dash."""
-    if p != p:
-        return "–"
-    if p > 0.999:
-        return "> 0.999"
-    if p < 0.001:
-        return "< 0.001"
-    return f"{p:.3f}"
-
-
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("bayes_haic", "templates"),
+        loader=jinja2.PackageLoader("bayes_haic.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

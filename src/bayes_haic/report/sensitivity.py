@@ -1,0 +1,207 @@
+"""Figures and the report section of the prior-sensitivity study
+(:class:`bayes_haic.sensitivity.SensitivityStudy`)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from ..importance import K_MAX, MIN_ESS
+from ..labels import format_ci_dash
+from ..sensitivity import SensitivityStudy
+from . import pages as rp
+from .axes import DENSE_TICKS, log_ratio_axis
+
+
+def _hr_axis(ax, lo, hi):
+    log_ratio_axis(ax, "x", DENSE_TICKS, within=(lo, hi))
+    ax.set_xlim(lo, hi)
+
+
+def plot_overlay(study: SensitivityStudy, endpoint: str, strategy: str = "none"):
+    """Posterior densities of the HR (log scale) under each prior set on the main cut set, one
+    curve per prior (solid), with each prior's density on log HR (dashed, same colour)."""
+    posts = [p for p in study.posteriors if p.endpoint == endpoint and p.strategy == strategy
+             and p.cut_set == study.main_cut_set]
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    qs = np.array([p.quantile([0.001, 0.999]) for p in posts])
+    lo, hi = float(qs[:, 0].min()) - 0.3, float(max(qs[:, 1].max(), 0.0)) + 0.3
+    x = np.linspace(lo, hi, 600)
+    for i, p in enumerate(posts):
+        color = f"C{i}"
+        kde = stats.gaussian_kde(p.log_hr.ravel(), weights=p.draw_weights())
+        s = p.summary()
+        ax.plot(np.exp(x), kde(x), color=color, lw=1.6,
+                label=f"{p.prior_label}: {s['median']:.2f} ({s['lower']:.2f}-{s['upper']:.2f}), "
+                      f"P(HR<1) = {s['p_hr_below_1']:.3f}")
+        ax.plot(np.exp(x), p.prior_log_hr.to_scipy().pdf(x), color=color, lw=0.8, ls="--")
+    ax.plot([], [], color="grey", lw=0.8, ls="--", label="prior on log(HR) (dashed)")
+    ax.axvline(1.0, color="black", lw=0.8)
+    _hr_axis(ax, math.exp(lo), math.exp(hi))
+    ax.set_ylim(0, None)
+    top = ax.get_ylim()[1]
+    ax.set_ylim(0, top * 1.45)
+    ax.set_xlabel(f"hazard ratio {study.arms[0]} vs {study.arms[1]} (log scale)")
+    ax.set_ylabel("density per unit log(HR)")
+    ax.set_title(f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set, "
+                 f"{study.main_cut_set.label}", fontsize=9)
+    ax.legend(fontsize=6.8, frameon=False, loc="upper left")
+    return fig
+
+
+def plot_tipping(points: dict, title: str, threshold: float):
+    """P(HR < 1) against the sd s of a Normal(0, s) prior on log HR (log axis), one curve per
+    endpoint; the threshold (horizontal) and each tipping s (vertical); refits marked."""
+    fig = Figure(figsize=(6.8, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    for i, t in enumerate(points.values()):
+        color = f"C{i}"
+        order = np.argsort(t.scales)
+        label = f"{t.endpoint.upper()}" + (f" ({t.strategy})" if t.strategy else "")
+        if t.status == "tips":
+            label += f": tipping s = {t.scale:.3g}"
+        ax.plot(t.scales[order], t.p_benefit[order], color=color, lw=1.5, label=label)
+        if np.any(t.mcse > 0):
+            ax.fill_between(t.scales[order], (t.p_benefit - 2 * t.mcse)[order],
+                            (t.p_benefit + 2 * t.mcse)[order], color=color, alpha=0.15, lw=0)
+        refit = np.array([h == "refit" for h in t.how])
+        if refit.any():
+            ax.plot(t.scales[refit], t.p_benefit[refit], "o", color=color, ms=3.5, mfc="white")
+        if t.status == "tips":
+            ax.axvline(t.scale, color=color, lw=0.8, ls="--")
+    if any(np.any(np.array(t.how) == "refit") for t in points.values()):
+        ax.plot([], [], "o", color="grey", ms=3.5, mfc="white", label="refitted (others: PSIS reweighting)")
+    ax.axhline(threshold, color="black", lw=0.8, ls=":", label=f"threshold P(HR < 1) = {threshold:g}")
+    ax.axvline(0.421404, color="grey", lw=0.8, ls="-.", label="shipped skeptical prior (s = 0.421)")
+    ax.set_xscale("log")
+    ax.set_xlabel("s, sd of the Normal(0, s) prior on log HR (smaller = more skeptical)")
+    ax.set_ylabel("posterior P(HR < 1)")
+    ax.set_ylim(0.45, 1.01)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    return fig
+
+
+def sensitivity_section(study: SensitivityStudy) -> rp.Section:
+    """Report section: prior sets table and overlay figures, cut-point table, power scaling,
+    reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
+    tipping point, labelled as such."""
+    tier = study.data_tier
+    sec = rp.Section("sensitivity", "Sensitivity to the priors and the cut points", tier=tier,
+                     nav="Sensitivity")
+    main = study.main_cut_set
+    sec.add(rp.Text(
+        f"Patient-level PWE models of {study.source} (data tier '{tier}') refitted under each prior "
+        f"set ({', '.join(study.prior_labels)}) and each choice of cut points "
+        f"({'; '.join(c.label for c in study.cut_sets)}), for the adjustment strategies "
+        f"{', '.join(study.settings.get('strategies', []))}. Only the prior on the treatment "
+        "effect differs between the shipped sets. IPTW posteriors are recombined from their "
+        "Bayesian-bootstrap replicates under each prior (no MCMC); PSM posteriors pool fits to "
+        "rematched sets. Where Pareto-smoothed importance "
+        "reweighting of the first set's posterior is reliable (Pareto k below "
+        f"{study.settings.get('k_max', K_MAX):g} and an effective sample size of at least "
+        f"{study.settings.get('min_ess', MIN_ESS):g}) it replaces a refit; the method column says "
+        "which."))
+    for note in study.notes:
+        sec.add(rp.Text(note, "note"))
+    if tier == "synthetic":
+        sec.add(rp.Text("The patient-level rows analyse a SYNTHETIC cohort; they show how the "
+                        "conclusions would depend on the priors, not what the study found.", "warning"))
+    table = study.table()
+    show = table[table["cut_set"] == main.label].copy()
+    show["HR (95% CrI)"] = [format_ci_dash(r) for r in show.to_dict("records")]
+    for col in ("p_hr_below_1", "p_hr_below_0.7"):
+        show[col] = show[col].map(rp.format_probability)
+    show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
+                 "p_hr_below_0.7", "method"]].rename(columns={
+                     "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
+                     "p_hr_below_0.7": "P(HR < 0.7)"})
+    sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
+    meds = []
+    for p in study.posteriors:
+        if p.strategy != "psm" or p.cut_set != main:
+            continue
+        mt, mc = p.median_summary("treated"), p.median_summary("control")
+        if mt is not None:
+            meds.append({"endpoint": p.endpoint.upper(), "prior": p.prior_label,
+                         "median, treated (months)": format_ci_dash(mt), "median, control (months)": format_ci_dash(mc),
+                         "method": p.how})
+    if meds:
+        sec.add(rp.Table(pd.DataFrame(meds), f"PS matching (the study's analysis set for its medians): "
+                         f"posterior median survival per arm under each prior set ({main.label}; "
+                         "design uncertainty propagated over rematched sets)"))
+    if study.orr:
+        orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
+                "prior on log OR": str(r.prior_set.get("response.log_or")),
+                "ORR difference (95% CrI)": format_ci_dash(r.summary()),
+                "P(RD > 0)": rp.format_probability(r.summary()["p_rd_above_0"]),
+                "method": r.method} for r in study.orr]
+        sec.add(rp.Table(pd.DataFrame(orr), "Objective response: risk difference (treated minus "
+                         "control) under each prior set, for the study's PSM and IPTW analyses"))
+    for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors):
+        sec.add(rp.Figure.from_matplotlib(
+            plot_overlay(study, endpoint, strategy),
+            f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) and "
+            "the prior on log(HR) (dashed)."))
+    if len(study.cut_sets) > 1:
+        wide = []
+        for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
+            row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
+            for r in g.to_dict("records"):
+                row[r["prior"]] = f"{format_ci_dash(r)}; P(HR<1) {rp.format_probability(r['p_hr_below_1'])}; " + (
+                    r["method"].replace("PSIS reweighting", "PSIS"))
+            wide.append(row)
+        sec.add(rp.Table(pd.DataFrame(wide), "HR (95% CrI), P(HR < 1) and method for every cut-point "
+                         "choice and prior set (PSIS: reweighted from the first prior's fit, with its "
+                         "Pareto k)"))
+    if len(study.psens):
+        ps = study.psens.rename(columns={
+            "prior_log_hr": "prior sensitivity (log-HR prior)",
+            "prior_all": "prior sensitivity (all priors)", "likelihood": "likelihood sensitivity"})
+        sec.add(rp.Table(ps.drop(columns=["variable", "priors_scaled"]),
+                         f"Power-scaling sensitivity of the posterior of log HR ({main.label}; "
+                         "Kallioinen et al. 2023, az.psens). Values >= 0.05 mean the component "
+                         "influences the posterior."))
+        sec.add(rp.Text(
+            "Power scaling raises the prior (or the likelihood) to a power near 1 and measures how "
+            "much the posterior of log HR moves (cumulative Jensen-Shannon distance per unit "
+            f"log2 power). 'All priors' scales {study.psens['priors_scaled'].iloc[0]}. A prior-data "
+            "conflict is flagged when both the prior and the likelihood are influential; a strong "
+            "prior with a weak likelihood when only the prior is.", "note"))
+    if len(study.reweighting_check):
+        rc = study.reweighting_check[["endpoint", "strategy", "prior", "pareto_k", "psis_ess",
+                                      "reliable", "median_hr_reweighted", "median_hr_refit", "z"]].rename(
+            columns={"z": "difference / MCSE", "reliable": "reliable (k, ESS)", "pareto_k": "Pareto k",
+                     "psis_ess": "PSIS ESS", "median_hr_reweighted": "median HR reweighted",
+                     "median_hr_refit": "median HR refit"})
+        sec.add(rp.Table(rc, "Check of the reweighting on the main cut set: median HR by PSIS "
+                         "reweighting of the first prior's fit against a refit (difference in "
+                         "units of its Monte Carlo standard error)"))
+    if study.tipping:
+        sec.add(rp.Text(
+            f"Tipping point ({tier} cohort, {main.label}): how skeptical must a prior centred on "
+            f"HR = 1, Normal(0, s) on log HR, be before P(HR < 1) drops below {study.threshold:g}?"))
+        for t in study.tipping.values():
+            sec.add(rp.Text(t.text()))
+        sec.add(rp.Figure.from_matplotlib(
+            plot_tipping(study.tipping, f"Tipping point, {tier} cohort ({main.label})", study.threshold),
+            f"{tier} cohort: posterior P(HR < 1) against the sd s of a Normal(0, s) prior on log HR "
+            "(band: +-2 Monte Carlo standard errors); dashed: the tipping s."))
+    if study.published_tipping:
+        sec.add(rp.Text(
+            "PUBLISHED TIER (the study's real published IPTW hazard ratios, not the cohort above): "
+            "the same question answered exactly, with the normal likelihood of the published "
+            "log HR (conjugate normal, closed form).", "note"))
+        for t in study.published_tipping.values():
+            sec.add(rp.Text("Published: " + t.text()))
+        sec.add(rp.Figure.from_matplotlib(
+            plot_tipping(study.published_tipping, "Tipping point, PUBLISHED tier (closed form)",
+                         study.threshold),
+            "Published tier: P(HR < 1) of the published IPTW HR against the sd s of a Normal(0, s) "
+            "prior on log HR, exact."))
+    return sec
