@@ -156,7 +156,10 @@ class MainConfig(_Strict):
     def cohort_path(self) -> Path:
         """The cohort file: absolute, or relative to the current folder, the configuration
         file's folder, or the shipped files (in that order; the first that exists)."""
-        p = Path(self.data.cohort)
+        return self._data_file(self.data.cohort)
+
+    def _data_file(self, value: str) -> Path:
+        p = Path(value)
         if p.is_absolute() or p.exists():
             return p
         folder = self.folder()
@@ -170,8 +173,7 @@ class MainConfig(_Strict):
         """The ``[data] reconstructed`` cohort file (None when not configured)."""
         if not self.data.reconstructed:
             return None
-        p = Path(self.data.reconstructed)
-        return p if p.is_absolute() or p.exists() else project_root() / p
+        return self._data_file(self.data.reconstructed)
 
 
 def default_config_path() -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..checks import PARETO_K, THRESHOLDS, Checks
-from ..labels import ARM_NAMES, STRATEGY_LABELS, arm_names as _arm_names
+from ..labels import STRATEGY_LABELS, arm_names as _arm_names
 from . import figures
 from . import pages as rp
 
@@ -74,7 +74,7 @@ def checks_section(checks: Checks, cohort, fits: dict) -> rp.Section:
             "weight — a check of the marginal (pseudo-population) hazards, not of the propensity "
             f"model. PSM fits: the matched set. Replicates are seeded ({seed})."))
         sec.add(rp.Table(pd.DataFrame([p.summary() for p in surv.values()]).rename(columns={
-                             f"KM p ({ARM_NAMES[a]})": f"KM p ({names[a]})" for a in names}),
+                             f"KM p ({a})": f"KM p ({names[a]})" for a in names}),
                          "Survival posterior predictive p-values per fit", digits=2))
         for endpoint in dict.fromkeys(k[0] for k in surv):
             ppcs = [p for k, p in surv.items() if k[0] == endpoint]
