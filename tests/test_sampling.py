@@ -58,13 +58,16 @@ def test_set_data_casts_keeps_named_dimensions_and_resizes_patient_data():
     containers (no named dimension) can, and a wrong rank is refused."""
     collapsed = sv.build_pwe_model(sv.collapse(np.array([1.0, 5.0, 9.0]), np.array([1, 0, 1]),
                                                np.array([0, 1, 1]), [0, 4, 8]), "reference", "independent")
-    sampling.set_data(collapsed, {"events": [[1, 2, 3], [4, 5, 6]]})  # ints into a float container
-    got = collapsed["events"].get_value()
+    sampling.set_data(collapsed, {"exposure": [[1, 2, 3], [4, 5, 6]]})  # ints into a float container
+    got = collapsed["exposure"].get_value()
     assert got.dtype == np.float64 and got[1, 2] == 6.0
+    sampling.set_data(collapsed, {"event_counts": np.array([[1.0, 2.0, 0.0], [0.0, 3.0, 1.0]])})  # the Poisson's
+    got = collapsed["event_counts"].get_value()
+    assert got.dtype.kind == "i" and got[1, 1] == 3
     with pytest.raises(ValueError, match="fixed dimension 'intervals'"):
-        sampling.set_data(collapsed, {"events": np.zeros((2, 4))})
+        sampling.set_data(collapsed, {"exposure": np.zeros((2, 4))})
     with pytest.raises(ValueError, match="needs 2 dimension"):
-        sampling.set_data(collapsed, {"events": np.zeros(6)})
+        sampling.set_data(collapsed, {"exposure": np.zeros(6)})
     df = _cohort(40, 3)
     fit = sv.fit_pwe(df, "os", adjust="covariates", covariates=["age"], cuts=[0, 8], sampler=NUTPIE)
     model = sv._cached(sv.ModelSpec(2, "rw", "patient", False, 1, "survival.covariate", 0),
