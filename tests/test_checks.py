@@ -189,7 +189,8 @@ def test_km_figure_draws_the_product_limit_estimate_per_arm():
     grid = np.linspace(0, 30, 31)
     surv = xr.DataArray(np.ones((1, 4, 2, grid.size)), dims=("chain", "draw", "arm", "time"),
                         coords={"arm": ["treated", "control"], "time": grid})
-    fig = figures.km_vs_model(frame, "os", {"survival": surv})
+    km = ck.km_by_arm(frame["os_time"].to_numpy(), frame["os_event"].to_numpy(), frame["treatment"].to_numpy())
+    fig = figures.km_vs_model(km, "os", {"survival": surv})
     lines = {ln.get_label(): ln for ln in fig.axes[0].lines if "Kaplan-Meier" in ln.get_label()}
     assert len(lines) == 2
     for code, name in ((1, "HAIC-LEN-P"), (0, "LEN-P")):

@@ -122,12 +122,12 @@ def test_default_estimand_is_ate_and_labelled():
     from bayes_haic.priors import as_prior_set
 
     ps = as_prior_set(None)
-    assert sv._attrs("os", "iptw", CUTS, ps, coll, spec)["estimand"] == "marginal (ATE)"
-    ato = sv._attrs("os", "iptw", CUTS, ps, coll, spec, weights_estimand="ato")
+    assert sv.fit_attrs("os", "iptw", CUTS, ps, coll, spec)["estimand"] == "marginal (ATE)"
+    ato = sv.fit_attrs("os", "iptw", CUTS, ps, coll, spec, weights_estimand="ato")
     assert ato["estimand"] == "marginal (ATO)" and "overlap" in ato["estimand_detail"]
-    assert sv._attrs("os", "none", CUTS, ps, coll, spec, weights_estimand="ATT")["estimand"] == "marginal"
+    assert sv.fit_attrs("os", "none", CUTS, ps, coll, spec, weights_estimand="ATT")["estimand"] == "marginal"
     with pytest.raises(InputError, match="weights_estimand"):
-        sv._attrs("os", "iptw", CUTS, ps, coll, spec, weights_estimand="ATC")
+        sv.fit_attrs("os", "iptw", CUTS, ps, coll, spec, weights_estimand="ATC")
     assert strategy_label("iptw") == "IPTW (ATE weights)"
     assert strategy_label("psm", "ATT") == "PS matching"
 

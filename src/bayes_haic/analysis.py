@@ -221,7 +221,8 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
                    "propensity model, posterior draws pooled (two-step, Kaplan & Chen 2012)"),
     })
     attrs["log_likelihood"] = "none: the pooled fits saw different (rematched) patients"
-    return survival.finish_idata(pooled, coll, attrs, seed=int(sampler.seed))
+    own_patients = {"time": t, "event": d, "treatment": x}  # the design's own matched set
+    return survival.finish_idata(pooled, coll, attrs, seed=int(sampler.seed), patient=own_patients, loglik=False)
 
 
 def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,

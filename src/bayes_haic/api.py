@@ -145,14 +145,11 @@ class FitResult:
         label = title or f"{self.endpoint.upper()}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
             return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
+        from . import checks
+
         _, draws = survival.survival_estimands(self.idata)
-        frame, weights = self.cohort.frame, None
-        if self.adjustment == "psm":
-            frame = self.design.matched_frame(frame)
-        elif self.adjustment == "iptw":
-            weights = self.design.weights
-        return figures.km_vs_model(frame, self.endpoint, draws, label, weights,
-                                 arm_names=self.cohort.arms)
+        return figures.km_vs_model(checks.fit_km(self.idata), self.endpoint, draws, label,
+                                   arm_names=self.cohort.arms)
 
     def to_netcdf(self, path) -> Path:
         """Save :attr:`idata` (ArviZ netCDF, written atomically); returns the path."""

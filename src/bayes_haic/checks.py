@@ -191,16 +191,16 @@ def _patient_lp(idata: az.InferenceData) -> np.ndarray | None:
 def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights=None) -> SurvivalData:
     """The patient-level data of a PWE fit.
 
-    Fits of :func:`bayes_haic.survival.fit_pwe` carry their patients in ``constant_data``
-    (:func:`bayes_haic.survival.patient_data`); IPT weights are rescaled to sum to n. Fits
-    without (pooled PSM, Bayesian bootstrap) need ``frame`` (the analysed rows: the matched
-    subset for PSM) and, for IPTW, ``weights`` (one per row of ``frame`` or a column name). A
-    ``frame`` given must reproduce the fit's events and exposure per arm and interval (else
+    Without ``frame``: the patients the fit stored in ``constant_data``
+    (:func:`bayes_haic.survival.patient_data`; every fit of this package stores them; IPT
+    weights rescaled to sum to n). With ``frame`` (the analysed rows: the matched subset for
+    PSM) and, for IPTW, ``weights`` (one per row of ``frame`` or a column name): those data,
+    which must reproduce the fit's events and exposure per arm and interval (else
     :class:`~bayes_haic.errors.InputError`).
     """
     cuts = sv.validate_cuts(idata.attrs["cuts"], "fit attrs 'cuts'")
     endpoint = idata.attrs.get("endpoint", "?")
-    stored = sv.patient_data(idata)
+    stored = sv.patient_data(idata) if frame is None else None
     if stored is not None:
         t, d, x, w = stored["time"], stored["event"], stored["treatment"], stored.get("weight")
     elif frame is None:
@@ -266,6 +266,35 @@ def kaplan_meier(time, event, weights=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(at_risk > 0, 1.0 - ws * ds / np.where(at_risk > 0, at_risk, 1.0), 1.0)
     return ts, np.cumprod(factor, axis=-1)
+
+
+@dataclass(frozen=True)
+class KMCurve:
+    """The (weighted) Kaplan-Meier step function of one arm: ``time`` (months, starting at 0),
+    ``survival`` (starting at 1; the value from each time on) and the arm's ``n`` patients."""
+
+    time: np.ndarray
+    survival: np.ndarray
+    n: int
+
+
+def km_by_arm(time, event, treatment, weights=None) -> dict[str, KMCurve]:
+    """The Kaplan-Meier curve of each arm (``"treated"``, ``"control"``), IPT-weighted if
+    ``weights`` are given (:func:`kaplan_meier`)."""
+    time, event, treatment = np.asarray(time, float), np.asarray(event), np.asarray(treatment)
+    out = {}
+    for arm, code in (("treated", 1), ("control", 0)):
+        m = treatment == code
+        ts, s = kaplan_meier(time[m], event[m], None if weights is None else np.asarray(weights, float)[m])
+        out[arm] = KMCurve(np.r_[0.0, ts], np.r_[1.0, s], int(m.sum()))
+    return out
+
+
+def fit_km(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights=None) -> dict[str, KMCurve]:
+    """The observed Kaplan-Meier curves per arm of the data a PWE fit was made on (its stored
+    patients: the matched set for PSM, IPT-weighted for IPTW; see :func:`fit_data`)."""
+    d = fit_data(idata, frame, weights)
+    return km_by_arm(d.time, d.event, d.treatment, d.weight)
 
 
 def km_on_grid(time, event, grid, weights=None) -> np.ndarray:

@@ -60,15 +60,22 @@ class RunState:
     hr_t: dict = field(default_factory=dict)  # endpoint -> time-varying fit
     reconstructed: dict = field(default_factory=dict)  # endpoint -> fit on [data] reconstructed
     estimands: dict = field(default_factory=dict)  # fit key -> its estimands (summarise)
+    km: dict = field(default_factory=dict)  # survival fit key -> its observed Kaplan-Meier curves
 
     def summarise(self) -> "RunState":
         """Compute the estimands of every fit not yet summarised, for the report: the
-        ``(summary, draws)`` of :func:`bayes_haic.survival.survival_estimands` for OS/PFS fits,
+        ``(summary, draws)`` of :func:`bayes_haic.survival.survival_estimands` and the observed
+        Kaplan-Meier curves of the fit's data (:func:`bayes_haic.checks.fit_km`) for OS/PFS fits,
         :func:`bayes_haic.response.response_summary` for ORR fits; returns ``self``."""
+        from . import checks
+
         for key, idata in self.fits.items():
             if key not in self.estimands:
-                self.estimands[key] = (response.response_summary(idata) if key[0] == "orr"
-                                       else survival.survival_estimands(idata))
+                if key[0] == "orr":
+                    self.estimands[key] = response.response_summary(idata)
+                else:
+                    self.estimands[key] = survival.survival_estimands(idata)
+                    self.km[key] = checks.fit_km(idata)
         return self
 
 
@@ -272,7 +279,8 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
                                          for e, v in state.reconstructed.items()})
         state.alerts.extend(checks.failures(diag))
     estimands = {e: survival.survival_estimands(v) for e, v in state.reconstructed.items()}
-    return report_main.reconstructed_section(rc, estimands, diag, configured=cfg.survival.endpoints)
+    km = {e: checks.fit_km(v) for e, v in state.reconstructed.items()}
+    return report_main.reconstructed_section(rc, estimands, diag, configured=cfg.survival.endpoints, km=km)
 
 
 # ------------------------------------------------------------------------------ one fit

@@ -297,6 +297,13 @@ class ArmReconstruction:
     total_events: int | None
     ipd: pd.DataFrame
 
+    def km_curve(self):
+        """The Kaplan-Meier curve of the reconstructed pseudo-patients
+        (:class:`bayes_haic.checks.KMCurve`, months)."""
+        from .checks import km_by_arm
+
+        return km_by_arm(self.ipd["time"].to_numpy(), self.ipd["event"].to_numpy(), np.ones(len(self.ipd)))["treated"]
+
 
 @dataclass
 class _Pass:

@@ -929,7 +929,8 @@ def patient_data(idata: az.InferenceData) -> dict | None:
 
 
 def finish_idata(
-    idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: int, patient: dict | None = None, covariate_names=()
+    idata: az.InferenceData, coll: xr.Dataset, attrs: dict, seed: int, patient: dict | None = None, covariate_names=(),
+    loglik: bool = True,
 ) -> az.InferenceData:
     """Label the intervals, drop internal data, add log_likelihood / posterior_predictive /
     observed_data / constant_data, and set ``attrs``.
@@ -944,7 +945,9 @@ def finish_idata(
     (:func:`patient_loglik`), computed once, for unweighted fits with patient data and at most
     :data:`LOGLIK_MAX_VALUES` draws x patients (else ``attrs["log_likelihood"]`` says why it is
     absent; :func:`patient_loglik` computes it on demand). Weighted fits have no
-    log-likelihood: a weighted pseudo-likelihood is not a density of the data.
+    log-likelihood: a weighted pseudo-likelihood is not a density of the data; nor do fits
+    whose caller passes ``loglik=False`` (a posterior pooled over fits to different patients,
+    with ``attrs["log_likelihood"]`` saying why).
     """
     labels = coll["intervals"].values
     post = idata.posterior.assign_coords(intervals=labels)
@@ -975,7 +978,9 @@ def finish_idata(
         pconst = xr.Dataset(pdata, coords=pc)
         const = xr.merge([const, pconst])
         n_values = n * post.sizes["chain"] * post.sizes["draw"]
-        if "weight" in patient:
+        if not loglik:
+            pass
+        elif "weight" in patient:
             attrs["log_likelihood"] = "none: a weighted pseudo-likelihood is not a density of the data"
         elif n_values > LOGLIK_MAX_VALUES:
             attrs["log_likelihood"] = (f"not stored: {n} patients x {n_values // n} draws exceed "

@@ -133,6 +133,7 @@ class BootstrapDraws:
     cuts: np.ndarray
     collapsed: xr.Dataset
     seed: int
+    patients: dict | None = None  # time, event, treatment and the full-sample IPT weights (sum n)
 
     @property
     def n_boot(self) -> int:
@@ -176,8 +177,10 @@ def bootstrap_draws(frame: pd.DataFrame, endpoint: str, design_fn, *, n_boot: in
     for b in range(n_boot):
         log_hr[b], log_lambda[b] = weighted_pwe_mle(events[b], exposure[b])
     w_full = call_design_fn(design_fn, np.ones(n), n)
-    coll_full = collapse(t, d, x, cuts, w_full * (n / w_full.sum()))
-    return BootstrapDraws(endpoint, log_hr, log_lambda, cuts, coll_full, int(seed))
+    w_full = w_full * (n / w_full.sum())
+    coll_full = collapse(t, d, x, cuts, w_full)
+    patients = {"time": t, "event": d, "treatment": x, "weight": w_full}
+    return BootstrapDraws(endpoint, log_hr, log_lambda, cuts, coll_full, int(seed), patients)
 
 
 def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None, *,
@@ -227,7 +230,8 @@ def iptw_posterior(boot: BootstrapDraws, prior_set: PriorSet | str | None = None
                   "bootstrap_log_hr_mean": float(boot.log_hr.mean()),
                   "bootstrap_log_hr_sd": float(boot.log_hr.std(ddof=1))})
     attrs["log_likelihood"] = "none: a weighted pseudo-likelihood is not a density of the data"
-    return finish_idata(az.InferenceData(posterior=post), boot.collapsed, attrs, seed=boot.seed)
+    return finish_idata(az.InferenceData(posterior=post), boot.collapsed, attrs, seed=boot.seed,
+                        patient=boot.patients)
 
 
 def iptw_bayesian_bootstrap(

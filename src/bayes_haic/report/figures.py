@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..checks import kaplan_meier
 from ..errors import InputError
 from ..labels import ARM_COLORS, ARM_LABELS, STRATEGY_LABELS, STUDY_ARMS, arm_names as _arm_names
 from ..labels import format_p_value as _fmt_p
@@ -19,33 +18,32 @@ from .axes import finish_rd_axes, log_ratio_axis
 
 
 def km_panels(panels, endpoint: str, ncol: int = 3, arm_names=None) -> Figure:
-    """Small multiples of :func:`km_vs_model`: ``panels`` is a list of ``(frame, draws, title,
-    weights)``, one panel each; ``arm_names`` = (treated, control) names in the legend."""
+    """Small multiples of :func:`km_vs_model`: ``panels`` is a list of ``(km, draws, title)``,
+    one panel each; ``arm_names`` = (treated, control) names in the legend."""
     n = len(panels)
     ncol = min(ncol, n)
     nrow = -(-n // ncol)
     fig = Figure(figsize=(4.2 * ncol, 3.3 * nrow), layout="constrained")
     axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
-    for ax, (frame, draws, title, weights) in zip(axes, panels):
-        _km_vs_model(ax, frame, endpoint, draws, title, weights, arm_names)
+    for ax, (km, draws, title) in zip(axes, panels):
+        _km_vs_model(ax, km, endpoint, draws, title, arm_names)
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig
 
 
-def km_vs_model(frame, endpoint: str, draws, title: str = "", weights=None,
-                arm_names=None) -> Figure:
-    """Kaplan-Meier curves per arm (steps) over the model's posterior survival (median line and
+def km_vs_model(km, endpoint: str, draws, title: str = "", arm_names=None) -> Figure:
+    """Kaplan-Meier curves per arm (steps; ``km``: arm -> :class:`bayes_haic.checks.KMCurve`,
+    e.g. :func:`bayes_haic.checks.fit_km`) over the model's posterior survival (median line and
     95% band) from ``draws`` (the ``survival`` variable of
     :func:`bayes_haic.survival.survival_estimands`, dims chain, draw, arm, time; months).
-    ``weights`` (one per row of ``frame``) give weighted Kaplan-Meier curves, e.g. for IPTW.
     ``arm_names``: (treated, control) names in the legend (default the study's)."""
     fig = Figure(figsize=(6.5, 4), layout="constrained")
-    _km_vs_model(fig.add_subplot(), frame, endpoint, draws, title, weights, arm_names)
+    _km_vs_model(fig.add_subplot(), km, endpoint, draws, title, arm_names)
     return fig
 
 
-def _km_vs_model(ax, frame, endpoint, draws, title, weights, arm_names=None) -> None:
+def _km_vs_model(ax, km, endpoint, draws, title, arm_names=None) -> None:
     names = _arm_names(arm_names)
     surv = draws["survival"]
     times = surv["time"].values
@@ -55,13 +53,9 @@ def _km_vs_model(ax, frame, endpoint, draws, title, weights, arm_names=None) -> 
         color = ARM_COLORS[arm]
         ax.fill_between(times, lo, hi, color=color, alpha=0.18, lw=0)
         ax.plot(times, med, color=color, lw=1.2, ls="--")
-        mask = (frame["treatment"] == code).to_numpy()
-        g = frame[mask]
-        w = None if weights is None else np.asarray(weights, float)[mask]
-        # the package's (weighted) product-limit estimator, checked against lifelines in tests
-        ts, sf = kaplan_meier(g[f"{endpoint}_time"].to_numpy(), g[f"{endpoint}_event"].to_numpy(), w)
-        ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.6,
-                label=f"{names[arm]} (n = {len(g)}): Kaplan-Meier")
+        curve = km[arm]
+        ax.step(curve.time, curve.survival, where="post", color=color, lw=1.6,
+                label=f"{names[arm]} (n = {curve.n}): Kaplan-Meier")
     ax.plot([], [], color="grey", ls="--", label="model: posterior median, 95% band")
     ax.set_xlim(0, times.max())
     ax.set_ylim(0, 1.02)
@@ -392,9 +386,9 @@ def overlay_figure(rec) -> Figure:
         color = ARM_COLORS["treated" if rec.codes[arm] else "control"]
         ax.plot(r.time, r.survival, "o", ms=2.4, color="black", alpha=0.45,
                 label="digitised points (cleaned)")
-        ts, sf = kaplan_meier(r.ipd["time"].to_numpy(), r.ipd["event"].to_numpy())
-        ax.step(np.r_[0.0, ts], np.r_[1.0, sf], where="post", color=color, lw=1.4,
-                label=f"KM of reconstructed data (n = {len(r.ipd)})")
+        km = r.km_curve()
+        ax.step(km.time, km.survival, where="post", color=color, lw=1.4,
+                label=f"KM of reconstructed data (n = {km.n})")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("months")
         ax.set_title(f"{arm} (treatment = {rec.codes[arm]})", fontsize=9)

@@ -152,13 +152,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                             "median": hr["median"], "lower": hr["lower"], "upper": hr["upper"]})
         rmst_rows.append({"label": label(strategy),
                           "median": rd["median"], "lower": rd["lower"], "upper": rd["upper"]})
-        if strategy == "psm":  # the matched set the model was fitted to
-            km_frame, km_weights = state.design.matched_frame(cohort.frame), None
-        elif strategy == "iptw":
-            km_frame, km_weights = cohort.frame, state.design.weights
-        else:
-            km_frame, km_weights = cohort.frame, None
-        panels.append((km_frame, draws, label(strategy), km_weights))
+        panels.append((state.km[(endpoint, strategy)], draws, label(strategy)))
     if panels:
         sec.add(rp.Figure.from_matplotlib(
             figures.km_panels(panels, endpoint, arm_names=cohort.arms),
@@ -416,10 +410,11 @@ def reconstructed_label(rc) -> str:
 
 
 def reconstructed_section(rc, estimands: dict, diagnostics: pd.DataFrame | None, *,
-                          configured=("os", "pfs")) -> rp.Section:
+                          configured=("os", "pfs"), km: dict) -> rp.Section:
     """The "Reconstructed" section: the unadjusted (or matched-set) fits of the ``[data]
     reconstructed`` cohort ``rc`` (``estimands``: endpoint -> the ``(summary, draws)`` of
-    :func:`bayes_haic.survival.survival_estimands`), its accuracy table (when the
+    :func:`bayes_haic.survival.survival_estimands`; ``km``: endpoint -> the fit's observed
+    Kaplan-Meier curves, :func:`bayes_haic.checks.fit_km`), its accuracy table (when the
     file written by ``bayes-haic reconstruct`` is beside it) and the fits' convergence
     (``diagnostics``); ``configured``: the main job's endpoints."""
     fig = rc.meta.get("source_figure") or "published Kaplan-Meier figure(s)"
@@ -444,8 +439,7 @@ def reconstructed_section(rc, estimands: dict, diagnostics: pd.DataFrame | None,
             "median HAIC-LEN-P": format_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
             "median LEN-P": format_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "study (published IPTW HR)": published_hr(e)})
-        frame = reconstruct.for_endpoint(rc, e).frame
-        panels.append((frame, draws, f"{e.upper()}: {label}", None))
+        panels.append((km[e], draws, f"{e.upper()}: {label}"))
     if rows:
         endpoints = list(estimands)
         sec.add(rp.Table(pd.DataFrame(rows), "Posterior HR (HAIC-LEN-P vs LEN-P) and medians "
