@@ -664,11 +664,13 @@ def fit_pwe(
 
     Returns an InferenceData with ``posterior`` (``log_hr``, ``hr``, ``log_lambda`` [intervals],
     ``hazard`` [arm, intervals] at covariates 0 / pair effect 0, ``expected_events`` [arm,
-    intervals], model parameters), ``sample_stats``, ``log_likelihood`` (``events``: per
-    arm-interval for collapsed models, per patient for patient-level ones),
+    intervals], model parameters), ``sample_stats``, ``log_likelihood`` (``survival``: the
+    exact per-patient log-likelihood; unweighted fits only, see :func:`finish_idata`),
     ``posterior_predictive`` and ``observed_data`` (``events`` per arm-interval),
-    ``constant_data`` and ``attrs`` (endpoint, adjustment, estimand, estimand_detail, cuts,
-    baseline, prior, method, n_treated, n_control, max_follow_up, layout, time_varying, ...).
+    ``constant_data`` (``exposure`` per arm-interval; the patients' ``time``, ``event``,
+    ``treatment``, ``weight`` for IPTW, covariate values / pair index) and ``attrs``
+    (endpoint, adjustment, estimand, estimand_detail, cuts, baseline, prior, method,
+    ``inference``, n_treated, n_control, max_follow_up, layout, time_varying, ...).
     """
     if adjust not in ADJUSTMENTS:
         raise InputError(f"adjust: expected one of {', '.join(ADJUSTMENTS)}; found {adjust!r}.")
