@@ -11,6 +11,19 @@ resident memory of that process (GB, ``ru_maxrss`` of the child), each beside it
 (100,000 patients: <= 60 s and <= 4 GB; 1,000,000 patients with none/covariates: <= 600 s and
 <= 16 GB). A run over ``--timeout`` seconds is stopped and reported as such. Speed is
 measured here, never in a timed test.
+
+Measured 2026-12-01 on the 2-core project machine while shared (load average 6-8: other
+engineers' test suites and a 2-worker validation study), ``--n 100000``, one run each:
+
+    none           62.9 s (target 60)    0.82 GB peak (target 4)
+    ps_covariate   stopped after 600 s   (before the standardisation fix, this fit was killed
+                                          at 24 GB; its memory is now bounded by blocks)
+
+Where the ps_covariate time goes (not yet fixed): NUTS on the patient layout costs O(n x J) per
+gradient, and the standardised curves, medians (bisection) and RMST average exp(-H(t) e^lp_i)
+over all n patients for every draw and time point (draws x 2 x 241 x n). Levers for the next
+step: thinned draws for the standardised quantities, binned PS-spline sufficient statistics
+(with the approximation error stated), and the C-callback sampler for long fits.
 """
 
 from __future__ import annotations
