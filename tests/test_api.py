@@ -58,6 +58,10 @@ def test_fit_on_a_data_frame_matches_the_command_line(tmp_path):
     path = res.to_netcdf(tmp_path / "fit.nc")
     back = az.from_netcdf(path)
     np.testing.assert_array_equal(back.posterior["log_hr"].values, res.idata.posterior["log_hr"].values)
+    # one log-likelihood entry per patient, and the fit's labels as typed fields
+    assert back.log_likelihood["survival"].sizes["patient"] == 230
+    assert res.info.inference == "nuts" and res.info.estimand == "marginal" and res.info.n_treated == 127
+    assert res.spec.layout == "collapsed" and res.spec.n_intervals == len(res.idata.attrs["cuts"])
     fig = res.plot()
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any(t.startswith("HAIC arm (n = 127)") for t in legend)

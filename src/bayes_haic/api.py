@@ -109,6 +109,22 @@ class FitResult:
     design: object = None
     _rows: list = field(default=None, repr=False)
 
+    @property
+    def info(self):
+        """What produced this fit (:class:`bayes_haic.fitinfo.FitInfo`: estimand, prior set,
+        method, ``inference`` = NUTS / pooled NUTS / Bayesian bootstrap, layout, arm sizes)."""
+        from .fitinfo import FitInfo
+
+        return FitInfo.of(self.idata)
+
+    @property
+    def spec(self):
+        """The PWE model structure of a survival fit (:class:`bayes_haic.survival.ModelSpec`),
+        None for ORR fits."""
+        from . import survival
+
+        return None if self.endpoint == "orr" else survival.model_spec(self.idata.attrs)
+
     def summary(self) -> pd.DataFrame:
         """The estimates as a DataFrame with exactly the columns of ``results.csv``
         (:data:`bayes_haic.results.RESULT_COLUMNS`): for OS/PFS the HR, the arm medians and the
