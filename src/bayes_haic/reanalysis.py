@@ -660,6 +660,19 @@ class ORRReanalysis:
         return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
 
+
+def _arm_contrasts(p1, p0, odds_ratio=None) -> dict:
+    """Risk difference, risk ratio and odds ratio of response probabilities ``p1`` (treated)
+    and ``p0`` (control), with the probabilities themselves (arrays of draws or grid points);
+    ``odds_ratio``: given when exact on another scale (exp of a log-OR grid)."""
+    return {
+        "rd": p1 - p0,
+        "rr": p1 / p0,
+        "or": (p1 / (1 - p1)) / (p0 / (1 - p0)) if odds_ratio is None else odds_ratio,
+        "p_treated": p1,
+        "p_control": p0,
+    }
+
 def reanalyse_orr(
     prior_set: PriorSet | str = "reference",
     *,
@@ -685,13 +698,7 @@ def reanalyse_orr(
     rng = np.random.default_rng(seed)
     p1 = rng.beta(*post1, size=n_draws)
     p0 = rng.beta(*post0, size=n_draws)
-    draws = {
-        "rd": p1 - p0,
-        "rr": p1 / p0,
-        "or": (p1 / (1 - p1)) / (p0 / (1 - p0)),
-        "p_treated": p1,
-        "p_control": p0,
-    }
+    draws = _arm_contrasts(p1, p0)
     return ORRReanalysis(
         responders=(r1, r0),
         n=(n1, n0),
@@ -813,14 +820,7 @@ def reanalyse_orr_contrast(
         raise RuntimeError("ORR grid does not cover the posterior; increase width")
     p0 = special.expit(A).ravel()
     p1 = special.expit(A + B).ravel()
-    values = {
-        "rd": p1 - p0,
-        "rr": p1 / p0,
-        "or": np.exp(B).ravel(),
-        "log_or": B.ravel(),
-        "p_treated": p1,
-        "p_control": p0,
-    }
+    values = {**_arm_contrasts(p1, p0, np.exp(B).ravel()), "log_or": B.ravel()}
     return ORRContrastReanalysis(
         responders=(r1, r0),
         n=(n1, n0),
