@@ -18,7 +18,7 @@ def test_shipped_main_config_loads():
     [
         ("[survival]\nn_intervals = 0\n", ["survival.n_intervals", "greater than or equal to 1"]),
         ("[survival]\nstrategy = ['none']\n", ["survival.strategy", "Extra inputs"]),
-        ("[sampler]\nbackend = 'stan'\n", ["sampler.backend", "'pymc' or 'nutpie'", "'stan'"]),
+        ("[sampler]\nbackend = 'stan'\n", ["sampler.backend", "'pymc', 'nutpie' or 'nutpie-numba'", "'stan'"]),
         ("[design]\ntruncate = [0.9, 0.1]\n", ["design.truncate", "low < high"]),
         ("[design\n", ["not valid TOML"]),
     ],
