@@ -24,6 +24,7 @@ prior label, sampler settings).
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import replace
 
@@ -56,17 +57,52 @@ def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> propens
 
 
 def design_fn(cohort: Cohort, design: propensity.Design):
-    """``patient_weights -> IPT weights``: refits the PS model with Bayesian-bootstrap weights."""
+    """``patient_weights -> IPT weights``: refits the PS model with Bayesian-bootstrap weights
+    (memoised per cohort, design and weights: :func:`design_replicate`)."""
     frame = cohort.frame
     t = frame["treatment"].to_numpy()
     ws = design.weight_settings
 
-    def fn(patient_weights):
-        fit = design.ps_fit.refit(frame, sample_weight=np.asarray(patient_weights, float))
+    def refit(patient_weights):
+        fit = design.ps_fit.refit(frame, sample_weight=patient_weights)
         return propensity.ipt_weights(fit.ps, t, estimand=ws["estimand"],
                                       stabilized=ws["stabilized"], truncate=ws["truncate"])
 
+    def fn(patient_weights):
+        return design_replicate("ipt_weights", cohort, design, patient_weights, refit)
+
     return fn
+
+
+_REPLICATES: OrderedDict = OrderedDict()
+#: the largest cohort whose design replicates are memoised, and how many replicates are kept
+REPLICATE_MEMO_MAX_PATIENTS = 20_000
+REPLICATE_MEMO_SIZE = 1_000
+
+
+def design_replicate(kind: str, cohort: Cohort, design: propensity.Design, patient_weights, compute):
+    """``compute(g)`` for Bayesian-bootstrap patient weights ``g``, memoised by ``kind``, the
+    cohort (its hash), the design object and the exact bytes of ``g``.
+
+    The IPTW bootstraps of OS, PFS and ORR, of every cut-point set and prior set, and the PSM
+    design draws of every fit draw the same seeded ``g`` sequences, so each propensity refit
+    (and rematch) is computed once per main job instead of once per fit; the result is the same
+    value, so every number is unchanged. Only cohorts of at most
+    :data:`REPLICATE_MEMO_MAX_PATIENTS` patients are memoised, at most
+    :data:`REPLICATE_MEMO_SIZE` replicates (least recently used dropped), so memory stays below
+    ~160 MB. An entry keeps its design alive, so the design's ``id`` in the key is never reused.
+    """
+    g = np.ascontiguousarray(patient_weights, dtype=float)
+    if g.size > REPLICATE_MEMO_MAX_PATIENTS:
+        return compute(g)
+    key = (kind, cohort.sha256, id(design), hashlib.sha256(g.tobytes()).hexdigest())
+    if key not in _REPLICATES:
+        _REPLICATES[key] = (design, compute(g))
+        while len(_REPLICATES) > REPLICATE_MEMO_SIZE:
+            _REPLICATES.popitem(last=False)
+    _REPLICATES.move_to_end(key)
+    out = _REPLICATES[key][1]
+    return out.copy() if isinstance(out, np.ndarray) else out  # callers may scale weights in place
 
 
 def _provenance(idata, cohort: Cohort, sampler: SamplerSettings):
@@ -190,7 +226,7 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
     fits, pairs = [], []
     for m in range(int(n_draws)):
         g = rng.dirichlet(np.ones(n)) * n
-        match = design.rematch(frame, g)
+        match = design_replicate("rematch", cohort, design, g, lambda g_: design.rematch(frame, g_))
         matched = match.matched_frame(frame, id_col=design.ps_fit.id_col)
         fit = survival.fit_pwe(matched, endpoint, adjust="psm", cuts=cuts, prior_set=prior_set,
                                sampler=replace(sampler, seed=int(sampler.seed) + m),

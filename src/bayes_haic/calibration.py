@@ -161,14 +161,7 @@ def sbc_draw(payload: dict) -> pd.DataFrame:
         y = (rng.random(t.size) < p).astype(int)
         frame = pd.DataFrame({"id": np.arange(1, t.size + 1), "treatment": t,
                               "response": pd.array(y, dtype="Int64")})
-        # a new model per fit: "nutpie-numba" would recompile it (15-30 s) every time; "nutpie"
-        # gives the same draws (validation.SAME_DRAWS) and compiles in ~1 s
-        from dataclasses import replace
-
-        from .validation import SAME_DRAWS
-
-        fit_sampler = replace(sampler, backend=SAME_DRAWS.get(sampler.backend, sampler.backend))
-        idata = response.fit_response(frame, adjust="none", prior_set=fit_ps, sampler=fit_sampler)
+        idata = response.fit_response(frame, adjust="none", prior_set=fit_ps, sampler=sampler)
         post = {k: idata.posterior[k].values for k in ("intercept", "log_or")}
         conv = convergence(idata, var_names=["intercept", "log_or"])
         n_events = int(y.sum())

@@ -133,7 +133,7 @@ class SamplerConfig(_Strict):
     chains: int = Field(2, ge=1, le=8)
     seed: int = DEFAULT_SEED
     target_accept: float = Field(0.9, gt=0.5, lt=1)
-    backend: Literal["pymc", "nutpie", "nutpie-numba"] = "nutpie"
+    backend: Literal["pymc", "nutpie", "nutpie-numba"] = "nutpie-numba"
 
     def settings(self) -> SamplerSettings:
         return SamplerSettings(**self.model_dump())

@@ -7,6 +7,7 @@ diagnostics (:func:`convergence`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import weakref
 from contextlib import contextmanager
@@ -132,30 +133,144 @@ def compile_nutpie(model: pm.Model):
 
 
 def compile_nutpie_numba(model: pm.Model) -> _NutpieEntry:
-    """nutpie's own compilation of ``model`` (``nutpie.compile_pymc_model``, numba backend): the
-    logp + gradient and the trace expansion as numba C callbacks, which nutpie's Rust sampler
-    calls without entering Python.
+    """nutpie's model for ``model`` with the logp + gradient and the trace expansion as numba C
+    callbacks, which nutpie's Rust sampler calls without entering Python (~5 us per gradient of
+    the collapsed PWE model against ~35 us through :func:`compile_nutpie`'s Python callbacks).
 
-    Measured on the collapsed PWE model (2 chains x 1000 + 1000 draws): 0.58 s of sampling
-    against 5.4 s with :func:`compile_nutpie` (whose Rust -> Python call path costs ~43 us per
-    gradient, the density itself ~10 us); but numba compiles the C callbacks in every process
-    (15-30 s per model structure; not cached on disk). Same initialisation as
-    :func:`compile_nutpie` (support point, jittered), so the same algorithm. Cached per model
-    object; :func:`sample` passes the model's current ``pm.Data`` values with
+    The callbacks are cached on disk (:func:`_c_callback`), so numba compiles them once per model
+    structure per machine, not per process: on the 2-core project machine ~6 s the first time and
+    ~0.1 s from the cache afterwards (``nutpie.compile_pymc_model`` compiles the same callbacks in
+    every process: 15-30 s per structure). The density, the expansion and the initialisation
+    (support point, jittered) are nutpie's (``_make_functions``), the same as
+    :func:`compile_nutpie`'s, so a seed gives bit-identical draws with either backend. Cached per
+    model object; :func:`sample` passes the model's current ``pm.Data`` values with
     ``compiled.with_data`` at every fit, so :func:`set_data` + ``sample`` refits without
     recompiling.
     """
     entry = _NUTPIE_NUMBA.get(model)
     if entry is not None:
         return entry
-    import nutpie
+    from nutpie.compile_pymc import (CompiledPyMCModel, _make_functions, _prepare_dims_and_coords,
+                                     make_user_data)
+    from pymc.initial_point import make_initial_point_fn
 
-    compiled = nutpie.compile_pymc_model(model)
-    shared = {v.name: v for v in [*compiled.logp_func.get_shared(), *compiled.expand_func.get_shared()]}
+    ipf = make_initial_point_fn(
+        model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
+    )
+    n_dim, n_expanded, logp_pt, expand_pt, init_fn, shape_info = _make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=ipf
+    )
+    shared, data = {}, {}
+    for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        if v.name in shared and shared[v.name] is not v:
+            raise ValueError(f"compile_nutpie_numba: two shared variables are named {v.name!r}.")
+        shared[v.name] = v
+        data[v.name] = np.array(v.get_value(), order="C", copy=True)
+    user_data = make_user_data(shared, data)
+    logp_names = [v.name for v in logp_pt.get_shared()]
+    expand_names = [v.name for v in expand_pt.get_shared()]
+    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    compiled = CompiledPyMCModel(
+        _n_dim=n_dim,
+        dims=dims,
+        _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=_c_callback("logp", logp_pt.vm.jit_fn, logp_names, data, user_data.dtype,
+                                       n_dim, n_expanded),
+        compiled_expand_func=_c_callback("expand", expand_pt.vm.jit_fn, expand_names, data,
+                                         user_data.dtype, n_dim, n_expanded),
+        initial_point_func=init_fn,
+        shared_data=data,
+        user_data=user_data,
+        n_expanded=n_expanded,
+        shape_info=shape_info,
+        logp_func=logp_pt,
+        expand_func=expand_pt,
+    )
     entry = _NutpieEntry(compiled, shared)
     _NUTPIE_NUMBA[model] = entry
     COMPILATIONS["nutpie-numba"] += 1
     return entry
+
+
+#: bump when the generated callback source below changes meaning (part of the disk-cache key)
+_C_CALLBACK_VERSION = 1
+
+# The C callbacks nutpie's Rust sampler calls (the signatures of nutpie's own): the logp writes
+# the log density and its gradient at x; the expansion writes the trace values at x. Both read
+# the model's pm.Data arrays through the pointers nutpie keeps in the user-data record.
+_C_LOGP_SRC = """
+def {name}(dim, x_, out_, logp_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    x = numba.carray(x_, ({n_dim},))
+    out = numba.carray(out_, ({n_dim},))
+    logp = numba.carray(logp_, ())
+    shared = numba.carray(user_data_, (), RECORD)["shared"]
+{arrays}
+    value, grad = FN(x{args})
+    logp[()] = value
+    out[...] = grad
+    if not np.all(np.isfinite(out)):
+        return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+"""
+_C_EXPAND_SRC = """
+def {name}(dim, expanded, x_, out_, user_data_):
+    if dim != {n_dim}:
+        return -1
+    if expanded != {n_expanded}:
+        return -1
+    x = numba.carray(x_, ({n_dim},))
+    out = numba.carray(out_, ({n_expanded},))
+    shared = numba.carray(user_data_, (), RECORD)["shared"]
+{arrays}
+    (values,) = FN(x{args})
+    out[...] = values
+    return 0
+"""
+
+
+def _c_callback(kind: str, fn, names: list, data: dict, record, n_dim: int, n_expanded: int):
+    """A numba C callback (``numba.cfunc``) calling PyTensor's numba function ``fn`` with the
+    shared arrays ``names`` read from nutpie's user-data record (dtype ``record``).
+
+    The wrapper is generated as source (one line per shared array, no closures) and registered
+    with PyTensor's numba cache (``~/.pytensor/numba``) under a key that hashes this source, the
+    record layout, the array dtypes and PyTensor's own cache key of ``fn`` (the hash of its
+    graph), so a cached callback is only reused for the same graph. If PyTensor gives ``fn`` no
+    key (an Op it cannot cache), the callback is compiled without caching.
+    """
+    import numba
+    from nutpie.compile_pymc import address_as_void_pointer
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+    lines = []
+    for i, nm in enumerate(names):
+        shape = "".join(f"int(shared['shape'][{nm!r}][{k}]), " for k in range(data[nm].ndim))
+        lines.append(f"    a{i} = numba.carray(void_ptr(shared['data'][{nm!r}][()]), ({shape}), DTYPE{i})")
+    name = f"bayes_haic_nutpie_{kind}"
+    template = _C_LOGP_SRC if kind == "logp" else _C_EXPAND_SRC
+    src = template.format(name=name, n_dim=n_dim, n_expanded=n_expanded, arrays="\n".join(lines),
+                          args="".join(f", a{i}" for i in range(len(names))))
+    env = {"__name__": __name__, "numba": numba, "np": np, "void_ptr": address_as_void_pointer,
+           "RECORD": record, "FN": fn}
+    env.update({f"DTYPE{i}": data[nm].dtype for i, nm in enumerate(names)})
+    inner = CACHED_SRC_FUNCTIONS.get(getattr(fn, "py_func", None))
+    key = None
+    if inner is not None:
+        stamp = [_C_CALLBACK_VERSION, src, repr(record), [str(data[nm].dtype) for nm in names], inner]
+        key = hashlib.sha256(repr(stamp).encode()).hexdigest()
+    py = compile_numba_function_src(src, name, env, cache_key=key)
+    sig_args = ((numba.types.uint64, numba.types.CPointer(numba.types.double),
+                 numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double))
+                if kind == "logp" else
+                (numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
+                 numba.types.CPointer(numba.types.double)))
+    sig = numba.types.int64(*sig_args, numba.types.voidptr)
+    return numba.cfunc(sig, cache=key is not None)(py)
 
 
 def set_data(model: pm.Model, values: dict) -> None:

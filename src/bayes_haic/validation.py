@@ -377,13 +377,9 @@ def run_replicate(task: dict) -> pd.DataFrame:
             add(endpoint, strategy, "log_hr", log_hr, lambda x: x < 0, conv, seconds)
             add(endpoint, strategy, "rmst_diff_24", draws["rmst_diff"].values.ravel(), lambda x: x > 0,
                 conv, math.nan)
-    # The response models are built anew for every fit (response.fit_response), so numba's
-    # per-model compilation of "nutpie-numba" (15-30 s) would be paid at every fit: they sample
-    # with "nutpie" (compiled in ~1 s from PyTensor's disk cache), which gives the same draws.
-    orr_sampler = replace(sampler, backend=SAME_DRAWS.get(sampler.backend, sampler.backend))
     for strategy in task["orr"]:
         t0 = time.perf_counter()
-        idata = analysis.fit_orr(cohort, strategy, design=design, sampler=orr_sampler, n_boot=task["n_boot"])
+        idata = analysis.fit_orr(cohort, strategy, design=design, sampler=sampler, n_boot=task["n_boot"])
         conv = {}
         if "sample_stats" in idata.groups() and "bootstrap" not in idata.groups():
             from .sampling import convergence
