@@ -139,6 +139,12 @@ class SamplerConfig(_Strict):
         return SamplerSettings(**self.model_dump())
 
 
+class RunConfig(_Strict):
+    # worker processes for the main job's independent blocks (survival endpoints, ORR, the
+    # sensitivity study's parts); 1 runs everything in the calling process
+    processes: int = Field(2, ge=1, le=16)
+
+
 class MainConfig(_Strict):
     data: DataConfig = DataConfig()
     design: DesignConfig = DesignConfig()
@@ -147,6 +153,7 @@ class MainConfig(_Strict):
     priors: PriorConfig = PriorConfig()
     sensitivity: SensitivityConfig = SensitivityConfig()
     sampler: SamplerConfig = SamplerConfig()
+    run: RunConfig = RunConfig()
     source: str = ""
 
     def folder(self) -> Path | None:

@@ -40,8 +40,9 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.perf_counter)
 
-    def step(self, what: str) -> None:
-        self.done += 1
+    def step(self, what: str, n: int = 1) -> None:
+        """Count ``n`` steps done (or starting) and print ``what``."""
+        self.done += n
         elapsed = time.perf_counter() - self.started
         self.echo(f"[{self.done}/{self.total}, {elapsed:5.1f} s] {what}")
 
@@ -113,9 +114,12 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     """Run the full default analysis and write ``out_dir/results.csv`` and ``out_dir/index.html``.
 
     Returns the :class:`RunState` (rows, sections, fits). Nothing is written until all steps
-    have succeeded; each output file is written atomically.
+    have succeeded; each output file is written atomically. The independent blocks (each
+    survival endpoint's fits and page, the ORR fits, the sensitivity study per endpoint and for
+    ORR) run in ``[run] processes`` worker processes (:func:`run_blocks`); every fit is seeded,
+    so the numbers do not depend on how many.
     """
-    from . import analysis, checks, reanalysis, sensitivity  # heavy imports only when running
+    from . import checks, reanalysis, sensitivity  # heavy imports only when running
     from .report.checks import checks_section
     from .report.sensitivity import sensitivity_section
     from .report.validation import STORED_RESULT, limitations_text, load_stored, validation_sections
@@ -131,73 +135,49 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     progress = Progress(total=4 + n_fits + cfg.sensitivity.enabled
                         + bool(cfg.data.reconstructed), echo=echo)
 
-    # 1. the published evidence (tier "published")
-    progress.step("published evidence: conjugate reanalysis under each prior set")
-    published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
-    state.rows.extend(published.rows())
-    state.sections["published"] = report_main.published_section(published)
-
-    # 2. the cohort and its propensity design
+    # 1. the cohort and its propensity design (the blocks below need the design)
     progress.step("cohort: validation and propensity design")
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
     refuse_reconstructed_main(cfg, cohort)
     state.cohort = cohort
+    from . import analysis
+
     design = analysis.make_design(cohort, cfg.design)
     state.design = design
     state.sections["cohort"] = report_main.cohort_section(cohort)
     state.sections["design"] = report_main.design_section(cohort, design)
-
-    # 3. survival models
-    for endpoint in cfg.survival.endpoints:
-        cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
-        for strategy in cfg.survival.strategies:
-            progress.step(f"{endpoint.upper()}: PWE model, adjustment '{strategy}'")
-            idata = analysis.fit_survival(
-                cohort, endpoint, strategy, design=design, prior_set=prior_set, sampler=sampler,
-                cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-                pair_effect=cfg.survival.psm_pair_effect,
-                psm_design_draws=cfg.survival.psm_design_draws)
-            state.fits[(endpoint, strategy)] = idata
-            state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name,
-                                                   cut_set=main_cut_label(cfg)))
-        tv = cfg.survival.time_varying_strategy
-        if tv:
-            progress.step(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
-            state.hr_t[endpoint] = analysis.fit_survival(
-                cohort, endpoint, tv, design=design, prior_set=prior_set,
-                sampler=time_varying_sampler(sampler),
-                cuts=cuts, baseline=cfg.survival.baseline, time_varying=True,
-                pair_effect=cfg.survival.psm_pair_effect)
-        state.sections[endpoint] = report_main.survival_section(cohort, endpoint, state.summarise())
-
-    # 4. response
     if not cohort.has_response and cfg.response.strategies:
         progress.total -= len(cfg.response.strategies) - 1
-        progress.step("ORR: not fitted (the cohort has no response data)")
-    for strategy in cfg.response.strategies if cohort.has_response else ():
-        progress.step(f"ORR: response model, adjustment '{strategy}'")
-        idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=prior_set,
-                                 sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
-        state.fits[("orr", strategy)] = idata
-        state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
-    state.sections["response"] = report_main.response_section(cohort, state.summarise())
+
+    # 2-4. survival models, response models and the prior sensitivity study, in blocks
+    blocks = main_blocks(cfg, cohort)
+    context = BlockContext(cfg, cohort, design, prior_set, sampler)
+
+    def published_work():  # 5. the published evidence (tier "published"), meanwhile here
+        progress.step("published evidence: conjugate reanalysis under each prior set")
+        published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
+        state.sections["published"] = report_main.published_section(published)
+        return published
+
+    results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work)
+    state.rows.extend(published.rows())
+    parts = []
+    for block, res in zip(blocks, results):
+        state.rows.extend(res.get("rows", []))
+        for key in ("fits", "hr_t", "estimands", "km"):
+            getattr(state, key).update(res.get(key, {}))
+        if "section" in res:
+            state.sections[block.section] = res["section"]
+        if "study" in res:
+            parts.append(res["study"])
 
     # 4b. pseudo-patients reconstructed from the study's published figures ([data] reconstructed)
     if cfg.data.reconstructed:
         progress.step("reconstructed data: PWE model on the published figures' pseudo-patients")
         state.sections["reconstructed"] = run_reconstructed(cfg, state, prior_set, sampler)
 
-    # 5. prior sensitivity
-    if cfg.sensitivity.enabled:
-        progress.step("prior sensitivity: every prior set and cut-point set, tipping points")
-        study = sensitivity.run_sensitivity(
-            cohort, endpoints=cfg.survival.endpoints, strategies=cfg.sensitivity.strategies,
-            orr_strategies=cfg.sensitivity.orr_strategies if cohort.has_response else (),
-            prior_names=cfg.priors.published_sets, overrides=cfg.priors.overrides,
-            cut_sets=_cut_sets(cfg, sensitivity),
-            sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
-            baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-            psm_design_draws=cfg.survival.psm_design_draws)
+    if parts:
+        study = sensitivity.merge_studies(parts)
         state.rows.extend(study.rows() + study.published_rows())
         state.sections["sensitivity"] = sensitivity_section(study)
 
@@ -231,6 +211,161 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     echo(f"wrote {out / 'index.html'} and {out / 'results.csv'} ({len(state.rows)} estimates) in "
          f"{time.perf_counter() - progress.started:.0f} s")
     return state
+
+
+# ------------------------------------------------------------------------------ blocks
+
+
+@dataclass(frozen=True)
+class Block:
+    """One independent unit of the main job: ``kind`` is ``"survival"`` (one endpoint's fits,
+    HR(t) fit and page), ``"response"`` (the ORR fits and page) or ``"sensitivity"`` (the prior
+    sensitivity study of ``endpoint``, or of ORR when ``endpoint`` is ``"orr"``). ``section``
+    names the report section it fills; ``steps`` is how many progress steps it counts."""
+
+    kind: str
+    endpoint: str = ""
+    section: str = ""
+    steps: int = 1
+
+
+@dataclass
+class BlockContext:
+    """What every block reads: the configuration, cohort, design, prior set and sampler."""
+
+    cfg: MainConfig
+    cohort: Cohort
+    design: object
+    prior_set: object
+    sampler: object
+
+
+def main_blocks(cfg: MainConfig, cohort: Cohort) -> list[Block]:
+    """The main job's blocks, in the order their results enter ``results.csv`` and the report:
+    each survival endpoint, the response models, then the sensitivity study's parts (one per
+    endpoint, and ORR)."""
+    s = cfg.survival
+    blocks = [Block("survival", e, e, len(s.strategies) + bool(s.time_varying_strategy))
+              for e in s.endpoints]
+    n_orr = len(cfg.response.strategies)
+    blocks.append(Block("response", "orr", "response", n_orr if cohort.has_response else min(n_orr, 1)))
+    if cfg.sensitivity.enabled:  # one progress step for the whole study (its last part)
+        parts = [e for e in s.endpoints]
+        if cohort.has_response and cfg.sensitivity.orr_strategies:
+            parts.append("orr")
+        blocks.extend(Block("sensitivity", e, steps=int(i == len(parts) - 1))
+                      for i, e in enumerate(parts))
+    return blocks
+
+
+def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
+    """Compute one block; a dict of what it adds to the :class:`RunState` (``rows``, ``fits``,
+    ``hr_t``, ``estimands``, ``km``, its ``section``, or the sensitivity ``study``). ``announce``
+    (optional) is called with each step's message before the step runs."""
+    from . import analysis, sensitivity
+
+    say = announce or (lambda _m: None)
+    cfg, cohort, design, prior_set, sampler = ctx.cfg, ctx.cohort, ctx.design, ctx.prior_set, ctx.sampler
+    state = RunState(cfg, cohort=cohort, design=design)
+    if block.kind == "survival":
+        endpoint = block.endpoint
+        cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
+        for strategy in cfg.survival.strategies:
+            say(f"{endpoint.upper()}: PWE model, adjustment '{strategy}'")
+            idata = analysis.fit_survival(
+                cohort, endpoint, strategy, design=design, prior_set=prior_set, sampler=sampler,
+                cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
+                pair_effect=cfg.survival.psm_pair_effect,
+                psm_design_draws=cfg.survival.psm_design_draws)
+            state.fits[(endpoint, strategy)] = idata
+            state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name,
+                                                   cut_set=main_cut_label(cfg)))
+        tv = cfg.survival.time_varying_strategy
+        if tv:
+            say(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
+            state.hr_t[endpoint] = analysis.fit_survival(
+                cohort, endpoint, tv, design=design, prior_set=prior_set,
+                sampler=time_varying_sampler(sampler),
+                cuts=cuts, baseline=cfg.survival.baseline, time_varying=True,
+                pair_effect=cfg.survival.psm_pair_effect)
+        section = report_main.survival_section(cohort, endpoint, state.summarise())
+    elif block.kind == "response":
+        if not cohort.has_response and cfg.response.strategies:
+            say("ORR: not fitted (the cohort has no response data)")
+        for strategy in cfg.response.strategies if cohort.has_response else ():
+            say(f"ORR: response model, adjustment '{strategy}'")
+            idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=prior_set,
+                                     sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
+            state.fits[("orr", strategy)] = idata
+            state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
+        section = report_main.response_section(cohort, state.summarise())
+    elif block.kind == "sensitivity":
+        if block.steps:
+            say("prior sensitivity: every prior set and cut-point set, tipping points")
+        orr = block.endpoint == "orr"
+        study = sensitivity.run_sensitivity(
+            cohort, endpoints=() if orr else (block.endpoint,), strategies=cfg.sensitivity.strategies,
+            orr_strategies=cfg.sensitivity.orr_strategies if orr else (),
+            prior_names=cfg.priors.published_sets, overrides=cfg.priors.overrides,
+            cut_sets=_cut_sets(cfg, sensitivity),
+            sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
+            baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
+            psm_design_draws=cfg.survival.psm_design_draws)
+        return {"study": study}
+    else:
+        raise ValueError(f"unknown block kind {block.kind!r}")
+    return {"rows": state.rows, "fits": state.fits, "hr_t": state.hr_t,
+            "estimands": state.estimands, "km": state.km, "section": section}
+
+
+def _run_block_in_worker(ctx: BlockContext, block: Block) -> dict:
+    """:func:`run_block` in a worker process (module level, so ``spawn`` can import it)."""
+    import warnings
+
+    from .sampling import BLAS_WARNING
+
+    warnings.filterwarnings("ignore", message=BLAS_WARNING)
+    return run_block(ctx, block)
+
+
+def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress: Progress,
+               meanwhile=None) -> tuple[list[dict], object]:
+    """Run ``blocks`` (:func:`run_block`); returns their results in the order of ``blocks`` and
+    what ``meanwhile()`` returned.
+
+    ``processes`` <= 1: one after another in this process, announcing each step before it runs,
+    ``meanwhile`` first. Otherwise in that many worker processes (``spawn``: fresh interpreters,
+    which import the package and read the compiled models from the disk caches), longest blocks
+    first, while this process runs ``meanwhile``; each block's steps are reported when it ends.
+    Every fit is seeded, so the results are the same either way (tested).
+    """
+    if processes <= 1 or len(blocks) <= 1:
+        extra = meanwhile() if meanwhile else None
+        return [run_block(ctx, b, announce=progress.step) for b in blocks], extra
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = sorted(range(len(blocks)), key=lambda i: -_BLOCK_COST.get(blocks[i].kind, 1))
+    results: list = [None] * len(blocks)
+    with ProcessPoolExecutor(max_workers=int(processes),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_block_in_worker, ctx, blocks[i]): i for i in order}
+        extra = meanwhile() if meanwhile else None
+        for fut in as_completed(futures):
+            i = futures[fut]
+            results[i] = fut.result()
+            b = blocks[i]
+            what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
+                    "response": f"ORR: {b.steps} response model(s) done",
+                    "sensitivity": "prior sensitivity: every prior set and cut-point set, tipping "
+                                   "points, done"}[b.kind]
+            if b.steps:
+                progress.step(what, n=b.steps)
+    return results, extra
+
+
+# relative cost of a block (the longest are started first)
+_BLOCK_COST = {"sensitivity": 3, "survival": 2, "response": 1}
 
 
 # ------------------------------------------------------------------------------ reconstructed data

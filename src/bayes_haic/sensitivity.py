@@ -585,7 +585,8 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
 
     ``scales`` (default: 40 values from the base prior's sd, or 2.5, down to 0.005, log-spaced)
     are evaluated from widest to narrowest. Each value is PSIS-reweighted from the fitted anchor
-    (the base fit and every refit so far) with the largest effective sample size among those
+    (the base fit and the refits nearest in log s, :func:`_nearest_anchors`) with the largest
+    effective sample size among those
     with Pareto k below the threshold; if there is none, ``fit_at(prior_set) -> InferenceData``
     refits there and the refit becomes an anchor. The crossing of ``threshold`` is found by
     bisection in log s, then verified by a refit at the crossing and bisected again from it
@@ -627,7 +628,7 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
             return p, mcse, "refit"
         target = family(s)
         best = None
-        for _, aset, aid in anchors:
+        for _, aset, aid in _nearest_anchors(anchors, s):
             rw = psis_reweight(aid, aset, target, k_max=k_max, min_ess=min_ess)
             if rw.reliable and (best is None or rw.ess > best[0].ess):
                 best = (rw, aid)
@@ -675,6 +676,18 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
         data_tier, endpoint, strategy, threshold, np.array(points),
         np.array([v[0] for v in final]), np.array([v[1] for v in final]),
         [v[2] for v in final], s_star, rng, status, refits[0], base_set.label())
+
+
+NEAREST_ANCHORS = 3  # fitted anchors tried per tipping-curve value (besides the base fit)
+
+
+def _nearest_anchors(anchors: list, s: float) -> list:
+    """The anchors a tipping-curve value at prior sd ``s`` is reweighted from: the base fit
+    (first) and the :data:`NEAREST_ANCHORS` refits nearest to ``s`` in log scale (the largest
+    effective sample size is almost always at the nearest; trying every anchor at every value
+    cost ~5,000 PSIS fits per main job)."""
+    refits = sorted((a for a in anchors[1:] if a[0] is not None), key=lambda a: abs(math.log(a[0] / s)))
+    return [anchors[0], *refits[:NEAREST_ANCHORS]]
 
 
 # --------------------------------------------------------------------------- the study
@@ -983,6 +996,33 @@ def run_sensitivity(
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
                   "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)},
         arms=tuple(getattr(cohort, "arms", STUDY_ARMS)))
+
+
+def merge_studies(parts: list[SensitivityStudy]) -> SensitivityStudy:
+    """One study from the parts of a study run separately (e.g. one endpoint per process, and
+    ORR) with the same cohort, prior sets, cut sets and settings: posteriors, power-scaling and
+    reweighting-check rows, tipping points, ORR posteriors and notes concatenated in the order of
+    ``parts`` (so the same as one :func:`run_sensitivity` over all endpoints); timings add up."""
+    if not parts:
+        raise ValueError("merge_studies: no parts.")
+    first = parts[0]
+    for p in parts[1:]:
+        if (p.data_tier, p.source, p.threshold, p.cut_sets, p.prior_labels) != (
+                first.data_tier, first.source, first.threshold, first.cut_sets, first.prior_labels):
+            raise ValueError("merge_studies: the parts differ in cohort, threshold, cut sets or prior sets.")
+    timings = {}
+    for p in parts:
+        for k, v in p.timings.items():
+            timings[k] = timings.get(k, 0) + v
+    settings = dict(first.settings)
+    settings["endpoints"] = [e for p in parts for e in p.settings.get("endpoints", [])]
+    frames = lambda attr: pd.concat([getattr(p, attr) for p in parts], ignore_index=True)  # noqa: E731
+    return replace(
+        first, posteriors=[x for p in parts for x in p.posteriors], psens=frames("psens"),
+        reweighting_check=frames("reweighting_check"),
+        tipping={k: v for p in parts for k, v in p.tipping.items()},
+        orr=[x for p in parts for x in p.orr], notes=[x for p in parts for x in p.notes],
+        timings=timings, settings=settings)
 
 
 def _psens_row(post: HRPosterior, idata, prior_set) -> dict:
