@@ -347,7 +347,7 @@ def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.S
     sec.add(rp.Text("Fits with a random-walk prior (a random-walk baseline, or the time-varying "
                     "HR(t)) run with target_accept of at least "
                     f"{survival.RANDOM_WALK_TARGET_ACCEPT} (smaller steps through the funnel of "
-                    "the walk's sd); HR(t) fits also with at least 2000 tuning steps and draws. "
+                    "the walk's sd); HR(t) fits also with at least 1000 tuning steps and 2000 draws. "
                     "Each fit's own settings are stored in its posterior file's attributes.",
                     "note"))
     sec.add(rp.Text(f"Configuration file: {cfg.source}.", "note"))

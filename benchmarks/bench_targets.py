@@ -1,0 +1,137 @@
+"""Benchmark: issue #16's speed targets, each printed beside what this machine measures.
+
+Run: ``python benchmarks/bench_targets.py [--repeats 3] [--main-repeats 1] [--no-cold] [--no-brms]``.
+
+Measured as fresh processes (interpreter start, imports and the compile caches included), medians
+over repeats, seconds:
+
+* the main job, ``bayes-haic run --out DIR`` (what ``make report`` runs), with a warm compile
+  cache (target <= 45 s) and with an empty one (target <= 90 s): the empty cache is a new
+  PyTensor compile folder (``PYTENSOR_FLAGS=base_compiledir=...``), which holds PyTensor's C and
+  numba caches and this package's cached nutpie C callbacks (:mod:`bayes_haic.sampling`);
+* one fit, ``bayes-haic fit --endpoint os --adjust none --out DIR`` (target <= 3 s), and the same
+  model in brms (R/Stan; the person-interval Poisson form with an offset, the same priors on
+  the log HR, 2 chains x 1000 + 1000 iterations, Stan's compilation included) when R and brms are
+  installed (``Rscript``; otherwise it says so): target ratio <= 0.07.
+
+The 100,000- and 1,000,000-patient targets are measured by ``benchmarks/bench_scale.py`` and the
+validation study's per-replicate costs by ``benchmarks/bench_validation.py``. Speed is measured
+here, never in a timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXE = Path(sys.executable).with_name("bayes-haic")
+
+BRMS_SCRIPT = r"""
+suppressMessages(library(brms))
+d <- read.csv("{rows}")
+d$interval <- factor(d$interval)
+fit <- brm(event ~ 0 + interval + treatment + offset(log(exposure)), family = poisson(), data = d,
+           prior = c(set_prior("normal(0, 1)", class = "b", coef = "treatment"),
+                     set_prior("normal(-3, 2)", class = "b")),
+           chains = 2, iter = 2000, warmup = 1000, seed = 1, refresh = 0, silent = 2, cores = 1)
+cat("log_hr", fixef(fit)["treatment", "Estimate"], "\n")
+"""
+
+
+def timed(cmd, env=None, cwd=ROOT) -> float:
+    """Wall seconds of one fresh process (raises if it fails)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed:\n{p.stderr[-2000:]}")
+    return time.perf_counter() - t0
+
+
+def main_job(repeats: int, cold: bool) -> dict:
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        timed([str(EXE), "run", "--out", f"{d}/warmup"])  # fills the caches
+        out["main job, warm cache"] = statistics.median(
+            timed([str(EXE), "run", "--out", f"{d}/r{i}"]) for i in range(repeats))
+        if cold:
+            env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={d}/empty-cache")
+            out["main job, empty cache"] = timed([str(EXE), "run", "--out", f"{d}/cold"], env=env)
+    return out
+
+
+def one_fit(repeats: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        cmd = [str(EXE), "fit", "--endpoint", "os", "--adjust", "none", "--out", d]
+        timed(cmd)  # warm the caches
+        return statistics.median(timed(cmd) for _ in range(repeats))
+
+
+def brms_fit(repeats: int) -> float | str:
+    """Median wall seconds of the brms fit as an ``Rscript`` process, or why it was not run."""
+    if shutil.which("Rscript") is None:
+        return "not measured: Rscript is not installed"
+    probe = subprocess.run(["Rscript", "-e", "cat(requireNamespace('brms', quietly=TRUE))"],
+                           capture_output=True, text=True)
+    if probe.stdout.strip() != "TRUE":
+        return "not measured: the R package brms is not installed"
+    from bayes_haic import analysis, survival
+    from bayes_haic.paths import default_cohort_path
+    from bayes_haic.schema import load_cohort
+
+    cohort = load_cohort(default_cohort_path())
+    t, d, x = survival.endpoint_columns(cohort.frame, "os")
+    cuts = analysis.endpoint_cuts(cohort, "os", "quantile", 8)
+    rows = survival.expand_person_intervals(t, d, x, cuts)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "rows.csv"
+        rows[rows["exposure"] > 0].to_csv(path, index=False)
+        script = Path(tmp) / "fit.R"
+        script.write_text(BRMS_SCRIPT.format(rows=path.as_posix()))
+        try:
+            return statistics.median(timed(["Rscript", str(script)], cwd=tmp) for _ in range(repeats))
+        except RuntimeError as err:
+            return f"not measured: brms failed ({str(err).splitlines()[-1][:120]})"
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the one-fit processes")
+    ap.add_argument("--main-repeats", type=int, default=1, help="repeats of the warm main job")
+    ap.add_argument("--no-cold", action="store_true", help="skip the empty-cache main job")
+    ap.add_argument("--no-brms", action="store_true", help="skip the brms comparison")
+    ap.add_argument("--no-main", action="store_true", help="skip the main job")
+    a = ap.parse_args(argv)
+    load = os.getloadavg()[0]
+    print(f"bench_targets: {os.cpu_count()} cores, load average {load:.1f} at the start")
+    rows = []
+    if not a.no_main:
+        m = main_job(a.main_repeats, cold=not a.no_cold)
+        rows.append(("main job, warm compile cache", "<= 45 s", f"{m['main job, warm cache']:.0f} s"))
+        if "main job, empty cache" in m:
+            rows.append(("main job, empty compile cache", "<= 90 s", f"{m['main job, empty cache']:.0f} s"))
+    fit = one_fit(a.repeats)
+    rows.append(("one fit, whole process", "<= 3 s", f"{fit:.1f} s"))
+    if not a.no_brms:
+        b = brms_fit(max(1, min(a.repeats, 2)))
+        if isinstance(b, float):
+            rows.append(("brms, same model, whole process", "(peer)", f"{b:.1f} s"))
+            rows.append(("one fit / brms", "<= 0.07", f"{fit / b:.3f}"))
+        else:
+            rows.append(("brms, same model", "(peer)", b))
+    print(f"{'target':<36}{'goal':>10}   measured (median)")
+    for name, goal, value in rows:
+        print(f"{name:<36}{goal:>10}   {value}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}; 100k/1M patients: "
+          "benchmarks/bench_scale.py; validation per-replicate cost: benchmarks/bench_validation.py")
+
+
+if __name__ == "__main__":
+    main()
