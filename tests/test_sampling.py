@@ -95,3 +95,43 @@ def test_convergence_uses_numpy_arviz_and_restores_the_numba_flag():
     assert fast["ess_bulk_min"] == pytest.approx(float(summ["ess_bulk"].min()), rel=1e-9)
     assert fast["rhat_max"] == pytest.approx(float(summ["r_hat"].max()), rel=1e-9)
     assert fast["bfmi_min"] == pytest.approx(float(np.min(az.bfmi(idata))), rel=1e-9)
+
+
+CALLBACK_PROBE = """
+import json, sys
+import numpy as np, pandas as pd
+from bayes_haic import sampling, survival as sv
+rng = np.random.default_rng(4)
+x = rng.integers(0, 2, 120)
+t = rng.exponential(1 / (0.08 * 0.6**x))
+df = pd.DataFrame({"treatment": x, "os_time": np.minimum(t, 30.0), "os_event": (t <= 30.0).astype(int)})
+s = sampling.SamplerSettings(draws=100, tune=100, chains=1, seed=3, backend=sys.argv[1])
+idata = sv.fit_pwe(df, "os", cuts=[0, 5, 10], baseline="independent", sampler=s)
+entry = next(iter(sampling._NUTPIE_NUMBA.values()), None)
+hits = None if entry is None else [entry.compiled.compiled_logp_func._cache_hits,
+                                   entry.compiled.compiled_expand_func._cache_hits]
+print(json.dumps({"hits": hits, "log_hr": idata.posterior["log_hr"].values.ravel().tolist()}))
+"""
+
+
+@pytest.mark.slow
+def test_c_callbacks_are_compiled_once_per_machine_and_give_nutpies_draws(tmp_path):
+    """``nutpie-numba``'s C callbacks go to PyTensor's disk cache: a second process with the same
+    compile folder loads them instead of compiling (numba's cache hits), and the draws equal the
+    Python-callback backend's ``nutpie`` for the same seed."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / 'cache'}")
+
+    def probe(backend):
+        out = subprocess.run([sys.executable, "-c", CALLBACK_PROBE, backend], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    first, second, python = probe("nutpie-numba"), probe("nutpie-numba"), probe("nutpie")
+    assert first["hits"] == [0, 0] and second["hits"] == [1, 1]
+    assert first["log_hr"] == second["log_hr"] == python["log_hr"]
+    assert any((tmp_path / "cache" / "numba").glob("*bayes_haic_nutpie_logp*"))
