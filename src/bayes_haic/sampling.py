@@ -32,10 +32,10 @@ BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 @dataclass(frozen=True)
 class SamplerSettings:
     """NUTS settings. ``backend`` is one of :data:`BACKENDS`: ``"pymc"`` (PyMC's NUTS),
-    ``"nutpie"`` (nutpie's NUTS calling the numba-compiled density as Python functions; cheap to
-    compile) or ``"nutpie-numba"`` (the same sampler and model, the density called as a numba C
-    callback: ~10x faster per gradient, 15-30 s to compile per model structure and process; for
-    long-lived processes that refit the same few models many times, e.g. validation workers).
+    ``"nutpie"`` (nutpie's NUTS calling the numba-compiled density as Python functions) or
+    ``"nutpie-numba"`` (the same sampler and model, the density called as a numba C callback:
+    ~5-8x faster sampling; the callbacks are compiled once per model structure per machine,
+    ~6-20 s, and loaded from the disk cache afterwards: :func:`compile_nutpie_numba`).
 
     Chains run sequentially (``cores=1``): on the 2-core project machines process start-up
     costs more than it saves for models this small, and sequential chains are reproducible.
@@ -73,10 +73,9 @@ def compile_nutpie(model: pm.Model):
     """nutpie's model for ``model``: logp + gradient and the trace expansion compiled by PyTensor's
     numba backend and called by nutpie as Python functions.
 
-    ``nutpie.compile_pymc_model`` wraps the same numba functions in a C callback that numba
-    recompiles in every process (13-47 s per model structure here); PyTensor caches its numba
-    functions on disk (``~/.pytensor/numba``), so this costs ~1 s once that cache is warm, and
-    ~6 us of Python call overhead per gradient. Cached per model object: the model's ``pm.Data``
+    PyTensor caches its numba functions on disk (``~/.pytensor/numba``), so this costs ~1 s once
+    that cache is warm; nutpie's Rust -> Python calls then cost ~25 us per gradient on top of the
+    density (:func:`compile_nutpie_numba` avoids them). Cached per model object: the model's ``pm.Data``
     values are read at every :func:`sample`, so :func:`set_data` + ``sample`` refits without
     recompiling.
     """
