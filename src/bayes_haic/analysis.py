@@ -30,6 +30,7 @@ from dataclasses import replace
 import arviz as az
 import numpy as np
 import xarray as xr
+from scipy.special import expit
 
 from . import fitinfo, propensity, reconstruct, response, survival, survival_bootstrap
 from .config import DesignConfig
@@ -66,6 +67,13 @@ def design_fn(cohort: Cohort, design: propensity.Design):
         return propensity.ipt_weights(fit.ps, t, estimand=ws["estimand"],
                                       stabilized=ws["stabilized"], truncate=ws["truncate"])
 
+    def many(patient_weights):  # a block of replicates (rows), refitted together
+        logit = design.ps_fit.refit_logit_ps_many(frame, patient_weights)
+        return [propensity.ipt_weights(expit(e), t, estimand=ws["estimand"],
+                                       stabilized=ws["stabilized"], truncate=ws["truncate"])
+                for e in logit]
+
+    fn.many = many
     return fn
 
 
