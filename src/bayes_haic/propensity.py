@@ -368,19 +368,31 @@ class PSFit:
         k = Z.shape[1]
         iu = np.triu_indices(k)
         ZZ = Z[:, iu[0]] * Z[:, iu[1]]  # (n, k(k+1)/2): the information's pairwise products
-        W = G.T  # (n, b)
+        W = np.ascontiguousarray(G.T)  # (n, b)
         theta = np.tile(self._standardised_coef(), (G.shape[0], 1))  # (b, k)
 
         def loglik(th, m):  # the weighted log-likelihood of the replicates in mask m at th[m]
             eta = Z @ th[m].T
-            return np.sum(W[:, m] * (t * eta - np.logaddexp(0.0, eta)), axis=0)
+            soft = np.logaddexp(0.0, eta)
+            eta *= t
+            eta -= soft
+            eta *= W if m.all() else W[:, m]
+            return eta.sum(axis=0)
 
         ll = np.full(G.shape[0], np.nan)  # computed where a step needs the halving check
         done = np.zeros(G.shape[0], dtype=bool)
+        mu = np.empty(W.shape)  # buffers, reused by every iteration (n x b each)
+        r = np.empty(W.shape)
         for _ in range(int(max_iter)):
-            mu = expit(Z @ theta.T)  # (n, b)
-            grad = (Z.T @ (W * (t - mu))).T  # (b, k)
-            packed = (ZZ.T @ (W * mu * (1 - mu))).T  # (b, k(k+1)/2)
+            np.matmul(Z, theta.T, out=mu)
+            expit(mu, out=mu)  # (n, b)
+            np.subtract(t, mu, out=r)
+            r *= W
+            grad = (Z.T @ r).T  # (b, k)
+            np.subtract(1.0, mu, out=r)
+            r *= mu
+            r *= W
+            packed = (ZZ.T @ r).T  # (b, k(k+1)/2)
             info = np.empty((G.shape[0], k, k))
             info[:, iu[0], iu[1]] = packed
             info[:, iu[1], iu[0]] = packed
