@@ -310,6 +310,11 @@ class ModelSpec:
     ``eta_ij = log_lambda_j + x_i log_hr_j + z_i' coef + u_pair(i)`` (the per-patient collapse
     of the person-interval rows; needed when the linear predictor varies within an arm). An
     observed variable lets PyMC compute the log-likelihood, prior and predictive draws.
+    ``layout="pattern"``: the same patient-level model on the exact sufficient statistics of its
+    (treatment, covariate row) patterns (:mod:`bayes_haic.patterns`; a ``pm.Potential`` equal
+    to the patient layout's log-likelihood); :func:`fit_pwe` samples on it when there are at most
+    :data:`PATTERN_MAX_SHARE` patterns per patient, and the fit stays a ``"patient"`` fit
+    (attrs ``layout``; ``likelihood_patterns`` gives the number of patterns).
     """
 
     n_intervals: int
@@ -672,7 +677,10 @@ def fit_pwe(
       and at quantiles; :mod:`bayes_haic.splines`). Default 3: the same function space (the
       same estimates, up to knots moved by tied scores) as ``spline_df = 4`` meant before, when
       it counted the constant too (patsy ``cr(x, df = 4)``); on the Rotterdam cohort it
-      reproduces R's ``ns(qlogis(ps), df = 3)`` fit.
+      reproduces R's ``ns(qlogis(ps), df = 3)`` fit. Above ``patterns.PS_BIN_MIN_N`` (20,000)
+      patients each basis row is the mean of its quantile bin of the logit PS
+      (``patterns.PS_BINS`` = 400 bins; an approximation, recorded in ``attrs["ps_spline_bins"]``
+      and ``method``), so the likelihood collapses to at most 800 patterns.
     * ``"covariates"``: the named ``covariates`` columns, standardised (mean 0, SD 1),
       coefficients ~ ``survival.covariate``. Conditional HR.
     * ``"psm"``: ``frame`` is the matched subset. Without ``pair_effect``: the marginal HR in the
