@@ -12,18 +12,64 @@ resident memory of that process (GB, ``ru_maxrss`` of the child), each beside it
 <= 16 GB). A run over ``--timeout`` seconds is stopped and reported as such. Speed is
 measured here, never in a timed test.
 
-Measured 2026-12-01 on the 2-core project machine while shared (load average 6-8: other
-engineers' test suites and a 2-worker validation study), ``--n 100000``, one run each:
+Before (2026-12-01, commit c297479, the 2-core project machine shared with another engineer's
+test runs, load average 3-8), 100,000 patients:
 
-    none           62.9 s (target 60)    0.82 GB peak (target 4)
-    ps_covariate   stopped after 600 s   (before the standardisation fix, this fit was killed
-                                          at 24 GB; its memory is now bounded by blocks)
+    none           62.9 s                0.82 GB   (load 6-8)
+    covariates     not finished after 7 min (killed; still in NUTS on the patient layout, load 3-5)
+    ps_covariate   stopped after 600 s   (earlier killed at 24 GB before the block-wise standardisation)
+    iptw           not run to the end: one propensity refit from scratch took 2.3 s, x 400
+                   Bayesian-bootstrap replicates = about 15 min for the refits alone
+    psm            58.9 s (one run, load 3.3)
 
-Where the ps_covariate time goes (not yet fixed): NUTS on the patient layout costs O(n x J) per
-gradient, and the standardised curves, medians (bisection) and RMST average exp(-H(t) e^lp_i)
-over all n patients for every draw and time point (draws x 2 x 241 x n). Levers for the next
-step: thinned draws for the standardised quantities, binned PS-spline sufficient statistics
-(with the approximation error stated), and the C-callback sampler for long fits.
+After (2026-12-01, branch scale-100k), ``--n 100000 --repeats 3`` (iptw re-measured after its last
+fix), medians of 3 fresh processes, load average 2.0-3.3 (the other engineer's tests running):
+
+    none           17.4 s (target 60)    0.88 GB (target 4)
+    covariates     38.8 s                1.04 GB
+    ps_covariate   25.7 s                1.04 GB
+    iptw           36.7 s                0.88 GB   (load 3.0-3.6)
+    psm            41.4 s                1.00 GB
+
+``--n 1000000 --strategies none,covariates``, one run each, load average 2.3-2.7:
+
+    none           68.0 s (target 600)   6.32 GB (target 16)
+    covariates    119.2 s                6.32 GB
+
+All targets are met on this machine under this load; timings vary by +-50% with the other
+engineer's load (a single iptw run took 45-123 s before the BLAS-thread fix, 33-45 s after).
+
+Where the time went and what changed (profiles: ``python -m cProfile -m bayes_haic.cli fit ...``):
+
+* covariates / ps_covariate: NUTS on the patient layout, O(n x J) per gradient. Patients with the
+  same (treatment, covariate row) are collapsed exactly (:mod:`bayes_haic.patterns`; the
+  log-likelihood is identical, tests/test_scale.py); 100k patients on the 6 covariates above are
+  3,383 patterns. For ps_covariate above 20,000 patients the PS-spline basis is averaged within
+  400 quantile bins of the logit PS (at most 800 patterns): an approximation, recorded in the
+  fit's ``attrs["ps_spline_bins"]`` and its ``method`` text. Its measured effect
+  (``--ps-binning``, maximum likelihood, exact vs binned basis): default cohort 0 (it never
+  switches on there, and 400 bins of 230 patients change nothing); 100,000 patients log HR
+  -1.01054 vs -1.01070, a difference of 0.019 SE.
+* standardised curves, medians and RMST (patient-level fits): averaged over the distinct
+  covariate rows weighted by their counts (exact), RMST in closed form per row (exact, instead of
+  Gauss-Legendre), median/RMST computed once per fit (results rows and report share them), and,
+  above 20,000 patients, from 400 evenly spaced posterior draws (``attrs["standardisation"]``,
+  stated in ``method``); HR summaries always use every draw. Per-patient quantities are never
+  stored whole for large cohorts: the pointwise log-likelihood is skipped above
+  ``LOGLIK_MAX_VALUES`` (as before), the PPC's per-draw linear predictor is computed for its
+  thinned draws only (checks.SurvivalData.lp_draws), the PPC keeps at most 20 replicates of n.
+* iptw: 400 propensity refits. A refit of the same patients with positive Bayesian-bootstrap
+  weights reuses the design and separation checks (the linear programme only depends on which
+  rows have positive weight) and starts Newton-Raphson at the full-sample fit; the replicates are
+  refitted in blocks of 50 (``PSFit.refit_logit_ps_many``: the same random stream and the same
+  maxima, to 1e-15 on the default cohort), on one BLAS thread (OpenBLAS's threads made these
+  thin products 3-100x slower on the busy machine). The bootstrap statistics are accumulated per
+  replicate (memory O(n), no replicates x patients matrix).
+* psm: the 8 rematches use the same warm-started refit (matching was already O(n log n)).
+
+What remains: the cohort CSV validation (``schema.load_cohort``, ~3-4 s at 100k, ~30 s at 1M,
+not this branch's module), imports (~8-10 s per process) and nutpie's compilation are fixed
+costs; the 1M peak (6.3 GB) is the PPC's 20 replicates x 1M patients x 8 intervals.
 """
 
 from __future__ import annotations
@@ -67,6 +113,54 @@ def run_once(args: list[str], timeout: float) -> tuple[float, float, str]:
     return wall, (kb[0] / 1024**2 if kb else float("nan")), status
 
 
+def poisson_mle(events, exposure, treatment, covariates) -> tuple[float, float]:
+    """(log HR, its SE) of the PWE model with the given pattern statistics, by maximum likelihood
+    (Newton-Raphson on the Poisson form; intervals' log hazards, treatment and covariates)."""
+    import numpy as np
+
+    P, J = events.shape
+    keep = exposure.ravel() > 0
+    X = np.column_stack([np.tile(np.eye(J), (P, 1)), np.repeat(treatment, J),
+                         np.repeat(covariates, J, axis=0)])[keep]
+    D, E = events.ravel()[keep].astype(float), exposure.ravel()[keep]
+    beta = np.zeros(X.shape[1])
+    beta[:J] = np.log(events.sum(0) / exposure.sum(0))
+    for _ in range(100):
+        mu = E * np.exp(X @ beta)
+        step = np.linalg.solve((X * mu[:, None]).T @ X, X.T @ (D - mu))
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    mu = E * np.exp(X @ beta)
+    cov = np.linalg.inv((X * mu[:, None]).T @ X)
+    return float(beta[J]), float(np.sqrt(cov[J, J]))
+
+
+def ps_binning_error(path: Path) -> None:
+    """The binned PS spline's effect on the log HR of ``ps_covariate`` (OS): maximum-likelihood
+    log HR and SE with the exact spline basis vs the basis averaged in PS_BINS quantile bins
+    (at 100k patients the posterior is the likelihood's to within a few per cent)."""
+    from scipy import special
+
+    from bayes_haic import analysis, covariates, patterns, schema, survival
+
+    cohort = schema.load_cohort(str(path))
+    design = analysis.make_design(cohort)
+    ps = design.ps_fit.ps
+    cuts = analysis.endpoint_cuts(cohort, "os")
+    t, d, x = survival.endpoint_columns(cohort.frame, "os")
+    Z, _ = covariates.ps_spline(ps, 3)
+    Zb, _ = patterns.binned_rows(special.logit(ps), Z, patterns.PS_BINS)
+    out = {}
+    for label, basis in (("exact", Z), (f"{patterns.PS_BINS} bins", Zb)):
+        pat = patterns.collapse_patterns(t, d, x, basis, cuts)
+        out[label] = poisson_mle(pat.events, pat.exposure, pat.treatment, pat.covariates)
+        print(f"{path.name} ({len(t):,} patients) {label:>9}: log HR {out[label][0]:+.5f} (SE {out[label][1]:.5f}),"
+              f" {pat.n_patterns:,} patterns")
+    (a, se), (b, _) = out.values()
+    print(f"  difference {b - a:+.5f} = {(b - a) / se:+.3f} SE")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -74,7 +168,16 @@ def main() -> None:
     ap.add_argument("--endpoint", default="os")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=900.0)
+    ap.add_argument("--ps-binning", action="store_true",
+                    help="measure the binned PS spline's log-HR error (ML, exact vs binned) on the "
+                    "default cohort and a cohort of --n patients; no timing")
     a = ap.parse_args()
+    if a.ps_binning:
+        ps_binning_error(ROOT / "data" / "synthetic" / "cohort.csv")
+        with tempfile.TemporaryDirectory() as tmp:
+            write_cohort(a.n, Path(tmp) / "cohort.csv")
+            ps_binning_error(Path(tmp) / "cohort.csv")
+        return
     t_target, m_target = TARGETS.get(a.n, (float("nan"), float("nan")))
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort.csv"

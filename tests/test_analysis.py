@@ -57,3 +57,30 @@ def test_design_replicates_skip_large_cohorts(cohort, monkeypatch):
     g = np.ones(len(cohort.frame))
     out = [analysis.design_replicate("x", cohort, design, g, lambda g_: g_.sum()) for _ in range(2)]
     assert out == [len(g), len(g)] and not analysis._REPLICATES
+
+
+def test_blocked_refits_compute_only_the_replicates_not_memoised(cohort, monkeypatch):
+    """``design_fn(...).many`` (blocks of replicates, as the IPTW bootstrap refits them) reuses
+    memoised replicates and refits the others together, to the same weights as one at a time."""
+    analysis._REPLICATES.clear()
+    design = analysis.make_design(cohort)
+    n = len(cohort.frame)
+    rng = np.random.default_rng(8)
+    G = rng.dirichlet(np.ones(n), size=3) * n
+    fn = analysis.design_fn(cohort, design)
+    single = fn(G[1])
+    cls = type(design.ps_fit)
+    many = cls.refit_logit_ps_many
+    blocks = []
+
+    def counting_many(self, frame, rows, *a, **kw):
+        blocks.append(len(rows))
+        return many(self, frame, rows, *a, **kw)
+
+    monkeypatch.setattr(cls, "refit_logit_ps_many", counting_many)
+    V = fn.many(G)
+    assert blocks == [2]  # rows 0 and 2; row 1 came from the memo
+    np.testing.assert_array_equal(V[1], single)
+    np.testing.assert_allclose(V[0], analysis.design_fn(cohort, analysis.make_design(cohort))(G[0]),
+                               rtol=1e-10)
+    assert fn.many(G) and blocks == [2]  # all three memoised now

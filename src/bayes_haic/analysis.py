@@ -31,6 +31,7 @@ from dataclasses import replace
 import arviz as az
 import numpy as np
 import xarray as xr
+from scipy.special import expit
 
 from . import fitinfo, propensity, reconstruct, response, survival, survival_bootstrap
 from .config import DesignConfig
@@ -71,6 +72,16 @@ def design_fn(cohort: Cohort, design: propensity.Design):
     def fn(patient_weights):
         return design_replicate("ipt_weights", cohort, design, patient_weights, refit)
 
+    def refit_many(rows):
+        logit = design.ps_fit.refit_logit_ps_many(frame, rows)
+        return [propensity.ipt_weights(expit(e), t, estimand=ws["estimand"],
+                                       stabilized=ws["stabilized"], truncate=ws["truncate"])
+                for e in logit]
+
+    def many(patient_weights):  # a block of replicates (rows), the new ones refitted together
+        return design_replicates("ipt_weights", cohort, design, patient_weights, refit_many)
+
+    fn.many = many
     return fn
 
 
@@ -80,29 +91,55 @@ REPLICATE_MEMO_MAX_PATIENTS = 20_000
 REPLICATE_MEMO_SIZE = 1_000
 
 
+def _replicate_key(kind: str, cohort: Cohort, design, g: np.ndarray) -> tuple:
+    return (kind, cohort.sha256, id(design), hashlib.sha256(g.tobytes()).hexdigest())
+
+
+def _remember(key: tuple, design, value) -> None:
+    _REPLICATES[key] = (design, value)
+    while len(_REPLICATES) > REPLICATE_MEMO_SIZE:
+        _REPLICATES.popitem(last=False)
+
+
+def _recall(key: tuple):
+    _REPLICATES.move_to_end(key)
+    out = _REPLICATES[key][1]
+    return out.copy() if isinstance(out, np.ndarray) else out  # callers may scale weights in place
+
+
 def design_replicate(kind: str, cohort: Cohort, design: propensity.Design, patient_weights, compute):
     """``compute(g)`` for Bayesian-bootstrap patient weights ``g``, memoised by ``kind``, the
     cohort (its hash), the design object and the exact bytes of ``g``.
 
     The IPTW bootstraps of OS, PFS and ORR, of every cut-point set and prior set, and the PSM
     design draws of every fit draw the same seeded ``g`` sequences, so each propensity refit
-    (and rematch) is computed once per main job instead of once per fit; the result is the same
-    value, so every number is unchanged. Only cohorts of at most
-    :data:`REPLICATE_MEMO_MAX_PATIENTS` patients are memoised, at most
-    :data:`REPLICATE_MEMO_SIZE` replicates (least recently used dropped), so memory stays below
-    ~160 MB. An entry keeps its design alive, so the design's ``id`` in the key is never reused.
+    (and rematch) is computed once per process instead of once per fit, and each fit gets the
+    same value. Only cohorts of at most :data:`REPLICATE_MEMO_MAX_PATIENTS` patients are
+    memoised, at most :data:`REPLICATE_MEMO_SIZE` replicates (least recently used dropped), so
+    memory stays below ~160 MB. An entry keeps its design alive, so the design's ``id`` in the key
+    is never reused.
     """
     g = np.ascontiguousarray(patient_weights, dtype=float)
     if g.size > REPLICATE_MEMO_MAX_PATIENTS:
         return compute(g)
-    key = (kind, cohort.sha256, id(design), hashlib.sha256(g.tobytes()).hexdigest())
+    key = _replicate_key(kind, cohort, design, g)
     if key not in _REPLICATES:
-        _REPLICATES[key] = (design, compute(g))
-        while len(_REPLICATES) > REPLICATE_MEMO_SIZE:
-            _REPLICATES.popitem(last=False)
-    _REPLICATES.move_to_end(key)
-    out = _REPLICATES[key][1]
-    return out.copy() if isinstance(out, np.ndarray) else out  # callers may scale weights in place
+        _remember(key, design, compute(g))
+    return _recall(key)
+
+
+def design_replicates(kind: str, cohort: Cohort, design: propensity.Design, rows, compute_many) -> list:
+    """:func:`design_replicate` for a block of patient-weight ``rows`` (replicates, n): the rows
+    not memoised yet are computed together by ``compute_many(rows) -> list``."""
+    G = np.ascontiguousarray(rows, dtype=float)
+    if G.shape[1] > REPLICATE_MEMO_MAX_PATIENTS:
+        return list(compute_many(G))
+    keys = [_replicate_key(kind, cohort, design, g) for g in G]
+    new = [i for i, k in enumerate(keys) if k not in _REPLICATES]
+    if new:
+        for i, value in zip(new, compute_many(G[new])):
+            _remember(keys[i], design, value)
+    return [_recall(k) for k in keys]
 
 
 def _provenance(idata, cohort: Cohort, sampler: SamplerSettings):

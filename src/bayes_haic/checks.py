@@ -158,7 +158,10 @@ class SurvivalData:
 
     ``weight`` is None for unweighted fits, else the fit's IPT weights rescaled to sum to n.
     ``lp``: per-draw linear predictor beyond treatment (chain, draw, patient) for covariate or
-    pair-effect models, else None.
+    pair-effect models, else None; a fit's data (:func:`fit_data`) compute it on first use
+    from ``lp_source`` (the fit's posterior and constant data), and :meth:`lp_draws` computes
+    it for some draws only, so a large cohort never holds draws x patients values it does not
+    need.
     """
 
     time: np.ndarray
@@ -166,11 +169,31 @@ class SurvivalData:
     treatment: np.ndarray
     cuts: np.ndarray
     weight: np.ndarray | None = None
-    lp: np.ndarray | None = None
+    lp_values: np.ndarray | None = None
+    lp_source: tuple | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
         return self.time.size
+
+    @property
+    def lp(self) -> np.ndarray | None:
+        """The linear predictor beyond treatment for every draw (chain, draw, patient), or None."""
+        if self.lp_values is None and self.lp_source is not None:
+            self.lp_values = sv.patient_linear_predictor(*self.lp_source)
+        return self.lp_values
+
+    def lp_draws(self, idx) -> np.ndarray | None:
+        """The linear predictor of the stacked (chain, draw) samples ``idx``: (len(idx), n)."""
+        if self.lp_values is not None:
+            return self.lp_values.reshape(-1, self.n)[idx]
+        if self.lp_source is None:
+            return None
+        post, const = self.lp_source
+        post = post[[v for v in ("coef", "pair_effect") if v in post]]
+        stacked = post.stack(sample=("chain", "draw")).isel(sample=np.asarray(idx))
+        sub = stacked.drop_vars(["sample", "chain", "draw"]).expand_dims(chain=1).rename(sample="draw")
+        return sv.patient_linear_predictor(sub, const)[0]
 
     def exposure(self) -> np.ndarray:
         """Months at risk of each patient (rows) in each interval (columns)."""
@@ -181,11 +204,12 @@ class SurvivalData:
         return sv.interval_index(self.time, self.cuts)
 
 
-def _patient_lp(idata: az.InferenceData) -> np.ndarray | None:
-    """z_i' coef + u_pair(i) per draw (chain, draw, patient) for patient-layout fits, else None."""
+def _patient_lp(idata: az.InferenceData) -> tuple | None:
+    """What z_i' coef + u_pair(i) per draw is computed from (posterior, constant data) for
+    patient-layout fits, else None."""
     if idata.attrs.get("layout") != "patient":
         return None
-    return sv.patient_linear_predictor(idata.posterior, idata.constant_data)
+    return (idata.posterior, idata.constant_data)
 
 
 def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights=None) -> SurvivalData:
@@ -221,7 +245,7 @@ def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights
     if frame is not None:
         _check_reproduces(idata, frame, endpoint, cuts, w)
     return SurvivalData(np.asarray(t, float), np.asarray(d).astype(int), np.asarray(x).astype(int), cuts, w,
-                        lp=_patient_lp(idata))
+                        lp_source=_patient_lp(idata))
 
 
 def _check_reproduces(idata, frame, endpoint, cuts, w) -> None:
@@ -488,7 +512,7 @@ def survival_ppc(idata: az.InferenceData, frame: pd.DataFrame | None = None, *, 
     haz_all = _stacked(idata.posterior["hazard"], "arm", "intervals")
     idx = thin_indices(haz_all.shape[0], n_draws)
     hazard = haz_all[idx]
-    lp = None if data.lp is None else data.lp.reshape(-1, data.n)[idx]
+    lp = data.lp_draws(idx)
     y_rep, d_rep = simulate_replicates(data, hazard, rng, lp)
     curves, p_km = _km_check(data, y_rep, d_rep, n_grid)
 

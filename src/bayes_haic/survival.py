@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
 from dataclasses import dataclass, field, replace
 
 import arviz as az
@@ -63,6 +64,7 @@ from scipy import special
 
 from . import covariates as covariates_mod
 from . import fitinfo, sampling, splines
+from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
@@ -308,6 +310,11 @@ class ModelSpec:
     ``eta_ij = log_lambda_j + x_i log_hr_j + z_i' coef + u_pair(i)`` (the per-patient collapse
     of the person-interval rows; needed when the linear predictor varies within an arm). An
     observed variable lets PyMC compute the log-likelihood, prior and predictive draws.
+    ``layout="pattern"``: the same patient-level model on the exact sufficient statistics of its
+    (treatment, covariate row) patterns (:mod:`bayes_haic.patterns`; a ``pm.Potential`` equal
+    to the patient layout's log-likelihood); :func:`fit_pwe` samples on it when there are at most
+    :data:`PATTERN_MAX_SHARE` patterns per patient, and the fit stays a ``"patient"`` fit
+    (attrs ``layout``; ``likelihood_patterns`` gives the number of patterns).
     """
 
     n_intervals: int
@@ -406,6 +413,9 @@ def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
             return model
         if spec.weighted:
             raise ValueError("ModelSpec: the patient layout is unweighted.")
+        if spec.layout == "pattern":
+            _pattern_likelihood(spec, eta_arm, prior)
+            return model
         event = pm.Data("event", np.zeros(1, dtype="int64"))
         index = pm.Data("interval_index", np.zeros(1, dtype="int64"))
         exposure = pm.Data("exposure", np.ones((1, J)))
@@ -429,6 +439,23 @@ def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
         at_risk = pt.stack([pt.dot((1 - xf) * elp, exposure), pt.dot(xf * elp, exposure)])  # (arm, J)
         pm.Deterministic("expected_events", at_risk * pt.exp(eta_arm), dims=("arm", "intervals"))
     return model
+
+
+def _pattern_likelihood(spec: ModelSpec, eta_arm, prior) -> None:
+    """The patient-level likelihood on exact pattern statistics (:mod:`bayes_haic.patterns`):
+    a ``pm.Potential`` ``loglik`` = sum_pj D_pj eta_pj - E_pj exp(eta_pj), which equals the sum
+    of the patients' log densities ``d_i eta_i,j(i) - sum_j e_ij exp(eta_ij)`` exactly."""
+    D = pm.Data("pattern_events", np.zeros((1, spec.n_intervals)))
+    E = pm.Data("exposure", np.ones((1, spec.n_intervals)))
+    x = pm.Data("treatment", np.zeros(1, dtype="int64"))
+    Z = pm.Data("covariates", np.zeros((1, spec.n_covariates)))
+    lp = pt.dot(Z, prior("coef", dims="covariates"))
+    eta = eta_arm[x] + lp[:, None]
+    pm.Potential("loglik", pt.sum(D * eta - E * pt.exp(eta)))
+    xf = pt.cast(x, "float64")
+    elp = pt.exp(lp)
+    at_risk = pt.stack([pt.dot((1 - xf) * elp, E), pt.dot(xf * elp, E)])  # (arm, J)
+    pm.Deterministic("expected_events", at_risk * pt.exp(eta_arm), dims=("arm", "intervals"))
 
 
 def _pwe_logp(value, own, cum):
@@ -610,6 +637,7 @@ def sampler_for(sampler: sampling.SamplerSettings | None, *, baseline: str, n_in
 
 
 _PATIENT_ADJUSTMENTS = ("covariates", "ps_covariate")
+PATTERN_MAX_SHARE = 0.5  # sample on exact patterns when there are at most this many per patient
 
 
 def fit_pwe(
@@ -649,7 +677,10 @@ def fit_pwe(
       and at quantiles; :mod:`bayes_haic.splines`). Default 3: the same function space (the
       same estimates, up to knots moved by tied scores) as ``spline_df = 4`` meant before, when
       it counted the constant too (patsy ``cr(x, df = 4)``); on the Rotterdam cohort it
-      reproduces R's ``ns(qlogis(ps), df = 3)`` fit.
+      reproduces R's ``ns(qlogis(ps), df = 3)`` fit. Above ``patterns.PS_BIN_MIN_N`` (20,000)
+      patients each basis row is the mean of its quantile bin of the logit PS
+      (``patterns.PS_BINS`` = 400 bins; an approximation, recorded in ``attrs["ps_spline_bins"]``
+      and ``method``), so the likelihood collapses to at most 800 patterns.
     * ``"covariates"``: the named ``covariates`` columns, standardised (mean 0, SD 1),
       coefficients ~ ``survival.covariate``. Conditional HR.
     * ``"psm"``: ``frame`` is the matched subset. Without ``pair_effect``: the marginal HR in the
@@ -685,12 +716,16 @@ def fit_pwe(
     coll = collapse(t, d, x, cuts, w)
     J = len(cuts)
 
-    Z, names, cov_prior, pair_index, n_pairs = None, [], "survival.covariate", None, 0
+    Z, names, cov_prior, pair_index, n_pairs, binned = None, [], "survival.covariate", None, 0, False
     if adjust == "covariates":
         Z, names = covariates_mod.standardised(frame, covariates)
     elif adjust == "ps_covariate":
-        Z, names = covariates_mod.ps_spline(covariates_mod.propensity_scores(frame, ps), spline_df)
+        p_hat = covariates_mod.propensity_scores(frame, ps)
+        Z, names = covariates_mod.ps_spline(p_hat, spline_df)
         cov_prior = "survival.ps_spline"
+        if t.size > patterns_mod.PS_BIN_MIN_N:  # the binned spline: an approximation, recorded
+            Z, _ = patterns_mod.binned_rows(special.logit(p_hat), Z, patterns_mod.PS_BINS)
+            binned = True
     elif adjust == "psm" and pair_effect:
         pair_index, pair_labels = _pair_index(frame, pair)
         n_pairs = len(pair_labels)
@@ -702,6 +737,12 @@ def fit_pwe(
         0 if Z is None else Z.shape[1], cov_prior, n_pairs, weighted=w is not None,
         hr_prior=prior.log_hr_key(endpoint),
     )
+    pat = None
+    if Z is not None and n_pairs == 0:
+        pat = patterns_mod.collapse_patterns(t, d, x, Z, cuts)
+        if pat.n_patterns > PATTERN_MAX_SHARE * t.size:
+            pat = None  # (nearly) every patient is a pattern of its own: the patient layout
+    sample_spec = spec if pat is None else replace(spec, layout="pattern")
     patient = {"time": t, "event": d.astype("int64"), "treatment": x.astype("int64")}
     if w is not None:
         patient["weight"] = w
@@ -709,7 +750,10 @@ def fit_pwe(
         patient["covariates"] = Z
     if n_pairs:
         patient["pair_index"] = pair_index
-    if patient_layout:
+    if pat is not None:
+        data = {"pattern_events": pat.events.astype(float), "exposure": pat.exposure,
+                "treatment": pat.treatment, "covariates": pat.covariates}
+    elif patient_layout:
         data = {k: v for k, v in patient.items() if k != "time"}
         data["interval_index"] = interval_index(t, cuts).astype("int64")
         data["exposure"] = exposure_matrix(t, cuts)
@@ -717,13 +761,25 @@ def fit_pwe(
         data = _collapsed_values(coll, w is not None)
     if time_varying:
         data["event_share"] = _event_share(coll)
-    entry = _cached(spec, prior)
-    idata = _run_sampler(entry, _values(spec, data, prior), settings)
+    entry = _cached(sample_spec, prior)
+    idata = _run_sampler(entry, _values(sample_spec, data, prior), settings)
     attrs = fit_attrs(endpoint, adjust, cuts, prior, coll, spec, pair_effect, weights_estimand=weights_estimand)
     if names:
         attrs["covariates"] = list(names)
     if adjust == "ps_covariate":
         attrs["spline_df"] = int(spline_df)
+    if binned:
+        attrs["ps_spline_bins"] = int(patterns_mod.PS_BINS)
+        attrs["method"] += (f"; approximation for n > {patterns_mod.PS_BIN_MIN_N:,}: each patient's "
+                            f"PS-spline basis is the mean basis of its quantile bin of the logit PS "
+                            f"({patterns_mod.PS_BINS} bins)")
+    if pat is not None:
+        attrs["likelihood_patterns"] = pat.n_patterns
+        attrs["method"] += (f"; likelihood on the exact sufficient statistics of {pat.n_patterns:,} "
+                            "(treatment, covariate) patterns")
+    attrs.update(standardisation_attrs(t.size, settings.draws * settings.chains))
+    if "standardisation" in attrs and spec.layout == "patient":
+        attrs["method"] += f"; {attrs['standardisation']}"
     if n_pairs:
         attrs["n_pairs"] = int(n_pairs)
     return finish_idata(idata, coll, attrs, seed=settings.seed, patient=patient, covariate_names=names)
@@ -1063,63 +1119,129 @@ def rmst(hazard: np.ndarray, cuts, tau: float) -> np.ndarray:
 
 
 STANDARDISE_BLOCK = 4_000_000  # values (draws x arms x times x patients) per block: 32 MB
+STANDARDISE_MIN_N = 20_000  # patients above which standardised quantities use thinned draws
+STANDARDISE_DRAWS = 400  # the number of (evenly spaced) draws they then use
 
 
-def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chunk: int | None = None) -> np.ndarray:
-    """Standardised survival S(t) = mean_i exp(-H(t) exp(lp_i)).
+def standardisation_attrs(n_patients: int, n_draws: int) -> dict:
+    """The attrs that make a patient-level fit's standardised (arm-level) curves, medians and
+    RMST use :data:`STANDARDISE_DRAWS` evenly spaced posterior draws (``standardisation_draws``
+    and the sentence ``standardisation``): for cohorts above :data:`STANDARDISE_MIN_N` patients
+    with more draws than that; else ``{}`` (every draw). HR summaries always use every draw."""
+    if n_patients <= STANDARDISE_MIN_N or n_draws <= STANDARDISE_DRAWS:
+        return {}
+    return {"standardisation_draws": STANDARDISE_DRAWS,
+            "standardisation": (f"standardised survival curves, medians and RMST from {STANDARDISE_DRAWS} "
+                                f"of the {n_draws} posterior draws (evenly spaced within each chain; "
+                                f"cohorts over {STANDARDISE_MIN_N:,} patients)")}
+
+
+def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chunk: int | None = None,
+                          weight=None) -> np.ndarray:
+    """Standardised survival S(t) = sum_i w_i exp(-H(t) exp(lp_i)) (w_i = 1/n by default).
 
     ``hazard``: (draws, arm, intervals) at linear predictor 0; ``elp``: (draws, patients),
     exp of each patient's linear predictor; ``times``: (T,) months or (draws, arm) per-draw
-    times. Returns (draws, arm, T) or (draws, arm). Computed in blocks of ``chunk`` draws
+    times; ``weight``: optional (patients,) weights summing to 1 (the share of patients of each
+    distinct covariate pattern, so patients sharing a linear predictor share a term).
+    Returns (draws, arm, T) or (draws, arm). Computed in blocks of ``chunk`` draws
     (default: as many as keep a block within :data:`STANDARDISE_BLOCK` values), so memory does
     not grow with draws x patients."""
     c = validate_cuts(cuts)
     times = np.asarray(times, float)
+    m = elp.shape[-1]
+    w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
     if chunk is None:
-        per_draw = 2 * (times.size if times.ndim == 1 else 1) * max(elp.shape[-1], 1)
+        per_draw = 2 * (times.size if times.ndim == 1 else 1) * max(m, 1)
         chunk = max(1, STANDARDISE_BLOCK // per_draw)
     out = []
     for s in range(0, hazard.shape[0], chunk):
         h, e = hazard[s : s + chunk], elp[s : s + chunk]
         if times.ndim == 1:
             H = cumulative_hazard(h, c, times)  # (d, arm, T)
-            out.append(np.mean(np.exp(-H[..., None] * e[:, None, None, :]), axis=-1))
+            out.append(np.exp(-H[..., None] * e[:, None, None, :]) @ w)
         else:
             tt = times[s : s + chunk]
             H = np.sum(h * exposure_matrix(tt.ravel(), c).reshape(tt.shape + (c.size,)), axis=-1)
-            out.append(np.mean(np.exp(-H[..., None] * e[:, None, :]), axis=-1))
+            out.append(np.exp(-H[..., None] * e[:, None, :]) @ w)
     return np.concatenate(out, axis=0)
 
 
-def _standardised_median(hazard, elp, cuts, upper: float) -> np.ndarray:
+def _standardised_median(hazard, elp, cuts, upper: float, weight=None) -> np.ndarray:
     """Bisection for the standardised median (draws, arm); inf if S(upper * 2^10) > 0.5."""
     lo = np.zeros(hazard.shape[:2])
     hi = np.full(hazard.shape[:2], float(upper))
     for _ in range(10):  # expand until S(hi) <= 0.5
-        above = standardised_survival(hazard, elp, cuts, hi) > 0.5
+        above = standardised_survival(hazard, elp, cuts, hi, weight=weight) > 0.5
         if not above.any():
             break
         hi = np.where(above, hi * 2, hi)
-    never = standardised_survival(hazard, elp, cuts, hi) > 0.5
+    never = standardised_survival(hazard, elp, cuts, hi, weight=weight) > 0.5
     for _ in range(50):
         mid = (lo + hi) / 2
-        above = standardised_survival(hazard, elp, cuts, mid) > 0.5
+        above = standardised_survival(hazard, elp, cuts, mid, weight=weight) > 0.5
         lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
     return np.where(never, np.inf, (lo + hi) / 2)
 
 
-def _standardised_rmst(hazard, elp, cuts, tau: float) -> np.ndarray:
-    """int_0^tau of the standardised survival (draws, arm): Gauss-Legendre, 16 nodes per
-    piece between cut points (the integrand is smooth within each interval)."""
+def grouped_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(lp, weight)``: the linear predictor beyond treatment (chain, draw, U) of the U distinct
+    (covariate values, pair) rows of a patient-level fit's patients, and each row's share of
+    the patients (U,). Standardising over them with these weights equals standardising over
+    every patient (patients with the same row share a linear predictor), at U/n the cost."""
+    cols = []
+    if "covariate_values" in const:
+        cols.append(const["covariate_values"].transpose("patient", "covariates").values)
+    if "pair_index" in const:
+        cols.append(const["pair_index"].values[:, None].astype(float))
+    rows, _, count = patterns_mod.unique_rows(np.column_stack(cols))
+    lp = np.zeros((post.sizes["chain"], post.sizes["draw"], rows.shape[0]))
+    k = 0
+    if "covariate_values" in const:
+        coef = post["coef"].transpose("chain", "draw", "covariates").values
+        k = coef.shape[-1]
+        lp += coef @ rows[:, :k].T
+    if "pair_index" in const:
+        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
+        lp += u[..., rows[:, k].astype(np.int64)]
+    return lp, count / count.sum()
+
+
+def _thinned_draws(n_draws: int, keep: int) -> np.ndarray:
+    """``keep`` evenly spaced indices into ``n_draws`` draws of a chain (all if fewer)."""
+    if n_draws <= keep:
+        return np.arange(n_draws)
+    return np.unique(np.linspace(0, n_draws - 1, keep).round().astype(int))
+
+
+def _standardised_rmst(hazard, elp, cuts, tau: float, weight=None) -> np.ndarray:
+    """int_0^tau of the standardised survival (draws, arm), exactly: the integral of a mean is
+    the mean of the patients' own RMSTs, each :func:`rmst` of the hazard ``h exp(lp_i)``
+    (closed form per interval). Computed in blocks of draws like :func:`standardised_survival`."""
     c = validate_cuts(cuts)
-    edges = np.unique(np.concatenate([c[c < tau], [tau]]))
-    x, wq = np.polynomial.legendre.leggauss(16)
-    nodes, weights = [], []
-    for a, b in itertools.pairwise(edges):
-        nodes.append((b - a) / 2 * x + (a + b) / 2)
-        weights.append((b - a) / 2 * wq)
-    S = standardised_survival(hazard, elp, cuts, np.concatenate(nodes))
-    return S @ np.concatenate(weights)
+    m = elp.shape[-1]
+    w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
+    chunk = max(1, STANDARDISE_BLOCK // (2 * c.size * max(m, 1)))
+    out = []
+    for s in range(0, hazard.shape[0], chunk):
+        h, e = hazard[s : s + chunk], elp[s : s + chunk]
+        out.append(rmst(h[:, :, None, :] * e[:, None, :, None], c, tau) @ w)  # (d, arm)
+    return np.concatenate(out, axis=0)
+
+
+_LAST_STANDARDISED: list = []  # [(weakref to the fit, key, median, rmst)]: the last fit's
+
+
+def _standardised_summaries(idata, key, compute):
+    """The standardised (median, RMST) draws of ``idata`` under ``key``, computed once: a fit's
+    results rows and its report's curves ask for the same ones (bisection is the costly part)."""
+    if _LAST_STANDARDISED:
+        ref, k, med, rm = _LAST_STANDARDISED[0]
+        if ref() is idata and k == key:
+            return med, rm
+    med, rm = compute()
+    _LAST_STANDARDISED[:] = [(weakref.ref(idata), key, med, rm)]
+    return med, rm
 
 
 def survival_estimands(
@@ -1152,19 +1274,28 @@ def survival_estimands(
     times = default_times(idata.attrs.get("max_follow_up")) if times is None else np.asarray(times, float)
     cuts = validate_cuts(idata.attrs["cuts"])
     haz = _hazard_draws(idata)
-    h = haz.values
+    post = idata.posterior
     lm = np.asarray(landmarks, float)
     const = idata.get("constant_data")
     if const is not None and "patient" in const.dims and ("covariate_values" in const or "pair_index" in const):
+        keep = idata.attrs.get("standardisation_draws")
+        if keep:  # a large cohort: evenly spaced draws of each chain (attrs["standardisation"])
+            per_chain = -(-int(keep) // post.sizes["chain"])
+            post = post.isel(draw=_thinned_draws(post.sizes["draw"], per_chain))
+            haz = haz.isel(draw=_thinned_draws(haz.sizes["draw"], per_chain))
+        h = haz.values
         shape = h.shape[:2]
         hf = h.reshape((-1,) + h.shape[2:])
-        elp = np.exp(patient_linear_predictor(idata.posterior, const)).reshape(hf.shape[0], -1)
+        lp, wt = grouped_linear_predictor(post, const)
+        elp = np.exp(lp).reshape(hf.shape[0], -1)
         upper = 2.0 * max(float(cuts[-1]), float(idata.attrs.get("max_follow_up", 1.0)), 1.0)
-        surv = standardised_survival(hf, elp, cuts, times).reshape(shape + (2, times.size))
-        s_at = standardised_survival(hf, elp, cuts, lm).reshape(shape + (2, lm.size))
-        med = _standardised_median(hf, elp, cuts, upper).reshape(shape + (2,))
-        rm = _standardised_rmst(hf, elp, cuts, rmst_tau).reshape(shape + (2,))
+        surv = standardised_survival(hf, elp, cuts, times, weight=wt).reshape(shape + (2, times.size))
+        s_at = standardised_survival(hf, elp, cuts, lm, weight=wt).reshape(shape + (2, lm.size))
+        med, rm = _standardised_summaries(idata, (float(rmst_tau), upper, keep, cuts.tobytes()), lambda: (
+            _standardised_median(hf, elp, cuts, upper, weight=wt).reshape(shape + (2,)),
+            _standardised_rmst(hf, elp, cuts, rmst_tau, weight=wt).reshape(shape + (2,))))
     else:
+        h = haz.values
         surv = np.exp(-cumulative_hazard(h, cuts, times))
         s_at = np.exp(-cumulative_hazard(h, cuts, lm))
         med = median_survival(h, cuts)
@@ -1178,7 +1309,7 @@ def survival_estimands(
             "median": (cd + ("arm",), med),
             "rmst": (cd + ("arm",), rm),
             "rmst_diff": (cd, rm[..., 1] - rm[..., 0]),
-            "hr": idata.posterior["hr"].transpose(*cd),
+            "hr": post["hr"].transpose(*cd),
         },
         coords={**coords, "time": times, "landmark": lm},
         attrs={"time_unit": "months", "rmst_tau": float(rmst_tau), **_summary_attrs(idata)},
@@ -1193,7 +1324,7 @@ def survival_estimands(
              "upper": s["upper"], "probability": probability, "extrapolated": extrapolated}
         )
 
-    hr = draws["hr"].values
+    hr = idata.posterior["hr"].values  # every draw, also when the standardisation is thinned
     add("hr", hr, probability=float(np.mean(hr < 1.0)))
     for thr in hr_thresholds:
         if thr != 1.0:  # P(HR < thr) only
@@ -1212,7 +1343,8 @@ def survival_estimands(
 
 
 def _summary_attrs(idata) -> dict:
-    keys = ("endpoint", "adjustment", "estimand", "prior", "method", "n_treated", "n_control")
+    keys = ("endpoint", "adjustment", "estimand", "prior", "method", "n_treated", "n_control",
+            "standardisation", "standardisation_draws")
     return {k: idata.attrs[k] for k in keys if k in idata.attrs}
 
 
@@ -1267,7 +1399,8 @@ def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_ta
     }
     med = draws["median"]
     return [
-        result_row(measure="hr", estimand=a["estimand"], **summarise_draws(draws["hr"].values, "below1"), **common),
+        result_row(measure="hr", estimand=a["estimand"], **summarise_draws(idata.posterior["hr"].values, "below1"),
+                   **common),
         result_row(measure="median_treated", estimand="arm-level", **summarise_draws(med.sel(arm="treated").values), **common),
         result_row(measure="median_control", estimand="arm-level", **summarise_draws(med.sel(arm="control").values), **common),
         result_row(

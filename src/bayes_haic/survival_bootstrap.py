@@ -108,15 +108,32 @@ def call_design_fn(design_fn, g, n):
     return v
 
 
+REPLICATE_BLOCK_VALUES = 5_000_000  # replicates x patients refitted at once (40 MB per array)
+
+
 def replicate_weights(design_fn, n: int, n_boot: int, seed: int):
     """The Bayesian-bootstrap replicates of Saarela et al. (2015): for each of ``n_boot``
     replicates, yields ``(g, v)``: Dirichlet(1, ..., 1) x n patient weights ``g`` (mean 1) and
     the IPT weights ``v = design_fn(g)`` of the propensity model refitted with them. Seeded by
-    ``seed``; shared by the survival and response IPTW bootstraps."""
+    ``seed``; shared by the survival and response IPTW bootstraps. If ``design_fn`` has an
+    attribute ``many`` (``G (replicates, n) -> V (replicates, n)``, the same weights for a block
+    of replicates), the replicates are refitted in blocks of at most
+    :data:`REPLICATE_BLOCK_VALUES` / n."""
     rng = np.random.default_rng(seed)
-    for _ in range(int(n_boot)):
-        g = rng.dirichlet(np.ones(n)) * n
-        yield g, call_design_fn(design_fn, g, n)
+    many = getattr(design_fn, "many", None)
+    if many is None:
+        for _ in range(int(n_boot)):
+            g = rng.dirichlet(np.ones(n)) * n
+            yield g, call_design_fn(design_fn, g, n)
+        return
+    # design_fn.many(G) -> V: the same replicates (the same random stream), a block at a time;
+    # memory O(block x n)
+    block = max(1, min(int(n_boot), REPLICATE_BLOCK_VALUES // max(n, 1)))
+    for start in range(0, int(n_boot), block):
+        G = np.stack([rng.dirichlet(np.ones(n)) * n for _ in range(min(block, int(n_boot) - start))])
+        V = many(G)
+        for g, v in zip(G, V):
+            yield g, call_design_fn(lambda _g, v=v: v, g, n)
 
 
 @dataclass(frozen=True)
@@ -154,24 +171,25 @@ def bootstrap_draws(frame: pd.DataFrame, endpoint: str, design_fn, *, n_boot: in
     cuts = cut_points(t, d) if cuts is None else validate_cuts(cuts)
     t, d, x, _ = check_arrays(t, d, x, None)
     # Speed (the same numbers as collapse() per replicate, to rounding): every replicate's collapsed
-    # statistics are weighted sums of fixed per-patient statistics, so they are computed at once
-    # as a matrix product, W (replicates x patients) @ S (patients x (arm, interval)), instead of
-    # an xarray collapse per replicate.
+    # statistics are weighted sums of fixed per-patient statistics, w (patients) @ S (patients x
+    # (arm, interval)), instead of an xarray collapse per replicate. Memory O(n): one replicate's
+    # weights at a time, never replicates x patients.
     J = cuts.size
     rows = np.arange(n)
     ev = np.zeros((n, 2, J))
     ev[rows, x, interval_index(t, cuts)] = d
     ex = np.zeros((n, 2, J))
     ex[rows, x, :] = exposure_matrix(t, cuts)
-    W = np.empty((n_boot, n))
+    ev, ex = ev.reshape(n, 2 * J), ex.reshape(n, 2 * J)
+    events = np.empty((n_boot, 2, J))
+    exposure = np.empty((n_boot, 2, J))
     for b, (g, v) in enumerate(replicate_weights(design_fn, n, n_boot, seed)):
         w = g * v
         w *= n / w.sum()
         if not np.all(np.isfinite(w)):
             check_arrays(t, d, x, w)  # raises the weights error collapse() would
-        W[b] = w
-    events = (W @ ev.reshape(n, 2 * J)).reshape(n_boot, 2, J)
-    exposure = (W @ ex.reshape(n, 2 * J)).reshape(n_boot, 2, J)
+        events[b] = (w @ ev).reshape(2, J)
+        exposure[b] = (w @ ex).reshape(2, J)
     log_hr = np.empty(n_boot)
     log_lambda = np.empty((n_boot, J))
     for b in range(n_boot):
