@@ -29,6 +29,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_survival.py
 	$(BIN)/python benchmarks/bench_main.py
+	$(BIN)/python benchmarks/bench_targets.py
 
 clean-venv:
 	rm -rf $(VENV)

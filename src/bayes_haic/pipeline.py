@@ -358,7 +358,8 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             results[i] = fut.result()
             b = blocks[i]
             what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
-                    "response": f"ORR: {b.steps} response model(s) done",
+                    "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
+                                 else "ORR: not fitted (the cohort has no response data)"),
                     "sensitivity": "prior sensitivity: every prior set and cut-point set, tipping "
                                    "points, done"}[b.kind]
             if b.steps:
