@@ -17,6 +17,11 @@ over repeats, seconds:
 The 100,000- and 1,000,000-patient targets are measured by ``benchmarks/bench_scale.py`` and the
 validation study's per-replicate costs by ``benchmarks/bench_validation.py``. Speed is measured
 here, never in a timed test.
+
+Measured 2026-12-01 on the 2-core project machine (commit c72aca0), load average 1.7-3.5 (a
+fresh clone's test suite running alongside): main job warm 149 s, empty cache 340 s; one fit
+8.3 s; brms 67.3 s (Debian's r-cran-brms 2.18); ratio 0.123. Idle, the same day: main job 101 s
+(412 s at commit c297479 before these changes), one fit 8.6-9.2 s (9.3 s before).
 """
 
 from __future__ import annotations
