@@ -32,7 +32,15 @@ draws), calibrated scenario, medians of 3 replicates after a warm-up (``nutpie``
     warm-up (compilation, once per worker): 53 s CPU (nutpie: ~5 s)
     -> 500 replicates of the four on 2 dedicated cores: ~25 min (target <= 15 min: NOT met)
 
-Where the time goes now: the IPTW Bayesian bootstrap (37%) and ps_covariate (33%). The
+Re-measured 2026-12-01 ~20:10 UTC after issue #16 (C callbacks cached on disk; IPTW refits
+warm-started, blocked, separation checked once), machine idle, ``--replicates 3 --backend
+nutpie-numba``, CPU seconds: none 0.48, ps_covariate 2.03 (NUTS 1.36), iptw 0.17 (was 2.30),
+iptw_fixed 0.42, psm 0.89; one replicate of the four target estimators 3.65 s -> 500 replicates on
+2 dedicated workers ~15.2 min (target <= 15 min: at the target, within measurement noise); the
+warm-up replicate 39 s (imports and PyTensor's graph compilation; numba's C callbacks now come
+from the disk cache after the first run on a machine).
+
+Where the time went before #16: the IPTW Bayesian bootstrap (37%) and ps_covariate (33%). The
 bootstrap's own work (collapsed statistics and 200 weighted MLEs) is now one matrix product and
 200 root-findings (~0.1 s, was ~0.8 s as an xarray collapse per replicate); ~90% of what is left
 is the 200 propensity-model refits (``propensity.PSFit.refit``: per refit about half is the
@@ -111,7 +119,7 @@ def main() -> None:
                                               cuts=cuts, n_boot=cfg.n_boot,
                                               psm_design_draws=cfg.psm_design_draws)
             t1 = clock()
-            survival._diagnostics(idata)
+            survival.fit_diagnostics(idata)
             survival.survival_estimands(idata, times=[0.0], rmst_tau=24.0)
             t2 = clock()
             if rep:
