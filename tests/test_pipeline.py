@@ -275,3 +275,15 @@ def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
     done, total = steps[-1][1:].split(",")[0].split("/")
     assert done == total and int(total) >= len(steps)  # the step count adds up
     assert state.cohort.data_tier == "user" and not state.cohort.has_response
+
+
+def test_a_worker_blocks_error_reaches_the_caller():
+    """An error inside a block run by a worker process is raised in the main job (so the CLI
+    prints it as for any step), and the blocks not yet started are dropped."""
+    from bayes_haic.config import load_config
+    from bayes_haic.pipeline import Block, BlockContext, Progress, run_blocks
+
+    ctx = BlockContext(load_config(), None, None, None, None)
+    blocks = [Block("no such kind", "os"), Block("no such kind either", "pfs")]
+    with pytest.raises(ValueError, match="unknown block kind"):
+        run_blocks(ctx, blocks, 2, Progress(total=2, echo=lambda m: None))

@@ -352,18 +352,23 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
     with ProcessPoolExecutor(max_workers=int(processes),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_run_block_in_worker, ctx, blocks[i]): i for i in order}
-        extra = meanwhile() if meanwhile else None
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()
-            b = blocks[i]
-            what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
-                    "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
-                                 else "ORR: not fitted (the cohort has no response data)"),
-                    "sensitivity": "prior sensitivity: every prior set and cut-point set, tipping "
-                                   "points, done"}[b.kind]
-            if b.steps:
-                progress.step(what, n=b.steps)
+        try:
+            extra = meanwhile() if meanwhile else None
+            for fut in as_completed(futures):
+                i = futures[fut]
+                results[i] = fut.result()  # a block's error (e.g. an InputError) is raised here
+                b = blocks[i]
+                what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
+                        "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
+                                     else "ORR: not fitted (the cohort has no response data)"),
+                        "sensitivity": "prior sensitivity: every prior set and cut-point set, "
+                                       "tipping points, done"}[b.kind]
+                if b.steps:
+                    progress.step(what, n=b.steps)
+        except BaseException:
+            for fut in futures:  # blocks not yet started are dropped; running ones finish
+                fut.cancel()
+            raise
     return results, extra
 
 
