@@ -586,8 +586,7 @@ def patient_tipping(base_idata: az.InferenceData, base_set: PriorSet, fit_at: Ca
     ``scales`` (default: 40 values from the base prior's sd, or 2.5, down to 0.005, log-spaced)
     are evaluated from widest to narrowest. Each value is PSIS-reweighted from the fitted anchor
     (the base fit and the refits nearest in log s, :func:`_nearest_anchors`) with the largest
-    effective sample size among those
-    with Pareto k below the threshold; if there is none, ``fit_at(prior_set) -> InferenceData``
+    effective sample size among those with Pareto k below the threshold; if there is none, ``fit_at(prior_set) -> InferenceData``
     refits there and the refit becomes an anchor. The crossing of ``threshold`` is found by
     bisection in log s, then verified by a refit at the crossing and bisected again from it
     (at most ``max_verify`` times, until an anchor lies within 2% of the crossing), so that the
@@ -1002,7 +1001,8 @@ def merge_studies(parts: list[SensitivityStudy]) -> SensitivityStudy:
     """One study from the parts of a study run separately (e.g. one endpoint per process, and
     ORR) with the same cohort, prior sets, cut sets and settings: posteriors, power-scaling and
     reweighting-check rows, tipping points, ORR posteriors and notes concatenated in the order of
-    ``parts`` (so the same as one :func:`run_sensitivity` over all endpoints); timings add up."""
+    ``parts`` (so the same as one :func:`run_sensitivity` over all endpoints); timings add up
+    (seconds of work, not elapsed time when the parts ran side by side)."""
     if not parts:
         raise ValueError("merge_studies: no parts.")
     first = parts[0]
