@@ -75,7 +75,6 @@ costs; the 1M peak (6.3 GB) is the PPC's 20 replicates x 1M patients x 8 interva
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys

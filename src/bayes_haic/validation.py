@@ -51,7 +51,6 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import hashlib
-import io
 import json
 import math
 import os
@@ -331,7 +330,7 @@ def run_replicate(task: dict) -> pd.DataFrame:
     ``psm_design_draws``, ``n_intervals``, ``failure`` (rules), ``truth`` (records of the truth
     table). Returns one row per endpoint x strategy x measure.
     """
-    from . import analysis, response, survival
+    from . import analysis, survival
     from .sampling import SamplerSettings
 
     s = task["settings"]
