@@ -97,6 +97,51 @@ def test_convergence_uses_numpy_arviz_and_restores_the_numba_flag():
     assert fast["bfmi_min"] == pytest.approx(float(np.min(az.bfmi(idata))), rel=1e-9)
 
 
+def test_convergence_values_are_arvizs_rounded_as_its_summary_and_skip_undefined_elements():
+    """Each element's R-hat and ESS are ArviZ's (rank-normalised split R-hat, bulk and tail
+    ESS), rounded as ``az.summary`` reports them; a constant element (undefined R-hat) is
+    skipped as ``az.summary``'s max/min skip it, and a fit of constants only gives NaN."""
+    import arviz as az
+
+    rng = np.random.default_rng(1)
+    b = rng.normal(size=(2, 400, 3))
+    b[1, :, 2] += 1.0  # a poorly mixed element: the largest R-hat
+    idata = az.from_dict(posterior={"a": rng.normal(size=(2, 400)), "b": b,
+                                    "k": np.ones((2, 400))})
+    got = sampling.convergence(idata)
+    with sampling._arviz_numpy():
+        rhat = max(float(az.rhat(x)) for x in (idata.posterior["a"].values, *np.moveaxis(b, 2, 0)))
+        bulk = min(float(az.ess(x, method="bulk")) for x in (idata.posterior["a"].values, *np.moveaxis(b, 2, 0)))
+    assert rhat > 1.1
+    assert got["rhat_max"] == round(rhat, 2)
+    assert got["ess_bulk_min"] == round(bulk)
+    assert np.isnan(sampling.convergence(idata, var_names=["k"])["rhat_max"])
+
+
+def test_raw_trace_conversion_equals_nutpies_own():
+    """``trace_to_idata`` gives nutpie's own ArviZ conversion (values, names, dims, coordinates,
+    dtypes), without the transformed values and the warmup groups."""
+    import nutpie
+    import pymc as pm
+    import xarray as xr
+
+    with pm.Model(coords={"k": ["a", "b", "c"]}) as m:
+        x = pm.Normal("x", 0, 1, dims="k")
+        s = pm.HalfNormal("s", 1)
+        pm.Normal("z", 0, 1, shape=2)  # unnamed dimension: numbered like ArviZ's
+        pm.Deterministic("y", x * s, dims="k")
+    entry = sampling.compile_nutpie(m)
+    kw = dict(draws=60, tune=40, chains=2, seed=2, progress_bar=False, cores=1)
+    ref = nutpie.sample(entry.compiled.with_data(), **kw)
+    raw = nutpie.sample(entry.compiled.with_data(), return_raw_trace=True, **kw)
+    got = sampling.trace_to_idata(*raw.get_arrow_trace(), coords=entry.compiled.coords)
+    assert set(got.groups()) == {"posterior", "sample_stats"}
+    post = ref.posterior.drop_vars(["s_log__"])
+    xr.testing.assert_identical(post.drop_attrs(), got.posterior.drop_attrs())
+    xr.testing.assert_identical(ref.sample_stats.drop_attrs(), got.sample_stats.drop_attrs())
+    assert got.posterior["x"].shape == (2, 60, 3)
+
+
 CALLBACK_PROBE = """
 import json, sys
 import numpy as np, pandas as pd
