@@ -651,6 +651,33 @@ def test_standardisation_reduces_to_closed_form_without_covariates():
     np.testing.assert_allclose(S, (np.exp(-0.5 * H) + np.exp(-2.0 * H)) / 2)
 
 
+def test_standardised_median_and_rmst_of_a_mixture_solve_their_definitions():
+    """For patients of different linear predictors the standardised median is the root of
+    S(t) = 1/2 (checked by evaluating S on either side of it, 1e-9 months apart) and the RMST
+    is the integral of S (checked by Simpson's rule on a fine grid); a curve that never falls
+    to 1/2 (zero hazard after the last cut) has an infinite median."""
+    rng = np.random.default_rng(3)
+    cuts = np.array([0.0, 3.0, 7.0, 12.0, 20.0])
+    h = np.exp(rng.normal(-2.3, 0.5, size=(40, 2, cuts.size)))
+    elp = np.exp(rng.normal(0.0, 1.0, size=(40, 9)))
+    w = rng.dirichlet(np.ones(9))
+    med = sv._standardised_median(h, elp, cuts, 40.0, weight=w)
+    assert np.isfinite(med).all()
+    below = sv.standardised_survival(h, elp, cuts, med - 1e-9, weight=w)
+    above = sv.standardised_survival(h, elp, cuts, med + 1e-9, weight=w)
+    assert (below > 0.5).all() and (above < 0.5).all()
+    grid = np.linspace(0.0, 24.0, 4801)  # Simpson's rule; the curve is smooth between the cuts
+    S = sv.standardised_survival(h, elp, cuts, grid, weight=w)
+    simpson = (grid[1] - grid[0]) / 3 * (S[..., 0] + S[..., -1] + 4 * S[..., 1:-1:2].sum(-1)
+                                         + 2 * S[..., 2:-1:2].sum(-1))
+    np.testing.assert_allclose(sv._standardised_rmst(h, elp, cuts, 24.0, weight=w), simpson, rtol=1e-7)
+    flat = h * 0.02
+    flat[..., -1] = 0.0  # S stays above 1/2 for most draws
+    med0 = sv._standardised_median(flat, elp, cuts, 40.0, weight=w)
+    never = sv.standardised_survival(flat, elp, cuts, np.full((40, 2), 1e6), weight=w) > 0.5
+    assert never.any() and (np.isinf(med0) == never).all()
+
+
 def test_time_varying_hr_detects_a_change():
     df = simulate_ph_covariate(1500, 0.4, 0.0, seed=10, hr_late=1.0)
     cuts = [0, 2, 4, 6, 9, 12, 18]

@@ -1093,11 +1093,19 @@ def cumulative_hazard(hazard: np.ndarray, cuts, times) -> np.ndarray:
 def median_survival(hazard: np.ndarray, cuts) -> np.ndarray:
     """Time (months) where S(t) = 0.5 under piecewise-constant ``hazard`` (..., intervals);
     inf if never reached (zero hazard in the open last interval)."""
+    return time_at_cumulative_hazard(hazard, cuts, np.log(2.0))
+
+
+def time_at_cumulative_hazard(hazard: np.ndarray, cuts, target) -> np.ndarray:
+    """The time t (months) where H(t) = ``target`` under piecewise-constant ``hazard``
+    (..., intervals); ``target`` is a scalar or broadcasts against ``hazard.shape[:-1]``. H is
+    piecewise linear, so t is exact; inf if H never reaches it (zero hazard in the open last
+    interval)."""
     c = validate_cuts(cuts)
     h = np.asarray(hazard, float)
     Hc = cumulative_hazard(h, c, c)  # H at each cut (..., J)
-    target = np.log(2.0)
-    j = np.sum(Hc <= target, axis=-1, keepdims=True) - 1
+    target = np.broadcast_to(np.asarray(target, float), Hc.shape[:-1])
+    j = np.sum(Hc <= target[..., None], axis=-1, keepdims=True) - 1
     Hj = np.take_along_axis(Hc, j, -1)[..., 0]
     hj = np.take_along_axis(h, j, -1)[..., 0]
     with np.errstate(divide="ignore"):
@@ -1168,20 +1176,33 @@ def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chun
 
 
 def _standardised_median(hazard, elp, cuts, upper: float, weight=None) -> np.ndarray:
-    """Bisection for the standardised median (draws, arm); inf if S(upper * 2^10) > 0.5."""
-    lo = np.zeros(hazard.shape[:2])
-    hi = np.full(hazard.shape[:2], float(upper))
-    for _ in range(10):  # expand until S(hi) <= 0.5
-        above = standardised_survival(hazard, elp, cuts, hi, weight=weight) > 0.5
-        if not above.any():
-            break
-        hi = np.where(above, hi * 2, hi)
-    never = standardised_survival(hazard, elp, cuts, hi, weight=weight) > 0.5
-    for _ in range(50):
-        mid = (lo + hi) / 2
-        above = standardised_survival(hazard, elp, cuts, mid, weight=weight) > 0.5
-        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
-    return np.where(never, np.inf, (lo + hi) / 2)
+    """The standardised median (draws, arm), months: the t where S(t) = sum_i w_i
+    exp(-H(t) e_i) = 1/2 (``e_i`` = ``elp``, ``H`` the cumulative hazard at linear predictor 0).
+
+    S depends on t only through H(t), so the equation is solved on the cumulative-hazard scale:
+    g(x) = sum_i w_i exp(-x e_i) - 1/2 is convex and decreasing in x, so Newton's method from
+    x_0 = log 2 / max_i e_i (where g >= 0) rises monotonically to the root x*; then
+    t = H^{-1}(x*) exactly (:func:`time_at_cumulative_hazard`). inf when t exceeds
+    ``upper * 2**10`` months or H never reaches x* (zero hazard in the open last interval).
+    Computed in blocks of draws like :func:`standardised_survival`."""
+    c = validate_cuts(cuts)
+    m = elp.shape[-1]
+    w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
+    chunk = max(1, STANDARDISE_BLOCK // (2 * max(m, 1)))
+    out = []
+    for s in range(0, hazard.shape[0], chunk):
+        e = elp[s : s + chunk][:, None, :]  # (d, 1, m)
+        x = np.broadcast_to(np.log(2.0) / e.max(axis=-1), (e.shape[0], hazard.shape[1])).copy()
+        for _ in range(200):
+            ex = np.exp(-x[..., None] * e)  # (d, arm, m)
+            g = ex @ w - 0.5
+            step = g / ((ex * e) @ w)  # -g / g'(x)
+            x += step
+            if np.all(np.abs(step) <= 1e-13 * x):
+                break
+        out.append(x)
+    t = time_at_cumulative_hazard(hazard, c, np.concatenate(out, axis=0))
+    return np.where(t > float(upper) * 2.0**10, np.inf, t)
 
 
 def grouped_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -1217,15 +1238,26 @@ def _thinned_draws(n_draws: int, keep: int) -> np.ndarray:
 def _standardised_rmst(hazard, elp, cuts, tau: float, weight=None) -> np.ndarray:
     """int_0^tau of the standardised survival (draws, arm), exactly: the integral of a mean is
     the mean of the patients' own RMSTs, each :func:`rmst` of the hazard ``h exp(lp_i)``
-    (closed form per interval). Computed in blocks of draws like :func:`standardised_survival`."""
+    (closed form per interval; the cumulative hazard at the cuts scales with ``exp(lp_i)``, so
+    it is computed once). Computed in blocks of draws like :func:`standardised_survival`."""
     c = validate_cuts(cuts)
     m = elp.shape[-1]
     w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
-    chunk = max(1, STANDARDISE_BLOCK // (2 * c.size * max(m, 1)))
+    h = np.asarray(hazard, float)
+    Hc = cumulative_hazard(h, c, c)  # (draws, arm, J) at linear predictor 0
+    L = np.clip(np.minimum(np.append(c[1:], np.inf), tau) - c, 0.0, None)  # months in (0, tau]
+    inside = L > 0
+    h, Hc, L = h[..., inside], Hc[..., inside], L[inside]
+    chunk = max(1, STANDARDISE_BLOCK // (2 * max(L.size, 1) * max(m, 1)))
     out = []
-    for s in range(0, hazard.shape[0], chunk):
-        h, e = hazard[s : s + chunk], elp[s : s + chunk]
-        out.append(rmst(h[:, :, None, :] * e[:, None, :, None], c, tau) @ w)  # (d, arm)
+    for s in range(0, h.shape[0], chunk):
+        e = elp[s : s + chunk][:, None, :, None]  # (d, 1, m, 1)
+        hi = h[s : s + chunk, :, None, :] * e  # each patient's hazard (d, arm, m, J)
+        hl = hi * L
+        small = hl <= 1e-12
+        with np.errstate(divide="ignore", invalid="ignore"):
+            part = np.where(small, L * (1 - hl / 2), -np.expm1(-hl) / np.where(small, 1.0, hi))
+        out.append(np.sum(np.exp(-Hc[s : s + chunk, :, None, :] * e) * part, axis=-1) @ w)
     return np.concatenate(out, axis=0)
 
 
