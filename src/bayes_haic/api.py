@@ -108,6 +108,7 @@ class FitResult:
     prior_set: object
     design: object = None
     _rows: list = field(default=None, repr=False)
+    _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
     @property
     def info(self):
@@ -138,7 +139,7 @@ class FitResult:
                                                      self.cohort.name)
             else:
                 self._rows = survival.result_rows(self.idata, self.cohort.data_tier,
-                                                  self.cohort.name)
+                                                  self.cohort.name, draws=self._survival_estimands()[1])
         return results_frame(self._rows)
 
     @property
@@ -155,7 +156,6 @@ class FitResult:
         IPTW, the matched set for PSM) over the posterior survival (median, 95% band); for ORR
         the posterior of the risk difference. Returns a Figure (drawn by
         :mod:`bayes_haic.report.figures`)."""
-        from . import survival
         from .report import figures
 
         label = title or f"{self.endpoint.upper()}, adjustment '{self.adjustment}'"
@@ -163,9 +163,18 @@ class FitResult:
             return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
         from . import checks
 
-        _, draws = survival.survival_estimands(self.idata)
+        _, draws = self._survival_estimands()
         return figures.km_vs_model(checks.fit_km(self.idata), self.endpoint, draws, label,
                                    arm_names=self.cohort.arms)
+
+    def _survival_estimands(self) -> tuple:
+        """:func:`bayes_haic.survival.survival_estimands` of the fit, computed once (the
+        results rows and the figure share them)."""
+        from . import survival
+
+        if self._estimands is None:
+            self._estimands = survival.survival_estimands(self.idata)
+        return self._estimands
 
     def to_netcdf(self, path) -> Path:
         """Save :attr:`idata` (ArviZ netCDF, written atomically); returns the path."""

@@ -902,11 +902,43 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
             for label, fit in models.items():
                 if not label.startswith("main: "):
                     cand_fits[f"{endpoint.upper()} LOO candidate: {label}"] = fit
-    tv_fits = {f"{ep.upper()} {v.attrs.get('adjustment', '')} time-varying HR": v
-               for ep, v in (time_varying_fits or {}).items()}
+    tv_fits = {time_varying_label(ep, v): v for ep, v in (time_varying_fits or {}).items()}
     diag = diagnostics_table({**fits, **tv_fits, **cand_fits})
     fails = failures(diag)
     return Checks(diag, fails, surv, resp, loo, cand_fits, notes,
                   time.perf_counter() - started, n_draws, seed)
 
+
+def time_varying_label(endpoint: str, idata) -> str:
+    """The diagnostics table's label of ``endpoint``'s time-varying-HR fit."""
+    return f"{endpoint.upper()} {idata.attrs.get('adjustment', '')} time-varying HR"
+
+
+def diagnostics_order(fits: dict, time_varying_fits: dict | None = None) -> list[str]:
+    """The ``fit`` labels of :func:`run_checks`'s diagnostics table, in its order: ``fits``,
+    then the time-varying fits (then any LOO candidates)."""
+    return [_label(k) for k in fits] + [time_varying_label(ep, v)
+                                        for ep, v in (time_varying_fits or {}).items()]
+
+
+def merge_checks(parts: list, order: list | None = None) -> Checks:
+    """One :class:`Checks` of several :func:`run_checks` results on disjoint sets of fits (the
+    main job checks each block's fits as the block ends). Every check is per fit or per
+    endpoint (the PPC replicates are seeded per fit label), so this equals one
+    :func:`run_checks` of all the fits. ``order``: the ``fit`` labels in the order the
+    diagnostics table lists them (others after, in the order given)."""
+    if not parts:
+        raise ValueError("merge_checks: no checks to merge")
+    diag = pd.concat([p.diagnostics for p in parts], ignore_index=True)
+    if order:
+        rank = {f: i for i, f in enumerate(order)}
+        pos = sorted(range(len(diag)), key=lambda i: rank.get(diag["fit"].iat[i], len(rank)))
+        diag = diag.iloc[pos].reset_index(drop=True)
+
+    def union(name):
+        return {k: v for p in parts for k, v in getattr(p, name).items()}
+
+    return Checks(diag, failures(diag), union("survival"), union("response"), union("loo"),
+                  union("candidate_fits"), [n for p in parts for n in p.notes],
+                  sum(p.seconds for p in parts), parts[0].n_draws, parts[0].seed)
 

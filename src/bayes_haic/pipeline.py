@@ -63,6 +63,21 @@ class RunState:
     estimands: dict = field(default_factory=dict)  # fit key -> its estimands (summarise)
     km: dict = field(default_factory=dict)  # survival fit key -> its observed Kaplan-Meier curves
 
+    def add_survival_fit(self, key: tuple, idata, *, cut_set: str | None = None) -> list[dict]:
+        """Add the OS/PFS fit ``key`` = ``(endpoint, strategy)``: its estimands and observed
+        Kaplan-Meier curves (as :meth:`summarise`) are computed once here, and its
+        ``results.csv`` rows (:func:`bayes_haic.survival.result_rows`) come from the same
+        draws; returns the rows (also added to :attr:`rows`)."""
+        from . import checks
+
+        self.fits[key] = idata
+        self.estimands[key] = survival.survival_estimands(idata)
+        self.km[key] = checks.fit_km(idata)
+        rows = survival.result_rows(idata, self.cohort.data_tier, self.cohort.name, cut_set=cut_set,
+                                    draws=self.estimands[key][1])
+        self.rows.extend(rows)
+        return rows
+
     def summarise(self) -> "RunState":
         """Compute the estimands of every fit not yet summarised, for the report: the
         ``(summary, draws)`` of :func:`bayes_haic.survival.survival_estimands` and the observed
@@ -159,45 +174,60 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         progress.step("published evidence: conjugate reanalysis under each prior set")
         published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
         state.sections["published"] = report_main.published_section(published)
+        # the sections that need no block's result
+        state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort)
+        state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
+        state.sections["limitations"] = report_main.limitations_section(cohort)
+        state.sections["limitations"].add(rp.Text(
+            reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
+        stored = load_stored()  # the stored validation study (not recomputed here)
+        state.sections["validation"] = validation_sections(stored, where=STORED_RESULT.as_posix())[0]
+        state.sections["limitations"].add(rp.Text(limitations_text(stored)))
         return published
 
-    results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work)
+    # As each block ends, this process checks its fits and, once every part of the sensitivity
+    # study is in, merges them and lays out its section, while the workers go on.
+    sens = [i for i, b in enumerate(blocks) if b.kind == "sensitivity"]
+    studies, check_parts, done = {}, [], {}
+
+    def on_result(i: int, res: dict) -> None:
+        if blocks[i].kind == "sensitivity":
+            studies[i] = res["study"]
+            if len(studies) == len(sens):
+                study = sensitivity.merge_studies([studies[j] for j in sens])
+                done["study_rows"] = study.rows() + study.published_rows()
+                done["sensitivity"] = sensitivity_section(study)
+        elif res.get("fits"):
+            check_parts.append(checks.run_checks(
+                cohort, res["fits"], design=design, time_varying_fits=res.get("hr_t"),
+                prior_set=prior_set, sampler=sampler, seed=sampler.seed))
+
+    results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work,
+                                    on_result=on_result)
     state.rows.extend(published.rows())
-    parts = []
     for block, res in zip(blocks, results):
         state.rows.extend(res.get("rows", []))
         for key in ("fits", "hr_t", "estimands", "km"):
             getattr(state, key).update(res.get(key, {}))
         if "section" in res:
             state.sections[block.section] = res["section"]
-        if "study" in res:
-            parts.append(res["study"])
 
     # 4b. pseudo-patients reconstructed from the study's published figures ([data] reconstructed)
     if cfg.data.reconstructed:
         progress.step("reconstructed data: PWE model on the published figures' pseudo-patients")
         state.sections["reconstructed"] = run_reconstructed(cfg, state, prior_set, sampler)
 
-    if parts:
-        study = sensitivity.merge_studies(parts)
-        state.rows.extend(study.rows() + study.published_rows())
-        state.sections["sensitivity"] = sensitivity_section(study)
+    if "sensitivity" in done:
+        state.rows.extend(done["study_rows"])
+        state.sections["sensitivity"] = done["sensitivity"]
 
     progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
-    chk = checks.run_checks(cohort, state.fits, design=design, time_varying_fits=state.hr_t,
-                            prior_set=prior_set, sampler=sampler, seed=sampler.seed)
+    chk = (checks.merge_checks(check_parts, order=checks.diagnostics_order(state.fits, state.hr_t))
+           if check_parts else checks.run_checks(cohort, {}, design=design, seed=sampler.seed))
     state.sections["checks"] = checks_section(chk, cohort, state.fits)
     state.alerts = chk.failures + state.alerts  # (+ the reconstructed-data fits' failures)
 
     progress.step("writing results.csv and the report")
-    state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort)
-    state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
-    state.sections["limitations"] = report_main.limitations_section(cohort)
-    state.sections["limitations"].add(rp.Text(
-        reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
-    stored = load_stored()  # the stored validation study (not recomputed here)
-    state.sections["validation"] = validation_sections(stored, where=STORED_RESULT.as_posix())[0]
-    state.sections["limitations"].add(rp.Text(limitations_text(stored)))
     summary = report_main.summary_section(state, published)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
              "reconstructed", "sensitivity", "checks", "validation", "methods", "provenance",
@@ -274,22 +304,13 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
         for strategy in cfg.survival.strategies:
             say(f"{endpoint.upper()}: PWE model, adjustment '{strategy}'")
-            idata = analysis.fit_survival(
-                cohort, endpoint, strategy, design=design, prior_set=prior_set, sampler=sampler,
-                cuts=cuts, baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-                pair_effect=cfg.survival.psm_pair_effect,
-                psm_design_draws=cfg.survival.psm_design_draws)
-            state.fits[(endpoint, strategy)] = idata
-            state.rows.extend(survival.result_rows(idata, cohort.data_tier, cohort.name,
-                                                   cut_set=main_cut_label(cfg)))
+            idata = fit_configured(cfg, cohort, endpoint, strategy, design, prior_set, sampler, cuts)
+            state.add_survival_fit((endpoint, strategy), idata, cut_set=main_cut_label(cfg))
         tv = cfg.survival.time_varying_strategy
         if tv:
             say(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
-            state.hr_t[endpoint] = analysis.fit_survival(
-                cohort, endpoint, tv, design=design, prior_set=prior_set,
-                sampler=time_varying_sampler(sampler),
-                cuts=cuts, baseline=cfg.survival.baseline, time_varying=True,
-                pair_effect=cfg.survival.psm_pair_effect)
+            state.hr_t[endpoint] = fit_configured(cfg, cohort, endpoint, tv, design, prior_set,
+                                                  time_varying_sampler(sampler), cuts, time_varying=True)
         section = report_main.survival_section(cohort, endpoint, state.summarise())
     elif block.kind == "response":
         if not cohort.has_response and cfg.response.strategies:
@@ -320,8 +341,23 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             "estimands": state.estimands, "km": state.km, "section": section}
 
 
+def fit_configured(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str, design, prior_set,
+                   sampler, cuts, *, time_varying: bool = False):
+    """One OS/PFS fit with the configuration's ``[survival]`` settings (baseline, bootstrap
+    draws, PSM pair effect and design draws): the main job's and ``bayes-haic fit``'s call of
+    :func:`bayes_haic.analysis.fit_survival` (a time-varying HR(t) fit under PSM conditions on
+    the one matched set, whatever ``psm_design_draws``)."""
+    from . import analysis
+
+    s = cfg.survival
+    return analysis.fit_survival(cohort, endpoint, strategy, design=design, prior_set=prior_set,
+                                 sampler=sampler, cuts=cuts, baseline=s.baseline, n_boot=s.bootstrap_draws,
+                                 time_varying=time_varying, pair_effect=s.psm_pair_effect,
+                                 psm_design_draws=s.psm_design_draws)
+
+
 def _run_block_in_worker(ctx: BlockContext, block: Block) -> dict:
-    """:func:`run_block` in a worker process (module level, so ``spawn`` can import it)."""
+    """:func:`run_block` in a worker process (module level, so a ``spawn`` worker can import it)."""
     import warnings
 
     from .sampling import BLAS_WARNING
@@ -331,26 +367,29 @@ def _run_block_in_worker(ctx: BlockContext, block: Block) -> dict:
 
 
 def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress: Progress,
-               meanwhile=None) -> tuple[list[dict], object]:
+               meanwhile=None, on_result=None) -> tuple[list[dict], object]:
     """Run ``blocks`` (:func:`run_block`); returns their results in the order of ``blocks`` and
-    what ``meanwhile()`` returned.
+    what ``meanwhile()`` returned. ``on_result(i, result)`` (optional) is called in this process
+    as each block ``i`` ends.
 
     ``processes`` <= 1: one after another in this process, announcing each step before it runs,
-    ``meanwhile`` first. Otherwise in that many worker processes (``spawn``: fresh interpreters,
-    which import the package and read the compiled models from the disk caches), longest blocks
-    first, while this process runs ``meanwhile``; each block's steps are reported when it ends.
-    Every fit is seeded, so the results are the same either way (tested).
+    ``meanwhile`` first. Otherwise in that many worker processes (:func:`worker_context`),
+    longest blocks first, while this process runs ``meanwhile``; each block's steps are reported
+    when it ends. Every fit is seeded, so the results are the same either way (tested).
     """
+    report = on_result or (lambda _i, _res: None)
     if processes <= 1 or len(blocks) <= 1:
         extra = meanwhile() if meanwhile else None
-        return [run_block(ctx, b, announce=progress.step) for b in blocks], extra
-    import multiprocessing
+        results = []
+        for i, b in enumerate(blocks):
+            results.append(run_block(ctx, b, announce=progress.step))
+            report(i, results[-1])
+        return results, extra
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     order = sorted(range(len(blocks)), key=lambda i: -_BLOCK_COST.get(blocks[i].kind, 1))
     results: list = [None] * len(blocks)
-    with ProcessPoolExecutor(max_workers=int(processes),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=int(processes), mp_context=worker_context()) as pool:
         futures = {pool.submit(_run_block_in_worker, ctx, blocks[i]): i for i in order}
         try:
             extra = meanwhile() if meanwhile else None
@@ -365,11 +404,34 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
                                        "tipping points, done"}[b.kind]
                 if b.steps:
                     progress.step(what, n=b.steps)
+                report(i, results[i])
         except BaseException:
             for fut in futures:  # blocks not yet started are dropped; running ones finish
                 fut.cancel()
             raise
     return results, extra
+
+
+def worker_context():
+    """The multiprocessing context of the main job's workers. On Linux: ``fork``, after this
+    process has imported the modules the blocks use (PyMC, ArviZ, matplotlib), so a worker
+    starts with them instead of importing them again (~6 s each on the 2-core project machine;
+    the main job ran 88 s with ``spawn`` and 79 s with ``fork``, identical results.csv). The
+    fork happens when the pool starts, before this process has sampled anything or started
+    threads of its own. Elsewhere (macOS, Windows, where forking a process that has loaded
+    these libraries is unsafe): ``spawn``, fresh interpreters that import the package; both
+    read the compiled models from the disk caches."""
+    import multiprocessing
+    import sys
+
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        import importlib
+
+        for name in ("analysis", "checks", "sampling", "sensitivity", "report.figures"):
+            importlib.import_module(f"{__package__}.{name}")  # imported once, inherited by the workers
+
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
 
 
 # relative cost of a block (the longest are started first)
@@ -409,19 +471,20 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
                          "`bayes-haic reconstruct` (sidecar data tier 'reconstructed'); "
                          f"{path} has tier {rc.data_tier!r}.")
     endpoints = [e for e in cfg.survival.endpoints if e in rc.meta.get("endpoints", [])]
+    estimands = {}
     for e in endpoints:
         cuts = analysis.endpoint_cuts(rc, e, cfg.survival.cuts, cfg.survival.n_intervals)
         idata = analysis.fit_survival(rc, e, "none", prior_set=prior_set, sampler=sampler,
                                       cuts=cuts, baseline=cfg.survival.baseline)
         state.reconstructed[e] = idata
-        state.rows.extend(survival.result_rows(idata, "reconstructed", rc.name))
+        estimands[e] = survival.survival_estimands(idata)
+        state.rows.extend(survival.result_rows(idata, "reconstructed", rc.name, draws=estimands[e][1]))
     diag = None
     if state.reconstructed:
         label = report_main.reconstructed_label(rc)
         diag = checks.diagnostics_table({f"{e.upper()}, reconstructed, {label}": v
                                          for e, v in state.reconstructed.items()})
         state.alerts.extend(checks.failures(diag))
-    estimands = {e: survival.survival_estimands(v) for e, v in state.reconstructed.items()}
     km = {e: checks.fit_km(v) for e, v in state.reconstructed.items()}
     return report_main.reconstructed_section(rc, estimands, diag, configured=cfg.survival.endpoints, km=km)
 
@@ -461,15 +524,9 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         section = report_main.response_section(cohort, state.summarise())
     else:
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
-        idata = analysis.fit_survival(cohort, endpoint, adjust, design=design, prior_set=prior_set,
-                                      sampler=sampler, cuts=cuts, baseline=cfg.survival.baseline,
-                                      n_boot=cfg.survival.bootstrap_draws,
-                                      time_varying=cfg.survival.time_varying,
-                                      pair_effect=cfg.survival.psm_pair_effect,
-                                      psm_design_draws=cfg.survival.psm_design_draws)
-        rows = survival.result_rows(idata, cohort.data_tier, cohort.name,
-                                    cut_set=main_cut_label(cfg))
-        state.fits[(endpoint, adjust)] = idata
+        idata = fit_configured(cfg, cohort, endpoint, adjust, design, prior_set, sampler, cuts,
+                               time_varying=cfg.survival.time_varying)
+        rows = state.add_survival_fit((endpoint, adjust), idata, cut_set=main_cut_label(cfg))
         section = report_main.survival_section(cohort, endpoint, state.summarise())
     echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     state.rows = rows

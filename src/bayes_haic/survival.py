@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import weakref
 from dataclasses import dataclass, field, replace
 
 import arviz as az
@@ -1261,21 +1260,6 @@ def _standardised_rmst(hazard, elp, cuts, tau: float, weight=None) -> np.ndarray
     return np.concatenate(out, axis=0)
 
 
-_LAST_STANDARDISED: list = []  # [(weakref to the fit, key, median, rmst)]: the last fit's
-
-
-def _standardised_summaries(idata, key, compute):
-    """The standardised (median, RMST) draws of ``idata`` under ``key``, computed once: a fit's
-    results rows and its report's curves ask for the same ones (bisection is the costly part)."""
-    if _LAST_STANDARDISED:
-        ref, k, med, rm = _LAST_STANDARDISED[0]
-        if ref() is idata and k == key:
-            return med, rm
-    med, rm = compute()
-    _LAST_STANDARDISED[:] = [(weakref.ref(idata), key, med, rm)]
-    return med, rm
-
-
 def survival_estimands(
     idata: az.InferenceData,
     times=None,
@@ -1292,7 +1276,8 @@ def survival_estimands(
     marginal survival in the cohort (unadjusted), the weighted pseudo-population (IPTW) or the
     matched sample. For patient-level models (covariates, PS spline, pair effects) the curves
     are standardised over the analysed cohort: ``S_k(t) = mean_i S(t | arm k, z_i, u_pair(i))``
-    for every draw; medians then come from bisection and RMST from Gauss-Legendre quadrature.
+    for every draw; medians then solve S_k(t) = 1/2 (Newton's method on the cumulative-hazard
+    scale, :func:`_standardised_median`) and RMST is exact (closed form per patient and interval).
     Beyond the last cut the hazard of the open last interval is extrapolated; medians beyond
     the maximum follow-up are flagged (``extrapolated`` = share of draws beyond it).
 
@@ -1323,9 +1308,8 @@ def survival_estimands(
         upper = 2.0 * max(float(cuts[-1]), float(idata.attrs.get("max_follow_up", 1.0)), 1.0)
         surv = standardised_survival(hf, elp, cuts, times, weight=wt).reshape(shape + (2, times.size))
         s_at = standardised_survival(hf, elp, cuts, lm, weight=wt).reshape(shape + (2, lm.size))
-        med, rm = _standardised_summaries(idata, (float(rmst_tau), upper, keep, cuts.tobytes()), lambda: (
-            _standardised_median(hf, elp, cuts, upper, weight=wt).reshape(shape + (2,)),
-            _standardised_rmst(hf, elp, cuts, rmst_tau, weight=wt).reshape(shape + (2,))))
+        med = _standardised_median(hf, elp, cuts, upper, weight=wt).reshape(shape + (2,))
+        rm = _standardised_rmst(hf, elp, cuts, rmst_tau, weight=wt).reshape(shape + (2,))
     else:
         h = haz.values
         surv = np.exp(-cumulative_hazard(h, cuts, times))
@@ -1408,13 +1392,20 @@ def cut_set_label(cuts) -> str:
 
 
 def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_tau: float = 24.0,
-                analysis: str = "main", cut_set: str | None = None) -> list[dict]:
+                analysis: str = "main", cut_set: str | None = None, draws: xr.Dataset | None = None
+                ) -> list[dict]:
     """Results-table rows of a PWE fit: ``hr`` (prob_benefit = P(HR < 1)), ``median_treated``,
     ``median_control`` (months, arm-level) and ``rmst_diff_<tau>`` (months, treated - control,
     prob_benefit = P(difference > 0)), with the fit's convergence diagnostics (NaN for the
-    Bayesian bootstrap). ``cut_set``: the cut points' label (default :func:`cut_set_label`)."""
+    Bayesian bootstrap). ``cut_set``: the cut points' label (default :func:`cut_set_label`).
+    ``draws``: the fit's :func:`survival_estimands` draws if already computed (their RMST must
+    be to ``rmst_tau``); else they are computed here."""
     a = idata.attrs
-    _, draws = survival_estimands(idata, times=[0.0], rmst_tau=rmst_tau)
+    if draws is None:
+        _, draws = survival_estimands(idata, times=[0.0], rmst_tau=rmst_tau)
+    elif float(draws.attrs.get("rmst_tau", math.nan)) != float(rmst_tau):
+        raise ValueError(f"result_rows: the estimands' RMST is to {draws.attrs.get('rmst_tau')} "
+                         f"months; expected {rmst_tau:g}")
     common = {
         "data_tier": data_tier,
         "analysis": analysis,
