@@ -414,7 +414,7 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
 
 def worker_context():
     """The multiprocessing context of the main job's workers. On Linux: ``fork``, after this
-    process has imported the modules the blocks use (PyMC, ArviZ, matplotlib), so a worker
+    process has imported the modules the blocks use (PyMC, ArviZ, the report's figures), so a worker
     starts with them instead of importing them again (~6 s each on the 2-core project machine;
     the main job ran 88 s with ``spawn`` and 79 s with ``fork``, identical results.csv). The
     fork happens when the pool starts, before this process has sampled anything or started

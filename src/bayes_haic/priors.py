@@ -100,6 +100,19 @@ class Prior:
 
         return getattr(pm, self.dist)(name, **self.params, **kwargs)
 
+    def to_pymc_data(self, name: str, **kwargs):
+        """The PyMC random variable ``name`` with its parameters held in ``pm.Data`` containers
+        ``<name>__<param>``, so a cached model graph takes other values of them (same family)
+        without a rebuild: :meth:`data_values` gives the values to set."""
+        import pymc as pm
+
+        params = {k: pm.Data(f"{name}__{k}", float(v)) for k, v in self.params.items()}
+        return getattr(pm, self.dist)(name, **params, **kwargs)
+
+    def data_values(self, name: str) -> dict:
+        """The ``pm.Data`` values of :meth:`to_pymc_data` for this prior."""
+        return {f"{name}__{k}": float(v) for k, v in self.params.items()}
+
     def logpdf(self, x):
         """Log density at ``x`` (any array shape); ``-inf`` outside the support."""
         if self.dist == "Normal":  # closed form: no frozen scipy object (fast in loops)

@@ -47,6 +47,7 @@ weighted pseudo-population of the weights' estimand (``weights_estimand``: ATE, 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 
 import arviz as az
 import numpy as np
@@ -138,31 +139,71 @@ def _ids(frame: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------- PyMC models
 
 
-def build_logistic_model(y, t, ids, prior_set: PriorSet, Z=None, z_names=(), weights=None):
-    """Logistic model ``logit p = intercept + log_or * t (+ Z @ beta_z)``; weighted
-    pseudo-likelihood (``pm.Potential``) when ``weights`` is given; deterministics ``p_arm``
-    (standardised over the rows of Z when Z is given), ``rd``, ``rr``, ``or_``."""
-    coords = {"arm": list(ARMS), "patient": list(ids)}
-    if Z is not None:
-        coords["term"] = list(z_names)
+@dataclass(frozen=True)
+class ResponseSpec:
+    """What is fixed when a response model graph is built (the data and the prior parameters
+    are ``pm.Data`` and are not): ``model`` (``"logistic"`` / ``"beta_binomial"``), the number of
+    adjustment terms ``n_terms`` (columns of Z), ``weighted`` (fixed-weight pseudo-likelihood)
+    and the prior families. Fits of the same structure share one graph and its compilation
+    (:func:`cached_model`), as the PWE models do."""
+
+    model: str = "logistic"
+    n_terms: int = 0
+    weighted: bool = False
+    families: tuple = ()
+
+    def prior_vars(self) -> dict[str, str]:
+        """Model variable -> prior key, for every variable whose prior comes from the prior set."""
+        if self.model == "beta_binomial":
+            return {"p_arm": "response.arm_rate"}
+        v = {"intercept": "response.intercept", "log_or": "response.log_or"}
+        if self.n_terms:
+            v["beta_z"] = "response.covariate"
+        return v
+
+    @classmethod
+    def of(cls, prior_set: PriorSet, model: str = "logistic", n_terms: int = 0,
+           weighted: bool = False) -> "ResponseSpec":
+        spec = cls(model, int(n_terms), bool(weighted))
+        return replace(spec, families=tuple(prior_set.get(k).dist for k in spec.prior_vars().values()))
+
+
+def _build_response(spec: ResponseSpec, prior_set: PriorSet) -> pm.Model:
+    """The response model graph of ``spec``: data (``y_obs``, ``treatment``, ``z``, ``weights``;
+    one row per patient, any number of rows) and prior parameters (``<variable>__<param>``) as
+    ``pm.Data``; deterministics ``p_arm`` (standardised over the rows of Z when there are
+    terms), ``rd``, ``rr``, ``or_``."""
+    pv = spec.prior_vars()
+    coords = {"arm": list(ARMS)}
+    if spec.n_terms:
+        coords["term"] = [str(j) for j in range(spec.n_terms)]  # relabelled after each fit
     with pm.Model(coords=coords) as model:
-        y_d = pm.Data("y_obs", np.asarray(y, float), dims="patient")
-        t_d = pm.Data("treatment", np.asarray(t, float), dims="patient")
-        a = prior_set.get("response.intercept").to_pymc("intercept")
-        b = prior_set.get("response.log_or").to_pymc("log_or")
+        y_d = pm.Data("y_obs", np.zeros(2))
+        if spec.model == "beta_binomial":
+            prior = prior_set.get(pv["p_arm"])
+            if prior.dist != "Beta":
+                raise InputError(f"{prior_set.source}: response.arm_rate must be Beta; found {prior}.")
+            t_d = pm.Data("treatment", np.array([0, 1], "int64"))
+            p = prior.to_pymc_data("p_arm", dims="arm")
+            pm.Bernoulli("y", p=p[t_d], observed=y_d)
+            _contrasts(p[0], p[1], name_p=None)
+            return model
+        t_d = pm.Data("treatment", np.array([0.0, 1.0]))
+        a = prior_set.get(pv["intercept"]).to_pymc_data("intercept")
+        b = prior_set.get(pv["log_or"]).to_pymc_data("log_or")
         eta0 = a
-        if Z is not None:
-            Z_d = pm.Data("z", np.asarray(Z, float), dims=("patient", "term"))
-            g = prior_set.get("response.covariate").to_pymc("beta_z", dims="term")
+        if spec.n_terms:
+            Z_d = pm.Data("z", np.zeros((2, spec.n_terms)))
+            g = prior_set.get(pv["beta_z"]).to_pymc_data("beta_z", dims="term")
             eta0 = a + pm.math.dot(Z_d, g)
         eta = eta0 + b * t_d
-        if weights is None:
-            pm.Bernoulli("y", logit_p=eta, observed=y_d, dims="patient")
-        else:
-            w = pm.Data("weights", np.asarray(weights, float), dims="patient")
+        if spec.weighted:
+            w = pm.Data("weights", np.ones(2))
             logp = -y_d * pm.math.log1pexp(-eta) - (1 - y_d) * pm.math.log1pexp(eta)
             pm.Potential("weighted_loglik", pm.math.sum(w * logp))
-        if Z is not None:
+        else:
+            pm.Bernoulli("y", logit_p=eta, observed=y_d)
+        if spec.n_terms:
             p0 = pm.math.mean(pm.math.sigmoid(eta0))
             p1 = pm.math.mean(pm.math.sigmoid(eta0 + b))
         else:
@@ -171,18 +212,62 @@ def build_logistic_model(y, t, ids, prior_set: PriorSet, Z=None, z_names=(), wei
     return model
 
 
+_MODELS: dict = {}
+
+
+def cached_model(spec: ResponseSpec, prior_set: PriorSet) -> pm.Model:
+    """The graph of ``spec``, built once per process (:func:`clear_model_cache` forgets them)."""
+    if spec not in _MODELS:
+        _MODELS[spec] = _build_response(spec, prior_set)
+    return _MODELS[spec]
+
+
+def clear_model_cache() -> None:
+    """Forget the cached response model graphs (and so their compilations)."""
+    _MODELS.clear()
+
+
+def _model_values(spec: ResponseSpec, prior_set: PriorSet, y, t, Z=None, weights=None) -> dict:
+    """The ``pm.Data`` values of a fit of ``spec``: the data and the prior parameters."""
+    values = {"y_obs": np.asarray(y, float),
+              "treatment": np.asarray(t, "int64" if spec.model == "beta_binomial" else float)}
+    if spec.n_terms:
+        values["z"] = np.asarray(Z, float)
+    if spec.weighted:
+        values["weights"] = np.asarray(weights, float)
+    for var, key in spec.prior_vars().items():
+        values.update(prior_set.get(key).data_values(var))
+    return values
+
+
+def model_with_data(prior_set: PriorSet, y, t, *, model: str = "logistic", Z=None,
+                    weights=None) -> pm.Model:
+    """The cached response model for these data and priors, its ``pm.Data`` set to them."""
+    spec = ResponseSpec.of(prior_set, model, 0 if Z is None else np.shape(Z)[1], weights is not None)
+    m = cached_model(spec, prior_set)
+    sampling.set_data(m, _model_values(spec, prior_set, y, t, Z, weights))
+    return m
+
+
+def build_logistic_model(y, t, ids, prior_set: PriorSet, Z=None, z_names=(), weights=None):
+    """Logistic model ``logit p = intercept + log_or * t (+ Z @ beta_z)``; weighted
+    pseudo-likelihood (``pm.Potential``) when ``weights`` is given; deterministics ``p_arm``
+    (standardised over the rows of Z when Z is given), ``rd``, ``rr``, ``or_``. A new graph
+    (``fit_response`` samples the cached one, :func:`model_with_data`); ``ids`` and
+    ``z_names`` are not used by the graph (the fit labels its draws)."""
+    spec = ResponseSpec.of(prior_set, "logistic", 0 if Z is None else np.shape(Z)[1], weights is not None)
+    m = _build_response(spec, prior_set)
+    sampling.set_data(m, _model_values(spec, prior_set, y, t, Z, weights))
+    return m
+
+
 def build_beta_binomial_model(y, t, ids, prior_set: PriorSet):
-    """Per-arm ``p_arm ~ response.arm_rate`` (Beta), ``y_i ~ Bernoulli(p_arm[t_i])``."""
-    prior = prior_set.get("response.arm_rate")
-    if prior.dist != "Beta":
-        raise InputError(f"{prior_set.source}: response.arm_rate must be Beta; found {prior}.")
-    with pm.Model(coords={"arm": list(ARMS), "patient": list(ids)}) as model:
-        y_d = pm.Data("y_obs", np.asarray(y, float), dims="patient")
-        t_d = pm.Data("treatment", np.asarray(t, "int64"), dims="patient")
-        p = prior.to_pymc("p_arm", dims="arm")
-        pm.Bernoulli("y", p=p[t_d], observed=y_d, dims="patient")
-        _contrasts(p[0], p[1], name_p=None)
-    return model
+    """Per-arm ``p_arm ~ response.arm_rate`` (Beta), ``y_i ~ Bernoulli(p_arm[t_i])`` (a new
+    graph; ``ids`` is not used by it)."""
+    spec = ResponseSpec.of(prior_set, "beta_binomial")
+    m = _build_response(spec, prior_set)
+    sampling.set_data(m, _model_values(spec, prior_set, y, t))
+    return m
 
 
 def _contrasts(p0, p1, name_p: str | None = "p_arm"):
@@ -360,13 +445,14 @@ def fit_response(
         method = f"{BOOTSTRAP_METHOD}; {comb.text()}"
         inference = fitinfo.BOOTSTRAP
     else:
+        pm_model = model_with_data(ps_set, y, t, model=model, Z=Z, weights=w)
         if model == "beta_binomial":
-            pm_model = build_beta_binomial_model(y, t, ids, ps_set)
             method = "beta-binomial per arm, NUTS"
         else:
-            pm_model = build_logistic_model(y, t, ids, ps_set, Z, z_names, w)
             method = "logistic, NUTS" + (f"; {FIXED_WEIGHT_METHOD}" if w is not None else "")
         idata = sampling.sample(pm_model, settings)
+        if Z is not None:
+            idata.posterior = idata.posterior.assign_coords(term=list(z_names))
         inference = fitinfo.NUTS
     if adjust == "psm":
         method += "; on the matched set"

@@ -288,12 +288,11 @@ def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np
 def _prior_rv(name: str, prior: Prior, **kwargs):
     """Random variable ``name`` with the prior's family and parameters held in ``pm.Data``
     containers ``<name>__<param>``, so the prior's parameters can be changed without a rebuild."""
-    params = {k: pm.Data(f"{name}__{k}", float(v)) for k, v in prior.params.items()}
-    return getattr(pm, prior.dist)(name, **params, **kwargs)
+    return prior.to_pymc_data(name, **kwargs)
 
 
 def _prior_values(name: str, prior: Prior) -> dict:
-    return {f"{name}__{k}": float(v) for k, v in prior.params.items()}
+    return prior.data_values(name)
 
 
 @dataclass(frozen=True)
