@@ -137,7 +137,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     so the numbers do not depend on how many.
     """
     from . import checks, reanalysis, sensitivity  # heavy imports only when running
-    from .report.checks import checks_section
+    from .report.checks import checks_section, ppc_figures
     from .report.sensitivity import sensitivity_section
     from .report.validation import STORED_RESULT, limitations_text, load_stored, validation_sections
 
@@ -188,7 +188,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     # As each block ends, this process checks its fits and, once every part of the sensitivity
     # study is in, merges them and lays out its section, while the workers go on.
     sens = [i for i, b in enumerate(blocks) if b.kind == "sensitivity"]
-    studies, check_parts, done = {}, [], {}
+    studies, check_parts, ppc_drawn, done = {}, [], {}, {}
 
     def on_result(i: int, res: dict) -> None:
         if blocks[i].kind == "sensitivity":
@@ -198,9 +198,10 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
                 done["study_rows"] = study.rows() + study.published_rows()
                 done["sensitivity"] = sensitivity_section(study)
         elif res.get("fits"):
-            check_parts.append(checks.run_checks(
-                cohort, res["fits"], design=design, time_varying_fits=res.get("hr_t"),
-                prior_set=prior_set, sampler=sampler, seed=sampler.seed))
+            part = checks.run_checks(cohort, res["fits"], design=design, time_varying_fits=res.get("hr_t"),
+                                     prior_set=prior_set, sampler=sampler, seed=sampler.seed)
+            check_parts.append(part)
+            ppc_drawn.update(ppc_figures(part, cohort))
 
     results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work,
                                     on_result=on_result)
@@ -224,7 +225,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
     chk = (checks.merge_checks(check_parts, order=checks.diagnostics_order(state.fits, state.hr_t))
            if check_parts else checks.run_checks(cohort, {}, design=design, seed=sampler.seed))
-    state.sections["checks"] = checks_section(chk, cohort, state.fits)
+    state.sections["checks"] = checks_section(chk, cohort, state.fits, drawn=ppc_drawn)
     state.alerts = chk.failures + state.alerts  # (+ the reconstructed-data fits' failures)
 
     progress.step("writing results.csv and the report")

@@ -29,9 +29,44 @@ def flagged_cells(ppcs: list, arm_names=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def checks_section(checks: Checks, cohort, fits: dict) -> rp.Section:
+ENDPOINT_NAMES = {"os": "Overall survival", "pfs": "Progression-free survival"}
+
+
+def _survival_ppc_figure(endpoint: str, ppcs: list, arms) -> rp.Figure:
+    name = ENDPOINT_NAMES.get(endpoint, endpoint)
+    return rp.Figure.from_matplotlib(
+        figures.plot_survival_ppc(ppcs, arm_names=arms),
+        f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
+        "(left) and events per interval and arm, observed (dots) vs predictive median and "
+        "95% interval (right); one row per adjustment strategy.")
+
+
+def _response_ppc_figure(ppcs: list, arms) -> rp.Figure:
+    return rp.Figure.from_matplotlib(figures.plot_response_ppc(ppcs, arm_names=arms),
+                                     "Objective response: replicate proportions per arm "
+                                     "(histograms) and the observed proportion (lines).")
+
+
+def ppc_figures(checks: Checks, cohort) -> dict:
+    """The posterior predictive figures of :func:`checks_section` for ``checks``: key
+    ``("survival", endpoint)`` per endpoint with survival PPCs (one row per strategy) and
+    ``("response",)`` when there are response PPCs. The main job draws each block's as the
+    block ends and hands them to :func:`checks_section`."""
+    arms = getattr(cohort, "arms", None)
+    out = {}
+    for endpoint in dict.fromkeys(k[0] for k in checks.survival):
+        out[("survival", endpoint)] = _survival_ppc_figure(
+            endpoint, [p for k, p in checks.survival.items() if k[0] == endpoint], arms)
+    if checks.response:
+        out[("response",)] = _response_ppc_figure(list(checks.response.values()), arms)
+    return out
+
+
+def checks_section(checks: Checks, cohort, fits: dict, drawn: dict | None = None) -> rp.Section:
     """The "Checks" report section (id ``checks``) of :func:`bayes_haic.checks.run_checks`'s
-    result for ``cohort`` (its tier and arm names) and the checked ``fits``."""
+    result for ``cohort`` (its tier and arm names) and the checked ``fits``. ``drawn``: figures
+    of :func:`ppc_figures` already drawn (for the same PPCs); the others are drawn here."""
+    drawn = drawn or {}
     surv, resp, loo = checks.survival, checks.response, checks.loo
     diag, fails, notes = checks.diagnostics, checks.failures, checks.notes
     n_draws, seed = checks.n_draws, checks.seed
@@ -78,12 +113,8 @@ def checks_section(checks: Checks, cohort, fits: dict) -> rp.Section:
                          "Survival posterior predictive p-values per fit", digits=2))
         for endpoint in dict.fromkeys(k[0] for k in surv):
             ppcs = [p for k, p in surv.items() if k[0] == endpoint]
-            name = {"os": "Overall survival", "pfs": "Progression-free survival"}.get(endpoint, endpoint)
-            sec.add(rp.Figure.from_matplotlib(
-                figures.plot_survival_ppc(ppcs, arm_names=arms),
-                f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
-                "(left) and events per interval and arm, observed (dots) vs predictive median and "
-                "95% interval (right); one row per adjustment strategy."))
+            name = ENDPOINT_NAMES.get(endpoint, endpoint)
+            sec.add(drawn.get(("survival", endpoint)) or _survival_ppc_figure(endpoint, ppcs, arms))
             flagged = flagged_cells(ppcs, arm_names=arms)
             if len(flagged):
                 sec.add(rp.Table(flagged, f"{name}: arm-interval cells whose observed events fall "
@@ -103,9 +134,7 @@ def checks_section(checks: Checks, cohort, fits: dict) -> rp.Section:
                          "for IPTW) vs posterior predictive replicates. Models with one parameter "
                          "per arm reproduce the arm totals by construction; p-values near 1 are "
                          "expected there."))
-        sec.add(rp.Figure.from_matplotlib(figures.plot_response_ppc(ppcs, arm_names=arms),
-                                          "Objective response: replicate proportions per arm "
-                                          "(histograms) and the observed proportion (lines)."))
+        sec.add(drawn.get(("response",)) or _response_ppc_figure(ppcs, arms))
     # LOO
     k_col = f"k > {PARETO_K:g}"
     for (endpoint, title), tab in loo.items():
