@@ -436,6 +436,35 @@ def test_time_varying_fit_is_compared_without_refitting(good, tv):
     assert any("not refitted" in n for n in res.notes)
 
 
+def test_checks_merged_per_block_equal_one_run_over_all_fits(good, orr, tv):
+    """The main job checks each block's fits as the block ends and merges them: the same
+    diagnostics table (rows in run_checks' order), PPC p-values, LOO tables and failures as one
+    run_checks of every fit; the figures drawn per block are the section's own."""
+    df, fit = good
+    cohort = SimpleNamespace(frame=df, data_tier="synthetic")
+    fits = {("os", "none"): fit, ("orr", "none"): orr}
+    whole = ck.run_checks(cohort, fits, time_varying_fits={"os": tv}, n_draws=30)
+    parts = [ck.run_checks(cohort, {("orr", "none"): orr}, n_draws=30),  # ends first
+             ck.run_checks(cohort, {("os", "none"): fit}, time_varying_fits={"os": tv}, n_draws=30)]
+    merged = ck.merge_checks(parts, order=ck.diagnostics_order(fits, {"os": tv}))
+    pd.testing.assert_frame_equal(merged.diagnostics, whole.diagnostics)
+    assert merged.diagnostics["fit"].tolist() == ["OS none", "ORR none", "OS none time-varying HR"]
+    assert merged.failures == whole.failures
+    assert list(merged.survival) == list(whole.survival) and set(merged.response) == set(whole.response)
+    for k in whole.survival:
+        assert merged.survival[k].summary() == whole.survival[k].summary()
+    for k in whole.loo:
+        pd.testing.assert_frame_equal(merged.loo[k], whole.loo[k])
+    from bayes_haic.report.checks import ppc_figures
+
+    drawn = {k: v for p in parts for k, v in ppc_figures(p, cohort).items()}
+    assert set(drawn) == {("survival", "os"), ("response",)}
+    png = lambda sec: [b.png_base64 for b in sec.blocks if type(b).__name__ == "Figure"]
+    assert png(checks_section(merged, cohort, fits, drawn=drawn)) == png(checks_section(whole, cohort, fits))
+    with pytest.raises(ValueError, match="no checks"):
+        ck.merge_checks([])
+
+
 def test_fit_loo_candidates_time_varying_and_duplicates(good):
     df, fit = good
     cands = ({"n_intervals": 4}, {"time_varying": True})

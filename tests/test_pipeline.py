@@ -63,6 +63,22 @@ def test_main_job_numbers_do_not_depend_on_the_worker_processes(main_run, tmp_pa
     b = pd.read_csv(tmp_path / "one" / "results.csv")
     pd.testing.assert_frame_equal(a, b)
     assert (a["analysis"] == "sensitivity").any()
+    # the checks (run per block as blocks end, then merged) and the sensitivity page too
+    for page in ("checks.html", "sensitivity.html", "os.html"):
+        assert (out / page).read_text() == (tmp_path / "one" / page).read_text(), page
+
+
+def test_block_lanes_keep_blocks_of_the_same_structures_in_one_process():
+    from bayes_haic.pipeline import Block, block_lanes
+
+    blocks = [Block("survival", "os"), Block("survival", "pfs"), Block("response", "orr"),
+              Block("sensitivity", "os"), Block("sensitivity", "pfs"), Block("sensitivity", "orr")]
+    assert block_lanes(blocks, 2) == [[0, 1], [3, 4, 5, 2]]
+    assert block_lanes(blocks, 1) == [[0, 1, 2, 3, 4, 5]]
+    # three: the costlier lane (sensitivity 3 x 2 + ORR 1 against survival 2 x 3) is split
+    assert block_lanes(blocks, 3) == [[0, 1], [3, 5], [4, 2]]
+    assert sorted(block_lanes(blocks, 8)) == [[0], [1], [2], [3], [4], [5]]
+    assert block_lanes([Block("survival", "os")], 2) == [[0]]
 
 
 def test_main_job_writes_labelled_results(main_run):
