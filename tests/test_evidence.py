@@ -3,7 +3,6 @@ against the closed-form normal-normal posterior computed here from first princip
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats

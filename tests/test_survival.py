@@ -6,7 +6,6 @@ with a maximum-likelihood estimate, an explicit prior-shrinkage allowance (see _
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import arviz as az

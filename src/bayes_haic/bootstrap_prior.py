@@ -37,7 +37,6 @@ import numpy as np
 
 from .errors import InputError
 from .importance import K_MAX, psis_weights, systematic_resample
-from .priors import Prior
 
 # the PSIS effective sample size must reach this share of the bootstrap replicates for the
 # reweighted draws to be used (else the normal-approximation path): with fewer, the resample

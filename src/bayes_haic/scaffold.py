@@ -88,7 +88,6 @@ def write_analysis_folder(folder, *, cohort: str | None = None, force: bool = Fa
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: exists and is not a folder; give a new or empty folder.")
     shipped_main = (models_dir() / "main.toml").read_text()
-    start = shipped_main.index("[data]")
     end = shipped_main.index("[design]")
     data = DATA_TABLE if cohort is None else DATA_TABLE.replace('"cohort.csv"', _toml_str(cohort))
     header = ("# The analysis configuration of this folder (made by `bayes-haic init`).\n"
