@@ -22,6 +22,12 @@ Measured 2026-12-01 on the 2-core project machine (commit c72aca0), load average
 fresh clone's test suite running alongside): main job warm 149 s, empty cache 340 s; one fit
 8.3 s; brms 67.3 s (Debian's r-cran-brms 2.18); ratio 0.123. Idle, the same day: main job 101 s
 (412 s at commit c297479 before these changes), one fit 8.6-9.2 s (9.3 s before).
+
+Measured again later that day, idle (load 0.6 at the start), after the sixth session's changes:
+main job warm 71 s, empty cache 151 s; one fit 9.2 s (7.0-8.8 s in repeats just after: this
+machine's timings vary by about 20%); brms 65.1 s; ratio 0.142. Back to back with the previous
+version (861972f): main job 100 s -> 67 s, identical results.csv; one fit 8.4 s -> 8.4 s
+(medians of 3).
 """
 
 from __future__ import annotations
