@@ -299,7 +299,33 @@ def test_a_worker_blocks_error_reaches_the_caller():
     from bayes_haic.config import load_config
     from bayes_haic.pipeline import Block, BlockContext, Progress, run_blocks
 
+    import multiprocessing
+
+    from bayes_haic.pipeline import WorkerTraceback
+
     ctx = BlockContext(load_config(), None, None, None, None)
     blocks = [Block("no such kind", "os"), Block("no such kind either", "pfs")]
-    with pytest.raises(ValueError, match="unknown block kind"):
+    with pytest.raises(ValueError, match="unknown block kind") as err:
         run_blocks(ctx, blocks, 2, Progress(total=2, echo=lambda m: None))
+    assert isinstance(err.value.__cause__, WorkerTraceback)  # the worker's traceback comes along
+    assert "in run_block" in str(err.value.__cause__)
+    assert not multiprocessing.active_children()  # every worker stopped and joined
+
+
+def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch):
+    """A worker process that ends without a result (killed, or a crash in native code) makes
+    the main job stop with a message, instead of waiting for ever."""
+    import multiprocessing
+    import os
+
+    from bayes_haic import pipeline
+    from bayes_haic.config import load_config
+
+    if pipeline.worker_context().get_start_method() != "fork":
+        pytest.skip("the replaced run_block reaches the workers only when they are forked")
+    monkeypatch.setattr(pipeline, "run_block", lambda ctx, block, announce=None: os._exit(3))
+    ctx = pipeline.BlockContext(load_config(), None, None, None, None)
+    blocks = [pipeline.Block("survival", "os"), pipeline.Block("sensitivity", "os")]
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        pipeline.run_blocks(ctx, blocks, 2, pipeline.Progress(total=2, echo=lambda m: None))
+    assert not multiprocessing.active_children()

@@ -357,14 +357,35 @@ def fit_configured(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str
                                  psm_design_draws=s.psm_design_draws)
 
 
-def _run_block_in_worker(ctx: BlockContext, block: Block) -> dict:
-    """:func:`run_block` in a worker process (module level, so a ``spawn`` worker can import it)."""
+def _run_lane(ctx: BlockContext, lane: list, results) -> None:
+    """A worker process: :func:`run_block` of each ``(index, block)`` of ``lane`` in turn, each
+    result put on the ``results`` queue as ``(index, result, None)``; a failing block puts
+    ``(index, None, error)`` and ends the lane (module level, so a ``spawn`` worker can import
+    it)."""
+    import pickle
+    import traceback
     import warnings
 
     from .sampling import BLAS_WARNING
 
     warnings.filterwarnings("ignore", message=BLAS_WARNING)
-    return run_block(ctx, block)
+    for i, block in lane:
+        try:
+            res = run_block(ctx, block)
+        except BaseException as err:  # noqa: BLE001  (handed to the main process, which raises it)
+            tb = "".join(traceback.format_exception(err))
+            try:
+                pickle.dumps(err)
+            except Exception:  # noqa: BLE001
+                err = RuntimeError(f"main job block {block}: {err!r}")
+            results.put((i, None, (err, tb)))
+            return
+        results.put((i, res, None))
+
+
+class WorkerTraceback(Exception):
+    """The traceback of an error raised in a worker process (the ``__cause__`` of the error
+    :func:`run_blocks` raises)."""
 
 
 def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress: Progress,
@@ -374,11 +395,14 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
     as each block ``i`` ends.
 
     ``processes`` <= 1: one after another in this process, announcing each step before it runs,
-    ``meanwhile`` first. Otherwise in ``processes`` worker processes (:func:`worker_context`),
-    one per lane of :func:`block_lanes`, while this process runs ``meanwhile``; each block's
-    steps are reported when it ends. Every fit is seeded, so the results are the same either
-    way (tested).
+    ``meanwhile`` first. Otherwise one worker process per lane of :func:`block_lanes`
+    (:func:`worker_context`; all started before this process runs ``meanwhile``, so no thread of
+    it exists when they fork), each running its blocks in turn; each block's steps are reported
+    when it ends. A block's error is raised here at once and the workers are stopped. Every fit
+    is seeded, so the results are the same either way (tested).
     """
+    import queue as queue_mod
+
     report = on_result or (lambda _i, _res: None)
     if processes <= 1 or len(blocks) <= 1:
         extra = meanwhile() if meanwhile else None
@@ -387,19 +411,32 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             results.append(run_block(ctx, b, announce=progress.step))
             report(i, results[-1])
         return results, extra
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    results: list = [None] * len(blocks)
     mp = worker_context()
     lanes = block_lanes(blocks, processes)
-    pools = [ProcessPoolExecutor(max_workers=1, mp_context=mp) for _ in lanes]
-    futures = {pool.submit(_run_block_in_worker, ctx, blocks[i]): i
-               for pool, lane in zip(pools, lanes) for i in lane}
+    inbox = mp.Queue()
+    workers = [mp.Process(target=_run_lane, args=(ctx, [(i, blocks[i]) for i in lane], inbox),
+                          daemon=True) for lane in lanes]
+    for w in workers:
+        w.start()
+    results: list = [None] * len(blocks)
+    pending = {i for lane in lanes for i in lane}
     try:
         extra = meanwhile() if meanwhile else None
-        for fut in as_completed(futures):
-            i = futures[fut]
-            results[i] = fut.result()  # a block's error (e.g. an InputError) is raised here
+        while pending:
+            try:
+                i, res, err = inbox.get(timeout=1.0)
+            except queue_mod.Empty:
+                dead = [w for w, lane in zip(workers, lanes)
+                        if w.exitcode is not None and pending & set(lane)]
+                if dead and inbox.empty():
+                    raise RuntimeError(f"a worker process of the main job stopped (exit code "
+                                       f"{dead[0].exitcode}) before its blocks were done; "
+                                       "rerun with [run] processes = 1 to see why.") from None
+                continue
+            if err is not None:  # a block's error (e.g. an InputError), raised here at once
+                raise err[0] from WorkerTraceback(err[1])
+            pending.discard(i)
+            results[i] = res
             b = blocks[i]
             what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
                     "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
@@ -409,13 +446,12 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             if b.steps:
                 progress.step(what, n=b.steps)
             report(i, results[i])
-    except BaseException:
-        for fut in futures:  # blocks not yet started are dropped; running ones finish
-            fut.cancel()
-        raise
     finally:
-        for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+        for w in workers:  # on an error the other blocks are dropped, running ones stopped
+            if w.is_alive():
+                w.terminate()
+            w.join()
+        inbox.close()
     return results, extra
 
 
@@ -453,8 +489,8 @@ def worker_context():
     process has imported the modules the blocks use (PyMC, ArviZ, the report's figures), so a worker
     starts with them instead of importing them again (~6 s each on the 2-core project machine;
     the main job ran 88 s with ``spawn`` and 79 s with ``fork``, identical results.csv). The
-    fork happens when the pool starts, before this process has sampled anything or started
-    threads of its own. Elsewhere (macOS, Windows, where forking a process that has loaded
+    workers fork before this process has sampled anything or started threads of its own
+    (:func:`run_blocks`). Elsewhere (macOS, Windows, where forking a process that has loaded
     these libraries is unsafe): ``spawn``, fresh interpreters that import the package; both
     read the compiled models from the disk caches."""
     import multiprocessing
