@@ -241,10 +241,11 @@ def _model_values(spec: ResponseSpec, prior_set: PriorSet, y, t, Z=None, weights
 
 
 def model_with_data(prior_set: PriorSet, y, t, *, model: str = "logistic", Z=None,
-                    weights=None) -> pm.Model:
-    """The cached response model for these data and priors, its ``pm.Data`` set to them."""
+                    weights=None, cached: bool = True) -> pm.Model:
+    """The response model for these data and priors, its ``pm.Data`` set to them: the cached
+    graph of its structure (``cached=False``: a new graph)."""
     spec = ResponseSpec.of(prior_set, model, 0 if Z is None else np.shape(Z)[1], weights is not None)
-    m = cached_model(spec, prior_set)
+    m = cached_model(spec, prior_set) if cached else _build_response(spec, prior_set)
     sampling.set_data(m, _model_values(spec, prior_set, y, t, Z, weights))
     return m
 
@@ -255,19 +256,13 @@ def build_logistic_model(y, t, ids, prior_set: PriorSet, Z=None, z_names=(), wei
     (standardised over the rows of Z when Z is given), ``rd``, ``rr``, ``or_``. A new graph
     (``fit_response`` samples the cached one, :func:`model_with_data`); ``ids`` and
     ``z_names`` are not used by the graph (the fit labels its draws)."""
-    spec = ResponseSpec.of(prior_set, "logistic", 0 if Z is None else np.shape(Z)[1], weights is not None)
-    m = _build_response(spec, prior_set)
-    sampling.set_data(m, _model_values(spec, prior_set, y, t, Z, weights))
-    return m
+    return model_with_data(prior_set, y, t, Z=Z, weights=weights, cached=False)
 
 
 def build_beta_binomial_model(y, t, ids, prior_set: PriorSet):
     """Per-arm ``p_arm ~ response.arm_rate`` (Beta), ``y_i ~ Bernoulli(p_arm[t_i])`` (a new
     graph; ``ids`` is not used by it)."""
-    spec = ResponseSpec.of(prior_set, "beta_binomial")
-    m = _build_response(spec, prior_set)
-    sampling.set_data(m, _model_values(spec, prior_set, y, t))
-    return m
+    return model_with_data(prior_set, y, t, model="beta_binomial", cached=False)
 
 
 def _contrasts(p0, p1, name_p: str | None = "p_arm"):

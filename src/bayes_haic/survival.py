@@ -1119,12 +1119,22 @@ def rmst(hazard: np.ndarray, cuts, tau: float) -> np.ndarray:
     piecewise-constant ``hazard`` (..., intervals)."""
     c = validate_cuts(cuts)
     h = np.asarray(hazard, float)
-    Hc = cumulative_hazard(h, c, c)
-    ends = np.append(c[1:], np.inf)
-    L = np.clip(np.minimum(ends, tau) - c, 0.0, None)
+    return _rmst_sum(h, cumulative_hazard(h, c, c), _months_before(c, tau))
+
+
+def _months_before(cuts: np.ndarray, tau: float) -> np.ndarray:
+    """Months of each interval within (0, tau] (J,)."""
+    return np.clip(np.minimum(np.append(cuts[1:], np.inf), tau) - cuts, 0.0, None)
+
+
+def _rmst_sum(h: np.ndarray, Hc: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """sum_j exp(-H(c_j)) int_0^{L_j} exp(-h_j u) du over the last axis: the RMST of hazards
+    ``h`` with cumulative hazard ``Hc`` at the cuts and ``L`` months of each interval counted
+    (closed form; a Taylor term where h_j L_j <= 1e-12)."""
     hl = h * L
-    safe = np.where(hl > 1e-12, h, 1.0)
-    part = np.where(hl > 1e-12, -np.expm1(-hl) / safe, L * (1 - hl / 2))
+    small = hl <= 1e-12
+    with np.errstate(divide="ignore", invalid="ignore"):
+        part = np.where(small, L * (1 - hl / 2), -np.expm1(-hl) / np.where(small, 1.0, h))
     return np.sum(np.exp(-Hc) * part, axis=-1)
 
 
@@ -1247,19 +1257,15 @@ def _standardised_rmst(hazard, elp, cuts, tau: float, weight=None) -> np.ndarray
     w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
     h = np.asarray(hazard, float)
     Hc = cumulative_hazard(h, c, c)  # (draws, arm, J) at linear predictor 0
-    L = np.clip(np.minimum(np.append(c[1:], np.inf), tau) - c, 0.0, None)  # months in (0, tau]
+    L = _months_before(c, tau)
     inside = L > 0
     h, Hc, L = h[..., inside], Hc[..., inside], L[inside]
     chunk = max(1, STANDARDISE_BLOCK // (2 * max(L.size, 1) * max(m, 1)))
     out = []
     for s in range(0, h.shape[0], chunk):
         e = elp[s : s + chunk][:, None, :, None]  # (d, 1, m, 1)
-        hi = h[s : s + chunk, :, None, :] * e  # each patient's hazard (d, arm, m, J)
-        hl = hi * L
-        small = hl <= 1e-12
-        with np.errstate(divide="ignore", invalid="ignore"):
-            part = np.where(small, L * (1 - hl / 2), -np.expm1(-hl) / np.where(small, 1.0, hi))
-        out.append(np.sum(np.exp(-Hc[s : s + chunk, :, None, :] * e) * part, axis=-1) @ w)
+        # each patient's hazard and cumulative hazard (d, arm, m, J)
+        out.append(_rmst_sum(h[s : s + chunk, :, None, :] * e, Hc[s : s + chunk, :, None, :] * e, L) @ w)
     return np.concatenate(out, axis=0)
 
 
