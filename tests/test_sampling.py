@@ -155,14 +155,16 @@ idata = sv.fit_pwe(df, "os", cuts=[0, 5, 10], baseline="independent", sampler=s)
 entry = next(iter(sampling._NUTPIE_NUMBA.values()), None)
 hits = None if entry is None else [entry.compiled.compiled_logp_func._cache_hits,
                                    entry.compiled.compiled_expand_func._cache_hits]
-print(json.dumps({"hits": hits, "log_hr": idata.posterior["log_hr"].values.ravel().tolist()}))
+print(json.dumps({"hits": hits, "log_hr": idata.posterior["log_hr"].values.ravel().tolist(),
+                  "from_disk": sampling.COMPILATIONS["nutpie-numba from disk"]}))
 """
 
 
 @pytest.mark.slow
 def test_c_callbacks_are_compiled_once_per_machine_and_give_nutpies_draws(tmp_path):
     """``nutpie-numba``'s C callbacks go to PyTensor's disk cache: a second process with the same
-    compile folder loads them instead of compiling (numba's cache hits), and the draws equal the
+    compile folder loads them instead of compiling (numba's cache hits), from the structure's
+    manifest (PyTensor does not compile the graph again), and the draws equal the
     Python-callback backend's ``nutpie`` for the same seed."""
     import json
     import os
@@ -178,5 +180,78 @@ def test_c_callbacks_are_compiled_once_per_machine_and_give_nutpies_draws(tmp_pa
 
     first, second, python = probe("nutpie-numba"), probe("nutpie-numba"), probe("nutpie")
     assert first["hits"] == [0, 0] and second["hits"] == [1, 1]
+    assert first["from_disk"] == 0 and second["from_disk"] == 1
+    assert len(list((tmp_path / "cache" / "bayes_haic").glob("nutpie-*.json"))) == 1
     assert first["log_hr"] == second["log_hr"] == python["log_hr"]
     assert any((tmp_path / "cache" / "numba").glob("*bayes_haic_nutpie_logp*"))
+
+
+def _fit_small(seed=3):
+    df = _cohort(120, 4)
+    s = sampling.SamplerSettings(draws=100, tune=100, chains=1, seed=seed, backend="nutpie-numba")
+    return sv.fit_pwe(df, "os", cuts=[0, 5, 10], baseline="independent", sampler=s)
+
+
+def test_a_declared_structure_is_compiled_once_then_loaded_from_its_manifest(tmp_path, monkeypatch):
+    """A model whose builder declared its structure (here the PWE model's) leaves a manifest of
+    its compilation; a later compilation of the same structure (here: the in-memory caches
+    cleared, as in a new process) loads it and numba's cached callbacks without PyTensor
+    rewriting the graph, and gives the same draws. A manifest that does not fit (a callback
+    numba has no entry for, a shared array of another type, unreadable JSON) is not used: the
+    model is compiled as the first time, with the same draws, and the manifest rewritten."""
+    import json
+
+    import nutpie.compile_pymc as ncp
+
+    monkeypatch.setattr(sampling, "_manifest_folder", lambda: tmp_path)
+    sv.clear_model_cache()
+    start = dict(sampling.COMPILATIONS)
+    first = _fit_small()
+    assert sampling.COMPILATIONS["nutpie-numba from disk"] == start["nutpie-numba from disk"]
+    (path,) = tmp_path.glob("nutpie-*.json")
+    manifest = json.loads(path.read_text())
+    assert manifest["names"][: manifest["n_free"]] == ["log_lambda", "log_hr"]
+
+    def no_rewriting(*a, **k):
+        raise AssertionError("PyTensor compiled the graph although a manifest was there")
+
+    with monkeypatch.context() as m:
+        m.setattr(ncp, "_make_functions", no_rewriting)
+        sv.clear_model_cache()
+        loaded = _fit_small()
+    assert sampling.COMPILATIONS["nutpie-numba from disk"] == start["nutpie-numba from disk"] + 1
+    np.testing.assert_array_equal(first.posterior["log_hr"].values, loaded.posterior["log_hr"].values)
+    np.testing.assert_array_equal(first.posterior["hazard"].values, loaded.posterior["hazard"].values)
+
+    bad_key = json.loads(path.read_text())
+    bad_key["callbacks"]["logp"][1] = "0" * 64
+    bad_type = json.loads(path.read_text())
+    bad_type["shared"][0][1] = "int8"
+    for broken in (json.dumps(bad_key), json.dumps(bad_type), "{not json"):
+        path.write_text(broken)
+        sv.clear_model_cache()
+        before = sampling.COMPILATIONS["nutpie-numba from disk"]
+        again = _fit_small()
+        assert sampling.COMPILATIONS["nutpie-numba from disk"] == before
+        np.testing.assert_array_equal(first.posterior["log_hr"].values, again.posterior["log_hr"].values)
+        assert json.loads(path.read_text()) == manifest
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_models_without_a_declared_structure_leave_no_manifest(tmp_path, monkeypatch):
+    """Only a builder knows what decides its graph: a model nobody declared is compiled in each
+    process (no manifest), and different declared structures get different manifests."""
+    monkeypatch.setattr(sampling, "_manifest_folder", lambda: tmp_path)
+    sampling.clear_compiled()
+    model = sv.build_pwe_model(sv.collapse(np.array([1.0, 5.0, 9.0]), np.array([1, 0, 1]),
+                                           np.array([0, 1, 1]), [0, 4, 8]), "reference", "independent")
+    sampling.compile_nutpie_numba(model)
+    assert not list(tmp_path.iterdir())
+    ps = load_prior_set("reference")
+    a = sv._structure(sv.ModelSpec(3, "independent"), ps)
+    assert a == sv._structure(sv.ModelSpec(3, "independent"), load_prior_set("skeptical"))  # values only
+    assert a != sv._structure(sv.ModelSpec(4, "independent"), ps)
+    assert a != sv._structure(sv.ModelSpec(3, "rw"), ps)
+    heavy = tmp_path / "heavy.toml"
+    heavy.write_text('base = "reference"\n[survival]\nlog_hr = { dist = "StudentT", nu = 3, mu = 0, sigma = 1 }\n')
+    assert a != sv._structure(sv.ModelSpec(3, "independent"), load_prior_set(heavy))

@@ -7,6 +7,7 @@ diagnostics (:func:`convergence`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import weakref
@@ -66,7 +67,8 @@ class _NutpieEntry:
 _NUTPIE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _NUTPIE_NUMBA: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 # how many nutpie compilations this process made, per backend (for tests and benchmarks)
-COMPILATIONS = {"nutpie": 0, "nutpie-numba": 0}
+# ("nutpie-numba from disk": how many of the "nutpie-numba" ones came from a manifest)
+COMPILATIONS = {"nutpie": 0, "nutpie-numba": 0, "nutpie-numba from disk": 0}
 
 
 def compile_nutpie(model: pm.Model):
@@ -136,60 +138,226 @@ def compile_nutpie_numba(model: pm.Model) -> _NutpieEntry:
     callbacks, which nutpie's Rust sampler calls without entering Python (~5 us per gradient of
     the collapsed PWE model against ~35 us through :func:`compile_nutpie`'s Python callbacks).
 
-    The callbacks are cached on disk (:func:`_c_callback`), so numba compiles them once per model
-    structure per machine, not per process: on the 2-core project machine ~6 s the first time and
-    ~0.1 s from the cache afterwards (``nutpie.compile_pymc_model`` compiles the same callbacks in
-    every process: 15-30 s per structure). The density, the expansion and the initialisation
-    (support point, jittered) are nutpie's (``_make_functions``), the same as
-    :func:`compile_nutpie`'s, so a seed gives bit-identical draws with either backend. Cached per
-    model object; :func:`sample` passes the model's current ``pm.Data`` values with
-    ``compiled.with_data`` at every fit, so :func:`set_data` + ``sample`` refits without
-    recompiling.
+    Two disk caches make a model structure cost its compilation once per machine, not per
+    process:
+
+    * the callbacks are cached by numba (:func:`_c_callback`): ~6 s the first time on the 2-core
+      project machine, ~0.1 s afterwards (``nutpie.compile_pymc_model`` compiles them in every
+      process: 15-30 s per structure);
+    * for a model whose builder declared its structure (:func:`register_structure`), what PyTensor's
+      rewriting of the graph produced (the callbacks' cache keys, the variables' names, shapes and
+      order: a small JSON *manifest*, :func:`_manifest_path`) is kept too, so a later process loads
+      the callbacks without rewriting and compiling the graph again (~0.5-1.2 s per structure).
+      If the manifest or a callback cannot be used, the model is compiled as the first time.
+
+    The density, the expansion and the initialisation (support point, jittered) are nutpie's
+    (``_make_functions``), the same as :func:`compile_nutpie`'s, so a seed gives bit-identical
+    draws with either backend, and with or without the manifest. Cached per model object;
+    :func:`sample` passes the model's current ``pm.Data`` values with ``compiled.with_data`` at
+    every fit, so :func:`set_data` + ``sample`` refits without recompiling.
     """
     entry = _NUTPIE_NUMBA.get(model)
     if entry is not None:
         return entry
-    from nutpie.compile_pymc import (CompiledPyMCModel, _make_functions, _prepare_dims_and_coords,
-                                     make_user_data)
     from pymc.initial_point import make_initial_point_fn
 
     ipf = make_initial_point_fn(
         model=model, jitter_rvs=set(model.free_RVs), default_strategy="support_point", return_transformed=True
     )
-    n_dim, n_expanded, logp_pt, expand_pt, init_fn, shape_info = _make_functions(
+    path = _manifest_path(model)
+    entry = _from_manifest(model, ipf, path) if path is not None else None
+    if entry is None:
+        entry, manifest = _compile_numba(model, ipf)
+        if path is not None and manifest is not None:
+            _write_manifest(path, manifest)
+    else:
+        COMPILATIONS["nutpie-numba from disk"] += 1
+    _NUTPIE_NUMBA[model] = entry
+    COMPILATIONS["nutpie-numba"] += 1
+    return entry
+
+
+def _compile_numba(model: pm.Model, ipf) -> tuple[_NutpieEntry, dict | None]:
+    """:func:`compile_nutpie_numba` without a manifest: PyTensor rewrites and compiles the graph
+    (nutpie's ``_make_functions``) and the C callbacks are compiled or loaded from numba's cache.
+    Returns the entry and the manifest that lets a later process skip this (None if a callback
+    could not be cached)."""
+    from nutpie.compile_pymc import _make_functions
+
+    n_dim, n_expanded, logp_pt, expand_pt, _, shape_info = _make_functions(
         model, mode="NUMBA", compute_grad=True, join_expanded=True, pymc_initial_point_fn=ipf
     )
-    shared, data = {}, {}
+    shared = {}
     for v in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
         if v.name in shared and shared[v.name] is not v:
             raise ValueError(f"compile_nutpie_numba: two shared variables are named {v.name!r}.")
         shared[v.name] = v
-        data[v.name] = np.array(v.get_value(), order="C", copy=True)
-    user_data = make_user_data(shared, data)
-    logp_names = [v.name for v in logp_pt.get_shared()]
-    expand_names = [v.name for v in expand_pt.get_shared()]
-    dims, coords = _prepare_dims_and_coords(model, shape_info)
-    compiled = CompiledPyMCModel(
-        _n_dim=n_dim,
-        dims=dims,
-        _coords=coords,
-        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
-        compiled_logp_func=_c_callback("logp", logp_pt.vm.jit_fn, logp_names, data, user_data.dtype,
-                                       n_dim, n_expanded),
-        compiled_expand_func=_c_callback("expand", expand_pt.vm.jit_fn, expand_names, data,
-                                         user_data.dtype, n_dim, n_expanded),
-        initial_point_func=init_fn,
-        shared_data=data,
-        user_data=user_data,
-        n_expanded=n_expanded,
-        shape_info=shape_info,
-        logp_func=logp_pt,
-        expand_func=expand_pt,
-    )
-    entry = _NutpieEntry(compiled, shared)
-    _NUTPIE_NUMBA[model] = entry
-    COMPILATIONS["nutpie-numba"] += 1
-    return entry
+    names = {"logp": [v.name for v in logp_pt.get_shared()], "expand": [v.name for v in expand_pt.get_shared()]}
+    layout = _Layout(model, shared, n_dim, n_expanded, shape_info)
+    logp, logp_key = _c_callback("logp", logp_pt.vm.jit_fn, names["logp"], layout)
+    expand, expand_key = _c_callback("expand", expand_pt.vm.jit_fn, names["expand"], layout)
+    entry = layout.entry(ipf, logp, expand, logp_pt, expand_pt)
+    manifest = None
+    named = all(model.named_vars.get(k) is v for k, v in shared.items())
+    if logp_key is not None and expand_key is not None and named:
+        manifest = {
+            "n_dim": int(n_dim), "n_expanded": int(n_expanded), "n_free": len(model.free_RVs),
+            "names": list(shape_info[0]), "slices": [[int(s.start), int(s.stop)] for s in shape_info[1]],
+            "shapes": [list(map(int, s)) for s in shape_info[2]],
+            "shared": [[k, str(layout.data[k].dtype), layout.data[k].ndim] for k in shared],
+            "callbacks": {"logp": [names["logp"], logp_key], "expand": [names["expand"], expand_key]},
+        }
+    return entry, manifest
+
+
+class _Layout:
+    """What the C callbacks of a compiled model read: the model's shared variables (``pm.Data``),
+    their current values and nutpie's user-data record pointing at them, with the sizes of the
+    unconstrained point and the expanded trace and nutpie's ``shape_info`` (names, slices,
+    shapes of the trace variables)."""
+
+    def __init__(self, model, shared: dict, n_dim: int, n_expanded: int, shape_info):
+        from nutpie.compile_pymc import make_user_data
+
+        self.model, self.shared, self.n_dim, self.n_expanded = model, shared, n_dim, n_expanded
+        self.shape_info = shape_info
+        self.data = {k: np.array(v.get_value(), order="C", copy=True) for k, v in shared.items()}
+        self.user_data = make_user_data(shared, self.data)
+
+    def entry(self, ipf, logp, expand, logp_pt=None, expand_pt=None) -> _NutpieEntry:
+        from nutpie.compile_pymc import (CompiledPyMCModel, _prepare_dims_and_coords,
+                                         _rv_dict_to_flat_array_wrapper)
+
+        names, _, shapes = self.shape_info
+        n_free = len(self.model.free_RVs)
+        dims, coords = _prepare_dims_and_coords(self.model, self.shape_info)
+        compiled = CompiledPyMCModel(
+            _n_dim=self.n_dim,
+            dims=dims,
+            _coords=coords,
+            _shapes={name: tuple(shape) for name, shape in zip(names, shapes)},
+            compiled_logp_func=logp,
+            compiled_expand_func=expand,
+            initial_point_func=_rv_dict_to_flat_array_wrapper(ipf, names=list(names[:n_free]),
+                                                              shapes=list(shapes[:n_free])),
+            shared_data=self.data,
+            user_data=self.user_data,
+            n_expanded=self.n_expanded,
+            shape_info=self.shape_info,
+            logp_func=logp_pt,
+            expand_func=expand_pt,
+        )
+        return _NutpieEntry(compiled, self.shared)
+
+
+# --------------------------------------------------------------------------- manifests
+
+#: model -> the structure string its builder declared (:func:`register_structure`)
+_STRUCTURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: bump when the manifest's contents change meaning
+_MANIFEST_VERSION = 1
+
+
+def register_structure(model: pm.Model, structure: str) -> None:
+    """Declare that ``model``'s graph is determined by ``structure`` (a string naming the builder
+    and everything it fixes: for a PWE model its :class:`~bayes_haic.survival.ModelSpec` and prior
+    families) together with this package's source code, so its compilation may be reused from
+    disk by another process (:func:`compile_nutpie_numba`). Only the values of ``pm.Data``
+    containers may differ between models declared with the same structure."""
+    _STRUCTURES[model] = str(structure)
+
+
+@functools.lru_cache(maxsize=1)
+def _code_stamp() -> str:
+    """A hash of everything besides the declared structure that decides the compiled graph: this
+    package's source files (any edit invalidates every manifest), the versions of the libraries
+    that build, rewrite and compile it, PyTensor's float type and the machine."""
+    import platform
+    from importlib import metadata
+    from pathlib import Path
+
+    import pytensor
+
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.rglob("*.py")):
+        h.update(f.relative_to(Path(__file__).parent).as_posix().encode())
+        h.update(f.read_bytes())
+    libs = ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")
+    h.update(repr([_MANIFEST_VERSION, _C_CALLBACK_VERSION, platform.python_version(), platform.machine(),
+                   [metadata.version(k) for k in libs], pytensor.config.floatX]).encode())
+    return h.hexdigest()
+
+
+def _manifest_path(model: pm.Model):
+    """Where the manifest of ``model``'s declared structure is kept (in PyTensor's compile folder,
+    beside numba's cache of the callbacks), or None when the model declared none or numba's
+    cache is off."""
+    import pytensor
+
+    structure = _STRUCTURES.get(model)
+    if structure is None or not pytensor.config.numba__cache:
+        return None
+    key = hashlib.sha256(f"{_code_stamp()}\n{structure}".encode()).hexdigest()
+    return _manifest_folder() / f"nutpie-{key}.json"
+
+
+def _manifest_folder():
+    from pathlib import Path
+
+    import pytensor
+
+    return Path(pytensor.config.base_compiledir) / "bayes_haic"
+
+
+def _write_manifest(path, manifest: dict) -> None:
+    """Write ``manifest`` as JSON to a temporary file beside ``path``, then rename it (another
+    process never reads half a manifest). A folder that cannot be written only costs the reuse."""
+    import json
+    import os
+    import tempfile
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(manifest, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _from_manifest(model: pm.Model, ipf, path) -> _NutpieEntry | None:
+    """The compiled model of ``model`` from its manifest and numba's cached callbacks, or None
+    (no manifest, a manifest that does not fit the model, or a callback not in numba's cache)."""
+    import json
+
+    try:
+        m = json.loads(path.read_text())
+        shared = {}
+        for name, dtype, ndim in m["shared"]:
+            v = model.named_vars.get(name)
+            value = None if v is None else getattr(v, "get_value", lambda **_: None)(borrow=True)
+            if value is None or str(value.dtype) != dtype or value.ndim != ndim:
+                return None
+            shared[name] = v
+        names = m["names"]
+        if [model.rvs_to_values[v].name for v in model.free_RVs] != names[:m["n_free"]]:
+            return None
+        shape_info = (names, [slice(a, b) for a, b in m["slices"]], [tuple(s) for s in m["shapes"]])
+        layout = _Layout(model, shared, int(m["n_dim"]), int(m["n_expanded"]), shape_info)
+        logp = _load_c_callback("logp", *m["callbacks"]["logp"], layout)
+        expand = _load_c_callback("expand", *m["callbacks"]["expand"], layout)
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    if logp is None or expand is None:
+        return None
+    return layout.entry(ipf, logp, expand)
 
 
 #: bump when the generated callback source below changes meaning (part of the disk-cache key)
@@ -232,44 +400,74 @@ def {name}(dim, expanded, x_, out_, user_data_):
 """
 
 
-def _c_callback(kind: str, fn, names: list, data: dict, record, n_dim: int, n_expanded: int):
-    """A numba C callback (``numba.cfunc``) calling PyTensor's numba function ``fn`` with the
-    shared arrays ``names`` read from nutpie's user-data record (dtype ``record``).
-
-    The wrapper is generated as source (one line per shared array, no closures) and registered
-    with PyTensor's numba cache (``~/.pytensor/numba``) under a key that hashes this source, the
-    record layout, the array dtypes and PyTensor's own cache key of ``fn`` (the hash of its
-    graph), so a cached callback is only reused for the same graph. If PyTensor gives ``fn`` no
-    key (an Op it cannot cache), the callback is compiled without caching.
-    """
+def _callback_source(kind: str, names: list, layout: _Layout) -> tuple[str, str, dict]:
+    """The source, name and global environment (without ``FN``) of the C callback ``kind``
+    (``"logp"``/``"expand"``) that reads the shared arrays ``names`` from nutpie's user-data
+    record: one line per array, no closures."""
     import numba
     from nutpie.compile_pymc import address_as_void_pointer
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
 
+    data = layout.data
     lines = []
     for i, nm in enumerate(names):
         shape = "".join(f"int(shared['shape'][{nm!r}][{k}]), " for k in range(data[nm].ndim))
         lines.append(f"    a{i} = numba.carray(void_ptr(shared['data'][{nm!r}][()]), ({shape}), DTYPE{i})")
     name = f"bayes_haic_nutpie_{kind}"
     template = _C_LOGP_SRC if kind == "logp" else _C_EXPAND_SRC
-    src = template.format(name=name, n_dim=n_dim, n_expanded=n_expanded, arrays="\n".join(lines),
-                          args="".join(f", a{i}" for i in range(len(names))))
+    src = template.format(name=name, n_dim=layout.n_dim, n_expanded=layout.n_expanded,
+                          arrays="\n".join(lines), args="".join(f", a{i}" for i in range(len(names))))
     env = {"__name__": __name__, "numba": numba, "np": np, "void_ptr": address_as_void_pointer,
-           "RECORD": record, "FN": fn}
+           "RECORD": layout.user_data.dtype}
     env.update({f"DTYPE{i}": data[nm].dtype for i, nm in enumerate(names)})
+    return src, name, env
+
+
+def _callback_signature(kind: str):
+    import numba
+
+    t = numba.types
+    args = ((t.uint64, t.CPointer(t.double), t.CPointer(t.double), t.CPointer(t.double))
+            if kind == "logp" else (t.uint64, t.uint64, t.CPointer(t.double), t.CPointer(t.double)))
+    return t.int64(*args, t.voidptr)
+
+
+def _c_callback(kind: str, fn, names: list, layout: _Layout):
+    """A numba C callback (``numba.cfunc``) calling PyTensor's numba function ``fn`` with the
+    shared arrays ``names`` read from nutpie's user-data record, and its cache key.
+
+    The wrapper (:func:`_callback_source`) is registered with PyTensor's numba cache
+    (``~/.pytensor/numba``) under a key that hashes its source, the record layout, the array
+    dtypes and PyTensor's own cache key of ``fn`` (the hash of its graph), so a cached callback is
+    only reused for the same graph. If PyTensor gives ``fn`` no key (an Op it cannot cache), the
+    callback is compiled without caching and the key is None.
+    """
+    import numba
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS, compile_numba_function_src
+
+    src, name, env = _callback_source(kind, names, layout)
     inner = CACHED_SRC_FUNCTIONS.get(getattr(fn, "py_func", None))
     key = None
     if inner is not None:
-        stamp = [_C_CALLBACK_VERSION, src, repr(record), [str(data[nm].dtype) for nm in names], inner]
+        stamp = [_C_CALLBACK_VERSION, src, repr(layout.user_data.dtype),
+                 [str(layout.data[nm].dtype) for nm in names], inner]
         key = hashlib.sha256(repr(stamp).encode()).hexdigest()
-    py = compile_numba_function_src(src, name, env, cache_key=key)
-    sig_args = ((numba.types.uint64, numba.types.CPointer(numba.types.double),
-                 numba.types.CPointer(numba.types.double), numba.types.CPointer(numba.types.double))
-                if kind == "logp" else
-                (numba.types.uint64, numba.types.uint64, numba.types.CPointer(numba.types.double),
-                 numba.types.CPointer(numba.types.double)))
-    sig = numba.types.int64(*sig_args, numba.types.voidptr)
-    return numba.cfunc(sig, cache=key is not None)(py)
+    py = compile_numba_function_src(src, name, {**env, "FN": fn}, cache_key=key)
+    return numba.cfunc(_callback_signature(kind), cache=key is not None)(py), key
+
+
+def _load_c_callback(kind: str, names: list, key: str, layout: _Layout):
+    """The C callback of :func:`_c_callback` with cache key ``key``, loaded from numba's cache
+    without PyTensor's function (the cached machine code contains it), or None when numba has
+    no such entry (it would have to compile, and cannot without the function)."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    src, name, env = _callback_source(kind, names, layout)
+    py = compile_numba_function_src(src, name, {**env, "FN": None}, cache_key=key)
+    try:
+        return numba.cfunc(_callback_signature(kind), cache=True)(py)
+    except numba.core.errors.NumbaError:
+        return None
 
 
 def set_data(model: pm.Model, values: dict) -> None:

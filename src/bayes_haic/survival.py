@@ -590,8 +590,18 @@ _CACHE: dict[tuple, _CompiledPWE] = {}
 def _cached(spec: ModelSpec, prior_set: PriorSet) -> _CompiledPWE:
     key = spec.key(prior_set)
     if key not in _CACHE:
-        _CACHE[key] = _CompiledPWE(_build(spec, prior_set))
+        model = _build(spec, prior_set)
+        sampling.register_structure(model, _structure(spec, prior_set))
+        _CACHE[key] = _CompiledPWE(model)
     return _CACHE[key]
+
+
+def _structure(spec: ModelSpec, prior_set: PriorSet) -> str:
+    """What decides the graph :func:`_build` makes of ``spec`` (its structure fields and each
+    prior's family and parameter names; not the data or the prior's values), as a string for
+    :func:`bayes_haic.sampling.register_structure`."""
+    priors = {var: (prior_set.get(k).dist, sorted(prior_set.get(k).params)) for var, k in spec.prior_vars().items()}
+    return repr(("survival._build", replace(spec, hr_prior=""), priors))
 
 
 def clear_model_cache() -> None:
