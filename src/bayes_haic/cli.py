@@ -51,6 +51,31 @@ def _settle() -> None:
         gc.enable()
 
 
+def _keep_freed_memory() -> None:
+    """The main job, in a command-line process on glibc (Linux): keep freed memory for reuse
+    instead of handing it back to the system at once (``mallopt``: arrays up to 32 MB come from
+    the heap, which is trimmed only when 512 MB lie free at its top). The job allocates and frees
+    its draw-sized arrays thousands of times; by default glibc unmaps each and the next one
+    page-faults fresh zeroed memory: ~900,000 page faults and ~13 s of system CPU per run. With
+    this ~460,000 and ~6.5 s; the wall time fell ~6 s, the peak resident memory rose ~10%
+    (0.9 -> 1.0 GB; measured on the 2-core project machine). No-op elsewhere; the worker
+    processes (forked) inherit it."""
+    if not _OWN_PROCESS or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (e.g. musl): leave the allocator alone
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)
+    mallopt(m_trim_threshold, 512 << 20)
+    mallopt(m_top_pad, 64 << 20)
+
+
 def _end_process(code: int):
     """Interpreter shutdown would run a final full collection over every object the libraries
     made (~0.6 s after a fit); freezing them skips that pass. atexit handlers still run, and
@@ -278,6 +303,7 @@ def run_cmd(config_path, out, strict, columns, time_unit, arms):
     from .pipeline import run_main
 
     _settle()
+    _keep_freed_memory()
     cfg = _configured(config_path, columns, time_unit, arms)
     state = run_main(cfg, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
     if state.alerts:

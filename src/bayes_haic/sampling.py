@@ -670,25 +670,27 @@ def convergence(idata: az.InferenceData, var_names=None) -> dict:
 
 
 def _convergence(idata: az.InferenceData, var_names=None) -> dict:
-    """:func:`convergence` of one MCMC fit: ArviZ's rank-normalised split R-hat and bulk/tail
-    ESS of every scalar element of ``var_names`` (the values of ``az.summary(...,
+    """:func:`convergence` of one MCMC fit: the rank-normalised split R-hat and bulk/tail ESS of
+    every scalar element of ``var_names`` (the values of ``az.summary(...,
     kind="diagnostics")``; elements where they are undefined, e.g. a constant, are skipped as
-    there), computed on each element's (chain, draw) array rather than through ``az.summary``'s
-    xarray machinery, which cost ~0.1 s per fit. They are rounded as ``az.summary`` reports them
+    there), computed for all elements at once by :func:`bayes_haic.diagnostics.rhat_ess` (equal
+    to ArviZ's to ~1e-13, ~3x faster than ArviZ element by element and ~6x faster than
+    ``az.summary``'s xarray machinery). They are rounded as ``az.summary`` reports them
     (R-hat to two decimals, ESS to whole draws; NumPy's round half to even), the values the
     checks' thresholds and the validation study's failure rule are applied to."""
+    from .diagnostics import rhat_ess
+
     post = idata.posterior
     names = list(post.data_vars) if var_names is None else list(var_names)
     cols = [post[v].transpose("chain", "draw", ...).values for v in names]
-    elems = [a[:, :, j] for a in (c.reshape(c.shape[0], c.shape[1], -1) for c in cols)
-             for j in range(a.shape[2])]
+    parts = [np.moveaxis(c.reshape(c.shape[0], c.shape[1], -1), 2, 0) for c in cols]
+    stacked = np.concatenate(parts) if parts else np.empty((0, 1, 1))  # (elements, chain, draw)
+    d = rhat_ess(stacked)
+    rhat, bulk, tail = d["rhat"], d["ess_bulk"], d["ess_tail"]
     stats = idata.get("sample_stats")
     div = 0
     bfmi = float("nan")
     with _arviz_numpy():
-        rhat = [float(az.rhat(e)) for e in elems]
-        bulk = [float(az.ess(e, method="bulk")) for e in elems]
-        tail = [float(az.ess(e, method="tail")) for e in elems]
         if stats is not None:
             if "diverging" in stats:
                 div = int(stats["diverging"].values.sum())
