@@ -101,7 +101,7 @@ def test_every_command_on_a_users_survival_only_cohort(installed):
                      ("bootstrap_draws = 400", "bootstrap_draws = 20"),
                      ('time_varying_strategy = "ps_covariate"', 'time_varying_strategy = ""'),
                      ("enabled = true", "enabled = false"), ("draws = 1000", "draws = 300"),
-                     ("tune = 1000", "tune = 300"), ('set = "reference"', 'set = "my_prior"')):
+                     ("tune = 500", "tune = 300"), ('set = "reference"', 'set = "my_prior"')):
         assert old in cfg, old
         cfg = cfg.replace(old, new)
     (work / "study" / "main.toml").write_text(cfg)
