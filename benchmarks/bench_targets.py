@@ -28,6 +28,13 @@ main job warm 71 s, empty cache 151 s; one fit 9.2 s (7.0-8.8 s in repeats just 
 machine's timings vary by about 20%); brms 65.1 s; ratio 0.142. Back to back with the previous
 version (861972f): main job 100 s -> 67 s, identical results.csv; one fit 8.4 s -> 8.4 s
 (medians of 3).
+
+Measured 2026-12-02 (seventh session: structure manifests, vectorised diagnostics, one BLAS thread
+and kept freed memory in the main job, 500 tuning steps): main job warm 51 s (median of 3), empty
+cache 156 s; one fit 7.6 s in this script (6.4-8.6 s in repeats back to back with the previous
+version's 7.4-9.5 s); brms 79.7 s (65 s the day before: this machine's timings vary); ratio 0.095.
+Back to back with the previous version (1482383), before the tuning change: main job 72-74 s ->
+55-58 s with identical results.csv; 500 tuning steps then 57 -> 48 s.
 """
 
 from __future__ import annotations
