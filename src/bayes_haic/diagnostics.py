@@ -12,13 +12,14 @@ same order, so the values agree with ArviZ's to ~1e-13 (tested on autocorrelated
 constant, discrete and real posterior draws). Chains too short for the vectorised Geyer sequence
 are handed to ArviZ itself.
 
-Every function takes ``x`` of shape ``(quantities, chains, draws)`` and returns one value per
-quantity.
+:func:`rhat_ess` takes ``x`` of shape ``(quantities, chains, draws)`` and returns one value per
+quantity of each diagnostic.
 """
 
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import stats
@@ -114,27 +115,12 @@ def _ess(x: np.ndarray) -> np.ndarray:
     return ess
 
 
-def rhat(x: np.ndarray) -> np.ndarray:
-    """Rank-normalised split R-hat: the larger of the bulk (ranks) and tail (ranks of the
-    distances from the median) split R-hats; ``az.rhat``'s default."""
-    return rhat_ess(x)["rhat"]
-
-
-def ess_bulk(x: np.ndarray) -> np.ndarray:
-    """Bulk effective sample size: the ESS of the rank-normalised split chains."""
-    return rhat_ess(x)["ess_bulk"]
-
-
-def ess_tail(x: np.ndarray) -> np.ndarray:
-    """Tail effective sample size: the smaller ESS of the split-chain indicators of lying at or
-    below the 5% and the 95% quantiles (R's type 7)."""
-    return rhat_ess(x)["ess_tail"]
-
-
 def rhat_ess(x: np.ndarray) -> dict:
     """``{"rhat", "ess_bulk", "ess_tail"}``, one value per quantity of ``x`` (quantities,
-    chains, draws), as :func:`rhat`, :func:`ess_bulk` and :func:`ess_tail` (which call this):
-    the rank-normalised split chains are computed once for R-hat and the bulk ESS.
+    chains, draws): rank-normalised split R-hat (the larger of the bulk and the tail R-hat,
+    ``az.rhat``'s default), bulk ESS (of the rank-normalised split chains) and tail ESS (the
+    smaller ESS of the split-chain indicators of lying at or below the 5% and the 95% quantiles,
+    R's type 7). The rank-normalised split chains are computed once for R-hat and the bulk ESS.
     NaN for a quantity with a missing value, with fewer than 4 draws, or (R-hat) one chain, as
     ArviZ; chains shorter than :data:`MIN_DRAWS` draws go to ArviZ's own per-quantity code."""
     x = np.asarray(x, dtype=float)
@@ -166,10 +152,27 @@ def rhat_ess(x: np.ndarray) -> dict:
 def _arviz(x, ok, out) -> dict:
     import arviz as az
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), arviz_numpy():
         warnings.simplefilter("ignore")
         for i in np.flatnonzero(ok):
             out["rhat"][i] = float(az.rhat(x[i]))
             out["ess_bulk"][i] = float(az.ess(x[i], method="bulk"))
             out["ess_tail"][i] = float(az.ess(x[i], method="tail"))
     return out
+
+
+@contextmanager
+def arviz_numpy():
+    """Run ArviZ's statistics on its NumPy code path: with numba they agree to ~1e-12 but cost a
+    ~0.4 s JIT compile in every fresh process (not cached on disk), for chains of a few thousand
+    draws where NumPy takes milliseconds. ArviZ's global setting is restored afterwards."""
+    import arviz as az
+
+    was_on = az.Numba.numba_flag
+    if was_on:
+        az.Numba.disable_numba()
+    try:
+        yield
+    finally:
+        if was_on:
+            az.Numba.enable_numba()

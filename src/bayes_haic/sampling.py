@@ -11,12 +11,13 @@ import functools
 import hashlib
 import logging
 import weakref
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import arviz as az
 import numpy as np
 import pymc as pm
+
+from .diagnostics import arviz_numpy as _arviz_numpy
 
 DEFAULT_SEED = 20240329  # the study's online publication date
 
@@ -609,21 +610,6 @@ def sample(model: pm.Model, settings: SamplerSettings | None = None) -> az.Infer
     for key, value in s.as_dict().items():
         idata.attrs[f"sampler_{key}"] = value
     return idata
-
-
-@contextmanager
-def _arviz_numpy():
-    """Run ArviZ's diagnostics on its NumPy code path: with numba they agree to ~1e-12 but
-    cost a ~0.4 s JIT compile in every fresh process (not cached on disk), for chains of a few
-    thousand draws where NumPy takes milliseconds."""
-    was_on = az.Numba.numba_flag
-    if was_on:
-        az.Numba.disable_numba()
-    try:
-        yield
-    finally:
-        if was_on:
-            az.Numba.enable_numba()
 
 
 def with_groups(idata: az.InferenceData, groups: dict, attrs: dict) -> az.InferenceData:
