@@ -677,6 +677,57 @@ def test_standardised_median_and_rmst_of_a_mixture_solve_their_definitions():
     assert never.any() and (np.isinf(med0) == never).all()
 
 
+def _direct_standardised(h, elp, cuts, times, w):
+    """sum_i w_i exp(-H(t) e_i) for every time at once (the definition, for the tests)."""
+    H = sv.cumulative_hazard(h, cuts, times)
+    return np.exp(-H[..., None] * elp[:, None, None, :]) @ w
+
+
+@pytest.mark.parametrize("kind", ["even", "sorted", "unsorted", "cuts"])
+def test_walked_standardised_curve_equals_the_definition(kind):
+    """A grid of times is walked (each patient's survival carried from one time to the next
+    within an interval); it must equal exp(-H(t) e_i) averaged directly, to 1e-12 relative:
+    an even grid past the last cut, a sorted grid starting before 0, an unsorted one, and one
+    with every cut point (twice), on random hazards (some intervals with zero hazard)."""
+    rng = np.random.default_rng({"even": 1, "sorted": 2, "unsorted": 3, "cuts": 4}[kind])
+    for _ in range(20):
+        J = int(rng.integers(1, 9))
+        cuts = np.concatenate([[0.0], np.sort(rng.uniform(0.5, 40.0, J - 1))])
+        h = rng.gamma(0.5, 0.2, (int(rng.integers(1, 20)), 2, J))
+        h[..., rng.integers(0, J)] = 0.0
+        m = int(rng.integers(1, 40))
+        elp = np.exp(rng.normal(0.0, 1.5, (h.shape[0], m)))
+        w = rng.dirichlet(np.ones(m))
+        times = {"even": lambda: np.linspace(0.0, rng.uniform(30.0, 80.0), 121),
+                 "sorted": lambda: np.sort(rng.uniform(-1.0, 60.0, 60)),
+                 "unsorted": lambda: rng.uniform(0.0, 60.0, 60),
+                 "cuts": lambda: np.sort(np.concatenate([cuts, cuts, np.linspace(0.0, 50.0, 31)]))}[kind]()
+        assert times.size > sv._WALK_MIN  # walked, not computed directly
+        np.testing.assert_allclose(sv.standardised_survival(h, elp, cuts, times, weight=w),
+                                   _direct_standardised(h, elp, cuts, times, w), rtol=1e-12, atol=0)
+        # in blocks of draws: the same
+        np.testing.assert_allclose(sv.standardised_survival(h, elp, cuts, times, chunk=3, weight=w),
+                                   _direct_standardised(h, elp, cuts, times, w), rtol=1e-12, atol=0)
+
+
+def test_standardised_rmst_is_the_mean_of_the_patients_closed_forms():
+    """The standardised RMST (one expm1 per patient and interval, survival carried across
+    intervals) equals the weighted mean of each patient's own closed-form :func:`rmst` of the
+    hazard h e_i, to 1e-12 relative: tau inside the first interval, at a cut, past the last
+    cut; zero-hazard intervals; tiny e_i (the Taylor branch)."""
+    rng = np.random.default_rng(5)
+    cuts = np.array([0.0, 3.0, 7.0, 12.0, 20.0])
+    h = np.exp(rng.normal(-2.3, 0.7, size=(15, 2, cuts.size)))
+    h[:, :, 2] = 0.0
+    elp = np.exp(rng.normal(0.0, 1.0, size=(15, 6)))
+    elp[:, 0] = 1e-14
+    w = rng.dirichlet(np.ones(6))
+    for tau in (1.5, 7.0, 12.5, 36.0):
+        each = np.stack([sv.rmst(h * elp[:, i, None, None], cuts, tau) for i in range(6)], axis=-1)
+        np.testing.assert_allclose(sv._standardised_rmst(h, elp, cuts, tau, weight=w), each @ w,
+                                   rtol=1e-12, atol=0)
+
+
 def test_time_varying_hr_detects_a_change():
     df = simulate_ph_covariate(1500, 0.4, 0.0, seed=10, hr_late=1.0)
     cuts = [0, 2, 4, 6, 9, 12, 18]

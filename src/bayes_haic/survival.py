@@ -1079,8 +1079,7 @@ def default_times(max_follow_up: float | None = None, n: int = 121) -> np.ndarra
     cover the data of any cohort, but are not extrapolated beyond it. The curves are only
     drawn (medians, landmarks and RMST are computed exactly, not from the grid); 121 points
     (0.3-month steps over 36 months, 0.43 over the default cohort's 52) draw them as smoothly
-    as 241 did, at half the cost of the standardised curves of patient-level fits (0.6 s
-    instead of 1.25 s per fit on the default cohort)."""
+    as 241 did."""
     end = DEFAULT_HORIZON
     if max_follow_up is not None and np.isfinite(max_follow_up) and max_follow_up > 0:
         end = float(math.ceil(max_follow_up))
@@ -1176,18 +1175,27 @@ def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chun
     distinct covariate pattern, so patients sharing a linear predictor share a term).
     Returns (draws, arm, T) or (draws, arm). Computed in blocks of ``chunk`` draws
     (default: as many as keep a block within :data:`STANDARDISE_BLOCK` values), so memory does
-    not grow with draws x patients."""
+    not grow with draws x patients.
+
+    A grid of times (T,) is walked in order (:func:`_standardised_curve`): within an interval
+    each patient's survival is the previous time's times exp(-h_j e_i dt), so an evenly spaced
+    grid costs one exponential per interval and patient instead of one per time and patient
+    (~7x faster on the default cohort's 121-point curves; equal to the direct formula to
+    ~1e-14, relative)."""
     c = validate_cuts(cuts)
     times = np.asarray(times, float)
     m = elp.shape[-1]
     w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
-    if chunk is None:
-        per_draw = 2 * (times.size if times.ndim == 1 else 1) * max(m, 1)
+    if chunk is None:  # values per draw held at once: (arm, T, m) directly, 2 x (arm, m) walked
+        per_draw = 2 * max(m, 1) * (2 if times.ndim == 1 and times.size > _WALK_MIN else
+                                    times.size if times.ndim == 1 else 1)
         chunk = max(1, STANDARDISE_BLOCK // per_draw)
     out = []
     for s in range(0, hazard.shape[0], chunk):
         h, e = hazard[s : s + chunk], elp[s : s + chunk]
-        if times.ndim == 1:
+        if times.ndim == 1 and times.size > _WALK_MIN:
+            out.append(_standardised_curve(h, e, c, times, w))
+        elif times.ndim == 1:
             H = cumulative_hazard(h, c, times)  # (d, arm, T)
             out.append(np.exp(-H[..., None] * e[:, None, None, :]) @ w)
         else:
@@ -1195,6 +1203,42 @@ def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chun
             H = np.sum(h * exposure_matrix(tt.ravel(), c).reshape(tt.shape + (c.size,)), axis=-1)
             out.append(np.exp(-H[..., None] * e[:, None, :]) @ w)
     return np.concatenate(out, axis=0)
+
+
+_WALK_MIN = 8  # grids of more times than this are walked (:func:`_standardised_curve`)
+
+
+def _standardised_curve(h: np.ndarray, e: np.ndarray, cuts: np.ndarray, times: np.ndarray,
+                        w: np.ndarray) -> np.ndarray:
+    """:func:`standardised_survival` on a grid of ``times`` (T,), months: ``h`` (d, arm, J)
+    hazards, ``e`` (d, m) exp(linear predictor), ``w`` (m,) weights; returns (d, arm, T).
+
+    Each patient's survival is carried from one time to the next: when t_k and t_{k-1} lie in
+    the same interval j (and t_k >= t_{k-1}), S_i(t_k) = S_i(t_{k-1}) exp(-h_j e_i (t_k - t_{k-1})),
+    and the factor is reused while the step stays the same (to 1e-12, relative: a float
+    linspace's steps differ in the last bits). At an interval's first time, and after any
+    other step, S_i(t) = exp(-H(t) e_i) is computed directly, so the product never spans more
+    than one interval."""
+    Hc = cumulative_hazard(h, cuts, cuts)  # (d, arm, J) at each cut
+    j = np.searchsorted(cuts, times, side="right") - 1  # -1: before the first cut (H = 0)
+    out = np.empty(h.shape[:2] + (times.size,))
+    ee = e[:, None, :]  # (d, 1, m)
+    S = factor = None
+    step = math.nan
+    for k, t in enumerate(times):
+        jk = j[k]
+        if k and jk == j[k - 1] >= 0 and t >= times[k - 1]:
+            dt = t - times[k - 1]
+            if factor is None or abs(dt - step) > 1e-12 * step:
+                factor = np.exp(-(h[:, :, jk] * dt)[..., None] * ee)
+                step = dt
+            S *= factor
+        else:
+            H = Hc[:, :, jk] + h[:, :, jk] * (t - cuts[jk]) if jk >= 0 else np.zeros(h.shape[:2])
+            S = np.exp(-H[..., None] * ee)
+            factor = None
+        out[:, :, k] = S @ w
+    return out
 
 
 def _standardised_median(hazard, elp, cuts, upper: float, weight=None) -> np.ndarray:
@@ -1258,24 +1302,35 @@ def _thinned_draws(n_draws: int, keep: int) -> np.ndarray:
 
 
 def _standardised_rmst(hazard, elp, cuts, tau: float, weight=None) -> np.ndarray:
-    """int_0^tau of the standardised survival (draws, arm), exactly: the integral of a mean is
-    the mean of the patients' own RMSTs, each :func:`rmst` of the hazard ``h exp(lp_i)``
-    (closed form per interval; the cumulative hazard at the cuts scales with ``exp(lp_i)``, so
-    it is computed once). Computed in blocks of draws like :func:`standardised_survival`."""
+    """int_0^tau of the standardised survival (draws, arm), months, exactly: the integral of a
+    mean is the mean of the patients' own RMSTs, each :func:`rmst` of the hazard ``h exp(lp_i)``
+    (closed form per interval). With q_ij = expm1(-h_j e_i L_j) (L_j: the months of interval j
+    before ``tau``), patient i's RMST is sum_j S_i(c_j) (-q_ij) / (h_j e_i), and its survival at
+    the start of the next interval is S_i(c_j) (1 + q_ij) (every interval before the last one
+    counted is whole): one transcendental function per patient and interval, summed interval
+    by interval. Computed in blocks of draws like :func:`standardised_survival`."""
     c = validate_cuts(cuts)
     m = elp.shape[-1]
     w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
-    h = np.asarray(hazard, float)
-    Hc = cumulative_hazard(h, c, c)  # (draws, arm, J) at linear predictor 0
     L = _months_before(c, tau)
-    inside = L > 0
-    h, Hc, L = h[..., inside], Hc[..., inside], L[inside]
-    chunk = max(1, STANDARDISE_BLOCK // (2 * max(L.size, 1) * max(m, 1)))
+    inside = L > 0  # the first intervals
+    h, L = np.asarray(hazard, float)[..., inside], L[inside]
+    chunk = max(1, STANDARDISE_BLOCK // (8 * max(m, 1)))  # ~4 arrays (draws, arm, m) at once
     out = []
     for s in range(0, h.shape[0], chunk):
-        e = elp[s : s + chunk][:, None, :, None]  # (d, 1, m, 1)
-        # each patient's hazard and cumulative hazard (d, arm, m, J)
-        out.append(_rmst_sum(h[s : s + chunk, :, None, :] * e, Hc[s : s + chunk, :, None, :] * e, L) @ w)
+        e = elp[s : s + chunk][:, None, :]  # (d, 1, m)
+        total = np.zeros(h[s : s + chunk].shape[:2] + (m,))  # each patient's RMST so far
+        start = np.ones_like(total)  # and survival at the interval's start (the first cut is 0)
+        for j in range(L.size):
+            he = h[s : s + chunk, :, j, None] * e  # each patient's hazard (d, arm, m)
+            hl = he * L[j]
+            q = np.expm1(-hl)
+            small = hl <= 1e-12  # a Taylor term where the closed form would divide ~0 by ~0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                part = np.where(small, L[j] * (1 - hl / 2), -q / he)
+            total += start * part
+            start *= 1.0 + q
+        out.append(total @ w)
     return np.concatenate(out, axis=0)
 
 
