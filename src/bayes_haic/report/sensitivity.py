@@ -87,10 +87,23 @@ def plot_tipping(points: dict, title: str, threshold: float):
     return fig
 
 
-def sensitivity_section(study: SensitivityStudy) -> rp.Section:
+def overlay_figures(study: SensitivityStudy) -> dict:
+    """The report's overlay figure (:func:`plot_overlay`) of each (endpoint, strategy) of
+    ``study``, in the order of its posteriors. A figure needs only its own endpoint's fits, so the
+    main job draws each where that endpoint's part of the study ran (a worker process) and
+    passes them to :func:`sensitivity_section`."""
+    return {(endpoint, strategy): rp.Figure.from_matplotlib(
+                plot_overlay(study, endpoint, strategy),
+                f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) "
+                "and the prior on log(HR) (dashed).")
+            for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors)}
+
+
+def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -> rp.Section:
     """Report section: prior sets table and overlay figures, cut-point table, power scaling,
     reweighting check, patient-level tipping point (tier of the cohort) and the published-tier
-    tipping point, labelled as such."""
+    tipping point, labelled as such. ``overlays``: the overlay figures if already drawn
+    (:func:`overlay_figures` of the study or of its parts); else they are drawn here."""
     tier = study.data_tier
     sec = rp.Section("sensitivity", "Sensitivity to the priors and the cut points", tier=tier,
                      nav="Sensitivity")
@@ -143,11 +156,7 @@ def sensitivity_section(study: SensitivityStudy) -> rp.Section:
                 "method": r.method} for r in study.orr]
         sec.add(rp.Table(pd.DataFrame(orr), "Objective response: risk difference (treated minus "
                          "control) under each prior set, for the study's PSM and IPTW analyses"))
-    for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors):
-        sec.add(rp.Figure.from_matplotlib(
-            plot_overlay(study, endpoint, strategy),
-            f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) and "
-            "the prior on log(HR) (dashed)."))
+    sec.add(*(overlay_figures(study) if overlays is None else overlays).values())
     if len(study.cut_sets) > 1:
         wide = []
         for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
