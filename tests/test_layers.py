@@ -129,3 +129,13 @@ def test_presentation_draws_without_pyplot():
         assert not uses, f"{path.name}: matplotlib.use at lines {uses}"
         top = [m for m, _, _, at_top in imports(path) if at_top and m == "matplotlib.pyplot"]
         assert not top, f"{path.name} imports pyplot at module level"
+
+
+def test_help_imports_no_modelling_library():
+    """``bayes-haic --help`` and a command's ``--help`` load neither PyMC nor ArviZ (importing
+    them takes ~5 s on the project machine): the command line imports them only to run."""
+    code = ("import sys; from bayes_haic import cli; "
+            "[cli.main(a) for a in (['--help'], ['fit', '--help'], ['run', '--help'])]; "
+            "print(sorted(m for m in ('pymc', 'arviz', 'pytensor', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -550,7 +550,7 @@ def main(argv=None) -> int:
     """Entry point: run the CLI, turning user errors into a message and exit code 2."""
     import warnings
 
-    from .sampling import BLAS_WARNING
+    from .errors import BLAS_WARNING
 
     warnings.filterwarnings("ignore", message=BLAS_WARNING)
     try:

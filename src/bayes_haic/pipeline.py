@@ -368,7 +368,7 @@ def _run_lane(ctx: BlockContext, lane: list, results) -> None:
     import traceback
     import warnings
 
-    from .sampling import BLAS_WARNING
+    from .errors import BLAS_WARNING
 
     warnings.filterwarnings("ignore", message=BLAS_WARNING)
     one_blas_thread()  # for this process's whole life (the limit is per process)

@@ -118,11 +118,7 @@ class Prior:
         if self.dist == "Normal":  # closed form: no frozen scipy object (fast in loops)
             z = (np.asarray(x, float) - self.params["mu"]) / self.params["sigma"]
             return -0.5 * z * z - np.log(self.params["sigma"]) - 0.5 * np.log(2 * np.pi)
-        dist = self.to_scipy()
-        with np.errstate(divide="ignore"):
-            if hasattr(dist, "logpdf"):
-                return dist.logpdf(x)
-            return np.log(dist.pdf(x))
+        return log_density(self.to_scipy(), x)
 
     def to_scipy(self):
         """The same distribution as a frozen ``scipy.stats`` object (for plots and closed forms)."""
@@ -142,6 +138,15 @@ class Prior:
         if self.dist == "Beta":
             return stats.beta(p["alpha"], p["beta"])
         raise ValueError(self.dist)
+
+
+def log_density(dist, x):
+    """Log density at ``x`` of a frozen distribution of :meth:`Prior.to_scipy` (``-inf`` outside
+    its support). Freeze once and call this in loops: freezing costs ~1.4 ms in scipy 1.17."""
+    with np.errstate(divide="ignore"):
+        if hasattr(dist, "logpdf"):
+            return dist.logpdf(x)
+        return np.log(dist.pdf(x))
 
 
 class _HalfT:

@@ -72,7 +72,7 @@ from .errors import InputError
 from .importance import weighted_quantile
 from .labels import format_range
 from .paths import display_path
-from .priors import Prior, PriorSet, as_prior_set
+from .priors import Prior, PriorSet, as_prior_set, log_density
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
 from .results import result_row
 from .sampling import DEFAULT_SEED
@@ -614,19 +614,21 @@ def hr_se_sensitivity(
 
 def prob_rd_greater(a1: float, b1: float, a0: float, b0: float, d: float = 0.0) -> float:
     """P(p1 - p0 > d) for independent p1 ~ Beta(a1, b1), p0 ~ Beta(a0, b0), by quadrature:
-    the integral over y of f0(y) (1 - F1(y + d))."""
-    f0 = stats.beta(a0, b0)
-    f1 = stats.beta(a1, b1)
+    the integral over y of f0(y) (1 - F1(y + d)). The Beta density and survival function are
+    scipy.special's (``betaln``, ``betaincc``), not frozen ``scipy.stats`` objects: the same
+    values, without ~0.2 ms of argument checking in each of quad's ~170 evaluations."""
     lo, hi = max(0.0, -d), min(1.0, 1.0 - d)
     if lo >= hi:
         return 0.0 if d >= 1 else 1.0
+    log_norm0 = special.betaln(a0, b0)
 
     def integrand(y):
-        return f0.pdf(y) * f1.sf(y + d)
+        f0 = math.exp(special.xlogy(a0 - 1, y) + special.xlog1py(b0 - 1, -y) - log_norm0)
+        return f0 * special.betaincc(a1, b1, min(max(y + d, 0.0), 1.0))
 
     val, _ = integrate.quad(integrand, lo, hi, limit=200, epsabs=1e-11, epsrel=1e-10)
     # mass of p0 below -d (where p1 - p0 > d surely) when d < 0
-    return float(val + (f0.cdf(-d) if d < 0 else 0.0))
+    return float(val + (special.betainc(a0, b0, -d) if d < 0 else 0.0))
 
 
 @dataclass(frozen=True)
@@ -759,13 +761,6 @@ class ORRContrastReanalysis:
         )
 
 
-def _log_prior(prior: Prior, x):
-    with np.errstate(divide="ignore"):
-        if hasattr(prior.to_scipy(), "logpdf"):
-            return prior.to_scipy().logpdf(x)
-        return np.log(prior.to_scipy().pdf(x))
-
-
 def reanalyse_orr_contrast(
     prior_set: PriorSet | str = "reference",
     *,
@@ -783,6 +778,7 @@ def reanalyse_orr_contrast(
     r0 = int(ev.value("responders", analysis_set="PSM", arm=CONTROL))
     n1 = int(ev.value("n_patients", analysis_set="PSM", arm=TREATED))
     n0 = int(ev.value("n_patients", analysis_set="PSM", arm=CONTROL))
+    da, db = pa.to_scipy(), pb.to_scipy()  # frozen once (the optimiser evaluates ~200 times)
 
     def logpost(a, b):
         ll = (
@@ -791,7 +787,7 @@ def reanalyse_orr_contrast(
             + r1 * special.log_expit(a + b)
             + (n1 - r1) * special.log_expit(-(a + b))
         )
-        return ll + _log_prior(pa, a) + _log_prior(pb, b)
+        return ll + log_density(da, a) + log_density(db, b)
 
     start = np.array([special.logit((r0 + 0.5) / (n0 + 1)), 0.0])
     start[1] = special.logit((r1 + 0.5) / (n1 + 1)) - start[0]

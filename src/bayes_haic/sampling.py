@@ -24,11 +24,6 @@ DEFAULT_SEED = 20240329  # the study's online publication date
 #: sampler backends of :class:`SamplerSettings` (see there)
 BACKENDS = ("pymc", "nutpie", "nutpie-numba")
 
-#: PyTensor warns once per process when it cannot link a system BLAS (pip-installed numpy ships
-#: its own OpenBLAS, which PyTensor's C backend does not find). Our models are small, so this
-#: costs little; the benchmark reports the speed we actually get. The CLI entry point silences it
-#: (no warning filter is set when the library is imported).
-BLAS_WARNING = "PyTensor could not link to a BLAS installation"
 
 
 @dataclass(frozen=True)
