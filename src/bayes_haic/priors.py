@@ -190,6 +190,13 @@ class PriorSet:
                 f"expected one of: {', '.join(self.keys())}."
             ) from None
 
+    def families(self, prior_vars: dict) -> dict:
+        """``{variable: (family, sorted parameter names)}`` of the priors of ``prior_vars``
+        (model variable -> prior key): what a model graph built with ``pm.Data`` prior
+        parameters depends on (not the parameters' values). Part of the structure a model
+        builder declares (:func:`bayes_haic.sampling.register_structure`)."""
+        return {var: (self.get(k).dist, sorted(self.get(k).params)) for var, k in prior_vars.items()}
+
     def log_hr_key(self, endpoint: str) -> str:
         """The prior key of the treatment log-HR in the patient-level ``endpoint`` model:
         ``survival.log_hr_<endpoint>`` if this set defines it, else ``survival.log_hr``."""

@@ -219,8 +219,8 @@ def cached_model(spec: ResponseSpec, prior_set: PriorSet) -> pm.Model:
     """The graph of ``spec``, built once per process (:func:`clear_model_cache` forgets them)."""
     if spec not in _MODELS:
         model = _build_response(spec, prior_set)
-        priors = {var: sorted(prior_set.get(k).params) for var, k in spec.prior_vars().items()}
-        sampling.register_structure(model, repr(("response._build_response", spec, priors)))
+        sampling.register_structure(model, repr(("response._build_response", spec,
+                                                 prior_set.families(spec.prior_vars()))))
         _MODELS[spec] = model
     return _MODELS[spec]
 

@@ -600,8 +600,7 @@ def _structure(spec: ModelSpec, prior_set: PriorSet) -> str:
     """What decides the graph :func:`_build` makes of ``spec`` (its structure fields and each
     prior's family and parameter names; not the data or the prior's values), as a string for
     :func:`bayes_haic.sampling.register_structure`."""
-    priors = {var: (prior_set.get(k).dist, sorted(prior_set.get(k).params)) for var, k in spec.prior_vars().items()}
-    return repr(("survival._build", replace(spec, hr_prior=""), priors))
+    return repr(("survival._build", replace(spec, hr_prior=""), prior_set.families(spec.prior_vars())))
 
 
 def clear_model_cache() -> None:
