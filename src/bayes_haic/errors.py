@@ -31,5 +31,5 @@ def describe_rows(rows, limit: int = 8) -> str:
 #: not find). Our models are small, so this costs little; the benchmark reports the speed we
 #: actually get. The command line and the main job's workers silence it (no warning filter is set
 #: when the library is imported). It lives here, not beside the sampler, so that the command line
-#: can set the filter without importing PyMC (``bayes-haic --help`` in 0.3 s, not 5 s).
+#: can set the filter without importing PyMC (``bayes-haic --help`` in 0.1 s, not 5 s).
 BLAS_WARNING = "PyTensor could not link to a BLAS installation"

@@ -25,7 +25,6 @@ DEFAULT_SEED = 20240329  # the study's online publication date
 BACKENDS = ("pymc", "nutpie", "nutpie-numba")
 
 
-
 @dataclass(frozen=True)
 class SamplerSettings:
     """NUTS settings. ``backend`` is one of :data:`BACKENDS`: ``"pymc"`` (PyMC's NUTS),
