@@ -361,7 +361,8 @@ def plot_response_ppc(ppcs: list, arm_names=None) -> Figure:
             col = ARM_COLORS[arm]
             n_arm = int(tab.loc[arm, "n"])
             bins = 30 if tab.loc[arm, "weighted"] else (np.arange(n_arm + 2) - 0.5) / n_arm
-            ax.hist(ppc.replicates[arm], bins=bins, color=col, alpha=0.35, density=True)
+            ax.hist(ppc.replicates[arm], bins=bins, color=col, alpha=0.35, density=True,
+                    histtype="stepfilled", lw=0)  # one polygon, not a rectangle per bin
             ax.axvline(tab.loc[arm, "observed"], color=col, lw=1.6,
                        label=f"{names[arm]} (p = {_fmt_p(tab.loc[arm, 'p_value'])})")
         weighted = bool(tab["weighted"].any())
