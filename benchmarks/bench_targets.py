@@ -35,6 +35,13 @@ cache 156 s; one fit 7.6 s in this script (6.4-8.6 s in repeats back to back wit
 version's 7.4-9.5 s); brms 79.7 s (65 s the day before: this machine's timings vary); ratio 0.095.
 Back to back with the previous version (1482383), before the tuning change: main job 72-74 s ->
 55-58 s with identical results.csv; 500 tuning steps then 57 -> 48 s.
+
+Measured 2026-12-02 later (eighth session: standardised curves walked through time, the
+sensitivity figures drawn in the workers, the published tier's quadrature without frozen scipy
+objects; commit d5b8ad8), load average 2.1 at the start: main job warm 47 s (median of 3), empty
+cache 151 s; one fit 6.9 s; brms 78.5 s; ratio 0.088. Back to back with the previous version
+(5c67b00), 3 runs each: main job 50.4-56.9 s -> 43.3-46.8 s (user CPU 82-89 s -> 72-77 s),
+identical results.csv.
 """
 
 from __future__ import annotations
