@@ -222,6 +222,27 @@ def test_prob_rd_greater_edges():
     assert ra.prob_rd_greater(2, 3, 2, 3, -1.0) == pytest.approx(1.0, abs=1e-9)
 
 
+def test_prob_rd_greater_against_closed_forms_and_monte_carlo():
+    """P(p1 - p0 > d) by quadrature against (a) the uniform case, P(U1 - U0 > d) = (1 - d)^2 / 2
+    for d >= 0 and 1 - (1 + d)^2 / 2 for d < 0; (b) the exact sum for integer a1 (Evan Miller's
+    formula for P(p1 > p0)); (c) 2,000,000 Monte Carlo draws with non-integer parameters and
+    d != 0, within 5 Monte Carlo standard errors."""
+    from scipy.special import betaln
+
+    for d in (-0.7, -0.2, 0.0, 0.15, 0.6):
+        exact = (1 - d) ** 2 / 2 if d >= 0 else 1 - (1 + d) ** 2 / 2
+        assert ra.prob_rd_greater(1, 1, 1, 1, d) == pytest.approx(exact, abs=1e-10)
+    for a1, b1, a0, b0 in ((31, 31, 21, 39), (5, 2, 3, 9), (70, 35, 31, 76)):
+        exact = sum(math.exp(betaln(a0 + i, b0 + b1) - math.log(b1 + i) - betaln(1 + i, b1) - betaln(a0, b0))
+                    for i in range(a1))
+        assert ra.prob_rd_greater(a1, b1, a0, b0, 0.0) == pytest.approx(exact, rel=1e-9)
+    rng = np.random.default_rng(11)
+    n = 2_000_000
+    for a1, b1, a0, b0, d in ((35.5, 17.5, 16.5, 39.5, 0.3), (2.5, 7.2, 4.1, 3.3, -0.25)):
+        p = float(np.mean(rng.beta(a1, b1, n) - rng.beta(a0, b0, n) > d))
+        assert abs(ra.prob_rd_greater(a1, b1, a0, b0, d) - p) < 5 * math.sqrt(p * (1 - p) / n) + 1e-12
+
+
 def test_orr_contrast_grid_against_mcmc():
     import pymc as pm
 
