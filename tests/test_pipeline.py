@@ -73,10 +73,11 @@ def test_block_lanes_keep_blocks_of_the_same_structures_in_one_process():
 
     blocks = [Block("survival", "os"), Block("survival", "pfs"), Block("response", "orr"),
               Block("sensitivity", "os"), Block("sensitivity", "pfs"), Block("sensitivity", "orr")]
-    assert block_lanes(blocks, 2) == [[2, 0, 1], [3, 4, 5]]
+    assert block_lanes(blocks, 2) == [[2, 0, 1, 5], [3, 4]]
     assert block_lanes(blocks, 1) == [[0, 1, 2, 3, 4, 5]]
-    # three: the costlier lane (ORR 1 + survival 2 x 3 against sensitivity 3 x 2) is split
-    assert block_lanes(blocks, 3) == [[3, 4, 5], [2, 1], [0]]
+    # three: the costlier lane (ORR 1 + survival 2 x 3 + ORR sensitivity 2 against sensitivity
+    # 2 x 2) is split
+    assert block_lanes(blocks, 3) == [[3, 4], [2, 1], [0, 5]]
     assert sorted(block_lanes(blocks, 8)) == [[0], [1], [2], [3], [4], [5]]
     assert block_lanes([Block("survival", "os")], 2) == [[0]]
 
