@@ -41,7 +41,9 @@ sensitivity figures drawn in the workers, the published tier's quadrature withou
 objects; commit d5b8ad8), load average 2.1 at the start: main job warm 47 s (median of 3), empty
 cache 151 s; one fit 6.9 s; brms 78.5 s; ratio 0.088. Back to back with the previous version
 (5c67b00), 3 runs each: main job 50.4-56.9 s -> 43.3-46.8 s (user CPU 82-89 s -> 72-77 s),
-identical results.csv.
+identical results.csv. Then the sensitivity study's ORR part in the ORR fits' worker (5e26ca9),
+back to back with b671fcc: 47.8-52.5 s -> 43.9-45.0 s; in this script (--no-cold --no-brms,
+load average 1.8): main job warm 45 s (median of 3), one fit 6.3 s.
 """
 
 from __future__ import annotations
