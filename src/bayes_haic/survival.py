@@ -1185,14 +1185,14 @@ def standardised_survival(hazard: np.ndarray, elp: np.ndarray, cuts, times, chun
     times = np.asarray(times, float)
     m = elp.shape[-1]
     w = np.full(m, 1.0 / max(m, 1)) if weight is None else np.asarray(weight, float)
-    if chunk is None:  # values per draw held at once: (arm, T, m) directly, 2 x (arm, m) walked
-        per_draw = 2 * max(m, 1) * (2 if times.ndim == 1 and times.size > _WALK_MIN else
-                                    times.size if times.ndim == 1 else 1)
-        chunk = max(1, STANDARDISE_BLOCK // per_draw)
+    walked = times.ndim == 1 and times.size > _WALK_MIN
+    if chunk is None:  # values per draw held at once (arm = 2): 2 x (arm, m) walked, else (arm, T, m)
+        per_time = 2 if walked else times.size if times.ndim == 1 else 1
+        chunk = max(1, STANDARDISE_BLOCK // (2 * max(m, 1) * per_time))
     out = []
     for s in range(0, hazard.shape[0], chunk):
         h, e = hazard[s : s + chunk], elp[s : s + chunk]
-        if times.ndim == 1 and times.size > _WALK_MIN:
+        if walked:
             out.append(_standardised_curve(h, e, c, times, w))
         elif times.ndim == 1:
             H = cumulative_hazard(h, c, times)  # (d, arm, T)
