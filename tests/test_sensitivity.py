@@ -1,7 +1,7 @@
 """Prior sensitivity study: reweighting vs refitting, power scaling, tipping points, seeds, tiers.
 
 Tolerances come from Monte Carlo standard errors. The patient-level tests share one model
-structure (4 PWE intervals, nutpie), compiled once per session, so each extra fit costs well
+structure (4 PWE intervals, nutpie's C callbacks), compiled once per session, so each extra fit costs well
 under a second.
 """
 
@@ -28,7 +28,7 @@ from bayes_haic.results import RESULT_COLUMNS
 from bayes_haic.sampling import SamplerSettings
 from bayes_haic.schema import load_cohort
 
-SAMPLER = SamplerSettings(draws=1000, tune=500, chains=2, backend="nutpie", seed=20240329)
+SAMPLER = SamplerSettings(draws=1000, tune=500, chains=2, seed=20240329)
 PRIORS = ("reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based")
 # two cut sets with the same number of intervals share the compiled model
 CUTS = (4, [0, 3, 9, 18])
@@ -295,7 +295,7 @@ def test_tipping_point_checked_by_an_independent_refit(study, cohort):
     """At the reported s*, a refit with another seed gives P(HR < 1) = threshold within MCSE."""
     t = study.tipping[("os", "none")]
     ps = load_prior_set("reference").with_prior("survival.log_hr", sn.normal_scale_prior(t.scale))
-    other = SamplerSettings(draws=4000, tune=1000, chains=2, backend="nutpie", seed=11)
+    other = SamplerSettings(draws=4000, tune=1000, chains=2, seed=11)
     from bayes_haic import analysis
 
     idata = analysis.fit_survival(cohort, "os", "none", prior_set=ps, sampler=other,
@@ -390,7 +390,7 @@ def test_write_sensitivity_job(tmp_path):
     assert set(res["data_tier"]) == {"synthetic", "published"}
     pub = res[res["data_tier"] == "published"]
     assert set(pub["measure"]) == {"tipping_sd_log_hr"} and set(pub["endpoint"]) == {"os", "pfs"}
-    assert study.threshold == 0.975 and study.settings["sampler"]["backend"] == "nutpie"
+    assert study.threshold == 0.975 and study.settings["sampler"]["backend"] == "nutpie-numba"  # the configured default
     assert len(pd.read_csv(out / "sensitivity.csv")) == 2
     curves = pd.read_csv(out / "tipping.csv")
     assert set(curves["data_tier"]) == {"synthetic", "published"}

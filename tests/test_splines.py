@@ -35,7 +35,7 @@ REF = Path(__file__).parent / "reference"
 CUTS = [0, 12, 24, 36, 60, 84, 120]  # months, as in the R scripts
 VAGUE = load_prior_set("reference", ("survival.log_hr.sigma=10", "survival.log_baseline_hazard.sigma=10",
                                      "survival.ps_spline.sigma=10"))
-SAMPLER = SamplerSettings(draws=1000, tune=1000, chains=2, seed=3, backend="nutpie")
+SAMPLER = SamplerSettings(draws=1000, tune=1000, chains=2, seed=3)
 
 
 @pytest.fixture(scope="module")

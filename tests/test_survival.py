@@ -816,7 +816,7 @@ def test_random_walk_fits_sample_with_small_steps_and_do_not_diverge():
 
     frame = load_cohort(default_cohort_path()).frame
     cuts = sv.cut_points(frame["pfs_time"].to_numpy(), frame["pfs_event"].to_numpy(), n_intervals=16)
-    base = SamplerSettings(draws=1000, tune=1000, chains=2, seed=0, target_accept=0.9, backend="nutpie")
+    base = SamplerSettings(draws=1000, tune=1000, chains=2, seed=0, target_accept=0.9)
     rw = sv.fit_pwe(frame, "pfs", cuts=cuts, baseline="rw", sampler=base)
     assert rw.attrs["sampler_target_accept"] == sv.RANDOM_WALK_TARGET_ACCEPT
     assert int(rw.sample_stats["diverging"].sum()) == 0

@@ -33,11 +33,12 @@ import pandas as pd
 from scipy import stats
 
 from .errors import InputError
+from .sampler_settings import BACKENDS, DEFAULT_BACKEND
 
 MODELS = ("pwe", "response")
 DEFAULTS = {"models": ["pwe"], "draws": 200, "thin_to": 99, "bins": 10, "n_per_arm": 100,
             "cuts": [0.0, 3.0, 6.0, 12.0, 24.0], "censor_min": 6.0, "censor_max": 54.0,
-            "prior": "reference", "sampler": {"draws": 300, "tune": 300, "chains": 2, "backend": "nutpie"}}
+            "prior": "reference", "sampler": {"draws": 300, "tune": 300, "chains": 2, "backend": DEFAULT_BACKEND}}
 PARAMS = {"pwe": ("log_hr", "log_lambda_first", "baseline_rw_sd"), "response": ("intercept", "log_or")}
 
 
@@ -67,9 +68,7 @@ def check_sbc_config(sbc: dict, src: str) -> None:
     s = sbc["sampler"]
     if not isinstance(s, dict) or not set(s) <= {"draws", "tune", "chains", "backend"}:
         fail("sampler", "a table with draws, tune, chains (and backend)", s)
-    from .sampling import BACKENDS
-
-    if s.get("backend", "nutpie") not in BACKENDS:
+    if s.get("backend", DEFAULT_BACKEND) not in BACKENDS:
         fail("sampler.backend", f"one of {', '.join(map(repr, BACKENDS))}", s["backend"])
 
 

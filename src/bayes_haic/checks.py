@@ -104,7 +104,7 @@ from . import survival as sv
 from .errors import InputError
 from .fitinfo import FitInfo
 from .labels import STRATEGY_LABELS
-from .sampling import DEFAULT_SEED
+from .sampler_settings import DEFAULT_SEED
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
               "bfmi_min": 0.3, "chains": 2}

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import InputError
 from .paths import models_dir, priors_dir, shipped
-from .sampling import DEFAULT_SEED, SamplerSettings
+from .sampler_settings import BACKENDS, SamplerSettings
 
 Strategy = Literal["none", "ps_covariate", "iptw", "psm", "covariates"]
 
@@ -127,13 +127,16 @@ class PriorConfig(_Strict):
                                  "evidence_based"]
 
 
+_SAMPLER = SamplerSettings()  # the defaults of a key the [sampler] table leaves out
+
+
 class SamplerConfig(_Strict):
-    draws: int = Field(1000, ge=100)
-    tune: int = Field(1000, ge=100)
-    chains: int = Field(2, ge=1, le=8)
-    seed: int = DEFAULT_SEED
-    target_accept: float = Field(0.9, gt=0.5, lt=1)
-    backend: Literal["pymc", "nutpie", "nutpie-numba"] = "nutpie-numba"
+    draws: int = Field(_SAMPLER.draws, ge=100)
+    tune: int = Field(_SAMPLER.tune, ge=100)
+    chains: int = Field(_SAMPLER.chains, ge=1, le=8)
+    seed: int = _SAMPLER.seed
+    target_accept: float = Field(_SAMPLER.target_accept, gt=0.5, lt=1)
+    backend: Literal[BACKENDS] = _SAMPLER.backend
 
     def settings(self) -> SamplerSettings:
         return SamplerSettings(**self.model_dump())

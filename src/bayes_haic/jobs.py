@@ -42,10 +42,10 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     both tiers) and ``out_dir/report.html`` (the section), each atomically and only after
     everything has been computed.
 
-    Cut points, baseline and sampler (draws, tune, chains, seed, target_accept) come from the
-    configuration file (default ``models/main.toml``): its cut points are the main cut set, the
-    other default cut sets follow; the sampler backend is nutpie (refits reuse the compiled
-    model). ``seed`` overrides the configured seed.
+    Cut points, baseline and sampler come from the configuration file (default
+    ``models/main.toml``): its cut points are the main cut set, the other default cut sets
+    follow. ``seed`` overrides the configured seed. (With the configured nutpie backends refits
+    reuse the compiled model; the PyMC backend recompiles it for every refit.)
     """
     from . import analysis
     from .report.sensitivity import sensitivity_section
@@ -55,7 +55,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
 
     cfg = load_config(config_path)
     settings = cfg.sampler.settings()
-    sampler = replace(settings, backend="nutpie", seed=int(seed) if seed is not None else settings.seed)
+    sampler = replace(settings, seed=int(seed) if seed is not None else settings.seed)
     cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
                          **cfg.data.cohort_options())
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals

@@ -75,7 +75,7 @@ from .paths import display_path
 from .priors import Prior, PriorSet, as_prior_set, log_density
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
 from .results import result_row
-from .sampling import DEFAULT_SEED
+from .sampler_settings import DEFAULT_SEED
 
 # --------------------------------------------------------------------------- constants
 

@@ -11,41 +11,16 @@ import functools
 import hashlib
 import logging
 import weakref
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import arviz as az
 import numpy as np
 import pymc as pm
 
 from .diagnostics import arviz_numpy as _arviz_numpy
-
-DEFAULT_SEED = 20240329  # the study's online publication date
-
-#: sampler backends of :class:`SamplerSettings` (see there)
-BACKENDS = ("pymc", "nutpie", "nutpie-numba")
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """NUTS settings. ``backend`` is one of :data:`BACKENDS`: ``"pymc"`` (PyMC's NUTS),
-    ``"nutpie"`` (nutpie's NUTS calling the numba-compiled density as Python functions) or
-    ``"nutpie-numba"`` (the same sampler and model, the density called as a numba C callback:
-    ~5-8x faster sampling; the callbacks are compiled once per model structure per machine,
-    ~6-20 s, and loaded from the disk cache afterwards: :func:`compile_nutpie_numba`).
-
-    Chains run sequentially (``cores=1``): on the 2-core project machines process start-up
-    costs more than it saves for models this small, and sequential chains are reproducible.
-    """
-
-    draws: int = 1000
-    tune: int = 1000
-    chains: int = 2
-    seed: int = DEFAULT_SEED
-    target_accept: float = 0.9
-    backend: str = "pymc"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+# the settings live in a module without the modelling libraries (the configuration and the
+# validation study read them without importing PyMC)
+from .sampler_settings import BACKENDS, SamplerSettings
 
 
 # --------------------------------------------------------------------------- nutpie

@@ -20,7 +20,7 @@ estimated Pareto shape :math:`\hat k` says whether this is reliable: below
 tail probability such as P(HR < 1) well estimated), it is used (``method`` "PSIS reweighting
 (k=0.23)"), otherwise the model is refitted (``method`` "refit"). Refits reuse the
 model graph that :mod:`bayes_haic.survival` caches per structure (same number of intervals and
-prior families; new data and prior values), and with the ``nutpie`` backend its compilation, so
+prior families; new data and prior values), and with the nutpie backends its compilation, so
 a refit costs 0.4-2 s (see benchmarks/bench_sensitivity.py).
 
 On the main cut set (the first) every prior set is refitted, because the power-scaling
@@ -874,8 +874,9 @@ def run_sensitivity(
     shipped set, ``reference`` first); the first is the base that others are reweighted from
     and the tipping family's nuisance priors. ``cut_sets``: :class:`CutSet` objects or what
     :func:`as_cut_set` reads; the first is the main set (every prior refitted there, power
-    scaling, tipping point). ``sampler``: default ``SamplerSettings(backend="nutpie")`` (the
-    compiled model is reused across refits; with the PyMC backend every refit recompiles).
+    scaling, tipping point). ``sampler``: default :class:`~bayes_haic.sampling.SamplerSettings`
+    (nutpie: the compiled model is reused across refits; with the PyMC backend every refit
+    recompiles).
     ``reweight=False`` refits everywhere; ``k_max`` and ``min_ess`` say when reweighting is
     trusted. ``threshold``: P(HR < 1) of the tipping point; ``tipping=False`` skips both tipping
     points; ``tipping_scales``: the grid of s (default 40 values, 2.5 down to 0.005).
@@ -897,7 +898,7 @@ def run_sensitivity(
         prior_names = (prior_names,)
     t_start = time.perf_counter()
     say = echo or (lambda _m: None)
-    sampler = sampler or SamplerSettings(backend="nutpie")
+    sampler = sampler or SamplerSettings()
     if isinstance(cut_sets, (str, int, CutSet)):
         cut_sets = (cut_sets,)
     cut_sets = tuple(as_cut_set(c) for c in cut_sets)

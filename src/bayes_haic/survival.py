@@ -43,8 +43,8 @@ Reuse
 The PyMC model for a structure (number of intervals, baseline kind, prior families) is built
 once and cached; the data (``events``, ``exposure``) and the prior parameters are
 ``pm.Data`` containers that are updated for each fit, so a sensitivity grid over data sets and
-prior parameters does not rebuild the graph (and, with ``backend="nutpie"``, does not
-recompile it).
+prior parameters does not rebuild the graph (and, with the nutpie backends, the default, does
+not recompile it).
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
 from .priors import Prior, PriorSet, as_prior_set
 from .results import result_row, summarise_draws
+from .sampler_settings import DEFAULT_SEED
 
 ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
 ARMS = ("control", "treated")  # treatment 0, 1
@@ -611,8 +612,8 @@ def clear_model_cache() -> None:
 
 def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSettings) -> az.InferenceData:
     """Sample the cached graph with new data/prior values (:func:`bayes_haic.sampling.set_data`), by
-    :func:`bayes_haic.sampling.sample`; with ``backend="nutpie"`` the graph is compiled once per
-    structure (:func:`bayes_haic.sampling.compile_nutpie` caches it per model object)."""
+    :func:`bayes_haic.sampling.sample`; with the nutpie backends (the default) the graph is
+    compiled once per structure (:mod:`bayes_haic.sampling` caches it per model object)."""
     entry.fits += 1
     sampling.set_data(entry.model, values)
     return sampling.sample(entry.model, settings)
@@ -793,7 +794,7 @@ def fit_pwe(
 
 
 def prior_predictive(frame: pd.DataFrame, endpoint: str, *, cuts=None, prior_set: PriorSet | str | None = None,
-                     baseline: str = "rw", draws: int = 1000, seed: int = sampling.DEFAULT_SEED) -> az.InferenceData:
+                     baseline: str = "rw", draws: int = 1000, seed: int = DEFAULT_SEED) -> az.InferenceData:
     """Prior predictive draws of the unadjusted PWE model of ``endpoint`` on this cohort's
     exposure: ``prior`` (``log_hr``, ``hr``, ``log_lambda``, ``hazard`` per month, ...) and
     ``prior_predictive.events`` (arm, intervals), the event counts the priors expect given each

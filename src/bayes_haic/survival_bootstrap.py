@@ -39,7 +39,7 @@ from . import fitinfo
 from .bootstrap_prior import combine_with_prior
 from .errors import InputError
 from .priors import PriorSet, as_prior_set
-from .sampling import DEFAULT_SEED
+from .sampler_settings import DEFAULT_SEED
 from .survival import (
     ARMS,
     ModelSpec,

@@ -66,6 +66,7 @@ import pandas as pd
 from . import synthetic
 from .errors import InputError
 from .results import atomic_write, atomic_write_text
+from .sampler_settings import BACKENDS, DEFAULT_BACKEND
 
 SURVIVAL = ("none", "ps_covariate", "iptw", "iptw_fixed", "psm", "covariates")
 ORR = ("none", "ps_covariate", "iptw", "psm", "covariates")
@@ -103,7 +104,7 @@ class StudyConfig:
     truth_n: int = 200000
     scenarios: list = field(default_factory=list)
     sampler: dict = field(default_factory=lambda: {"draws": 300, "tune": 300, "chains": 2,
-                                                   "backend": "nutpie", "target_accept": 0.9})
+                                                   "backend": DEFAULT_BACKEND, "target_accept": 0.9})
     n_boot: int = 200
     psm_design_draws: int = 2
     n_intervals: int = 8
@@ -221,8 +222,6 @@ def load_config(path=None) -> StudyConfig:
         _check(k in ("draws", "tune", "chains", "backend", "target_accept"), src, f"sampler.{k}",
                "one of draws, tune, chains, backend, target_accept")
         if k == "backend":
-            from .sampling import BACKENDS
-
             _check(v in BACKENDS, src, "sampler.backend", f"one of {', '.join(map(repr, BACKENDS))}", v)
         elif k == "target_accept":
             _check(isinstance(v, float) and 0 < v < 1, src, "sampler.target_accept", "a number in (0, 1)", v)
