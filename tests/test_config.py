@@ -94,3 +94,25 @@ def test_init_writes_a_folder_that_loads_and_is_never_overwritten(tmp_path, caps
     assert main(["init", str(folder)]) == 2
     assert "would overwrite" in capsys.readouterr().err
     assert (folder / "main.toml").read_text() == "# mine\n"
+
+
+def test_every_entry_point_defaults_to_the_same_sampler():
+    """One definition of the sampler defaults: a configuration that leaves the [sampler] table
+    out, library calls without settings, the validation study and its SBC part all sample with
+    SamplerSettings' defaults (nutpie's C callbacks), and reading a configuration imports no
+    modelling library (the settings live apart from the samplers)."""
+    import subprocess
+    import sys
+
+    from bayes_haic import calibration, validation
+    from bayes_haic.config import SamplerConfig
+    from bayes_haic.sampler_settings import BACKENDS, DEFAULT_BACKEND, SamplerSettings
+
+    assert SamplerConfig().settings() == SamplerSettings()
+    assert SamplerSettings().backend == DEFAULT_BACKEND == "nutpie-numba" and DEFAULT_BACKEND in BACKENDS
+    assert validation.StudyConfig(path="study.toml").sampler["backend"] == DEFAULT_BACKEND
+    assert calibration.DEFAULTS["sampler"]["backend"] == DEFAULT_BACKEND
+    probe = ("import sys; from bayes_haic.config import load_config; load_config(); "
+             "print(sorted(m for m in ('pymc', 'pytensor', 'arviz', 'nutpie') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
