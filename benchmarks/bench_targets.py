@@ -47,6 +47,10 @@ cache 151 s; one fit 6.9 s; brms 78.5 s; ratio 0.088. Back to back with the prev
 identical results.csv. Then the sensitivity study's ORR part in the ORR fits' worker (5e26ca9),
 back to back with b671fcc: 47.8-52.5 s -> 43.9-45.0 s; in this script (--no-cold --no-brms,
 load average 1.8): main job warm 45 s (median of 3), one fit 6.3 s.
+
+Measured 2026-12-02 (ninth session, commit 429d1cd; a slower day: the virtual machine reported
+~50% CPU steal at times), ``--no-main --no-brms``, load average 1.4 at the start: one fit 7.4 s,
+import floor 5.9 s, one fit with an empty compile cache 27.9 s.
 """
 
 from __future__ import annotations
