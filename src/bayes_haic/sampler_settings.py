@@ -21,7 +21,9 @@ class SamplerSettings:
     ``"nutpie"`` (nutpie's NUTS calling the numba-compiled density as Python functions) or
     ``"nutpie-numba"`` (the same sampler and model, the density called as a numba C callback:
     ~5-8x faster sampling; the callbacks are compiled once per model structure per machine,
-    ~6-20 s, and loaded from the disk cache afterwards: :func:`bayes_haic.sampling.compile_nutpie_numba`).
+    ~6-40 s, and loaded from the disk cache afterwards:
+    :func:`bayes_haic.sampling.compile_nutpie_numba`). The two nutpie backends give
+    bit-identical draws.
 
     Chains run sequentially (``cores=1``): on the 2-core project machines process start-up
     costs more than it saves for models this small, and sequential chains are reproducible.
