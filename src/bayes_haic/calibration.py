@@ -38,7 +38,8 @@ from .sampler_settings import BACKENDS, DEFAULT_BACKEND
 MODELS = ("pwe", "response")
 DEFAULTS = {"models": ["pwe"], "draws": 200, "thin_to": 99, "bins": 10, "n_per_arm": 100,
             "cuts": [0.0, 3.0, 6.0, 12.0, 24.0], "censor_min": 6.0, "censor_max": 54.0,
-            "prior": "reference", "sampler": {"draws": 300, "tune": 300, "chains": 2, "backend": DEFAULT_BACKEND}}
+            "prior": "reference",
+            "sampler": {"draws": 300, "tune": 300, "chains": 2, "backend": DEFAULT_BACKEND}}
 PARAMS = {"pwe": ("log_hr", "log_lambda_first", "baseline_rw_sd"), "response": ("intercept", "log_or")}
 
 
