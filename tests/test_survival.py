@@ -572,15 +572,15 @@ def test_patient_layout_logp_equals_rows_model_with_covariates_and_pairs():
     rows = rows[rows.exposure > 0]
     m_r = pm.Model(coords=m_p.coords)
     with m_r:
-        lam0 = sv._prior_rv("log_lambda_first", ps.get("survival.log_baseline_hazard"))
-        sd = sv._prior_rv("baseline_rw_sd", ps.get("survival.baseline_rw_sd"))
+        lam0 = ps.get("survival.log_baseline_hazard").to_pymc_data("log_lambda_first")
+        sd = ps.get("survival.baseline_rw_sd").to_pymc_data("baseline_rw_sd")
         log_lambda = sv._random_walk("log_lambda", lam0, sd, len(cuts))
-        hr0 = sv._prior_rv("log_hr_first", ps.get("survival.log_hr"))
-        hr_sd = sv._prior_rv("log_hr_rw_sd", ps.get("survival.log_hr_rw_sd"))
+        hr0 = ps.get("survival.log_hr").to_pymc_data("log_hr_first")
+        hr_sd = ps.get("survival.log_hr_rw_sd").to_pymc_data("log_hr_rw_sd")
         log_hr_t = sv._random_walk("log_hr_t", hr0, hr_sd, len(cuts))
-        coef = sv._prior_rv("coef", ps.get("survival.covariate"), dims="covariates")
+        coef = ps.get("survival.covariate").to_pymc_data("coef", dims="covariates")
         pz = pm.Normal("pair_z", 0, 1, dims="pairs")
-        u = sv._prior_rv("pair_sd", ps.get("survival.pair_sd")) * pz
+        u = ps.get("survival.pair_sd").to_pymc_data("pair_sd") * pz
         j = rows.interval.to_numpy()
         eta = log_lambda[j] + rows.treatment.to_numpy() * log_hr_t[j] + coef[0] * rows.z.to_numpy() + u[rows.pair.to_numpy()]
         pm.Poisson("event", mu=rows.exposure.to_numpy() * pt.exp(eta), observed=rows.event.to_numpy())

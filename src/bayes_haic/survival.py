@@ -65,7 +65,7 @@ from . import covariates as covariates_mod
 from . import fitinfo, sampling, splines
 from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
-from .priors import Prior, PriorSet, as_prior_set
+from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .sampler_settings import DEFAULT_SEED
 
@@ -286,14 +286,22 @@ def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np
 # --------------------------------------------------------------------------- PyMC model
 
 
-def _prior_rv(name: str, prior: Prior, **kwargs):
-    """Random variable ``name`` with the prior's family and parameters held in ``pm.Data``
-    containers ``<name>__<param>``, so the prior's parameters can be changed without a rebuild."""
-    return prior.to_pymc_data(name, **kwargs)
+def _prior_rvs(spec: "ModelSpec", prior_set: PriorSet):
+    """``prior(var, **kw)``: the random variable ``var`` of ``spec`` with its prior from
+    ``prior_set``, the prior's parameters held in ``pm.Data`` containers ``<var>__<param>`` so
+    they can be changed without a rebuild (:meth:`bayes_haic.priors.Prior.to_pymc_data`)."""
+    pv = spec.prior_vars()
+    return lambda var, **kw: prior_set.get(pv[var]).to_pymc_data(var, **kw)
 
 
-def _prior_values(name: str, prior: Prior) -> dict:
-    return prior.data_values(name)
+def _baseline_log_lambda(spec: "ModelSpec", prior):
+    """The baseline log hazard per month of each interval (dims ``intervals``): independent
+    priors, one value (one interval) or a random walk, as ``spec.baseline`` says."""
+    if spec.baseline == "independent":
+        return prior("log_lambda", dims="intervals")
+    if spec.n_intervals == 1:
+        return pm.Deterministic("log_lambda", prior("log_lambda_first")[None], dims="intervals")
+    return _random_walk("log_lambda", prior("log_lambda_first"), prior("baseline_rw_sd"), spec.n_intervals)
 
 
 @dataclass(frozen=True)
@@ -377,17 +385,10 @@ def _random_walk(name: str, first, sd, n: int, dims="intervals"):
 def _build(spec: ModelSpec, prior_set: PriorSet) -> pm.Model:
     """The PWE model graph for ``spec`` (data and prior parameters as ``pm.Data``)."""
     J = spec.n_intervals
-    pv = spec.prior_vars()
-    prior = lambda var, **kw: _prior_rv(var, prior_set.get(pv[var]), **kw)
+    prior = _prior_rvs(spec, prior_set)
     arm = pt.as_tensor(np.array([0.0, 1.0]))
     with pm.Model(coords=_model_coords(spec)) as model:
-        # baseline log hazard per month
-        if spec.baseline == "independent":
-            log_lambda = prior("log_lambda", dims="intervals")
-        elif J == 1:
-            log_lambda = pm.Deterministic("log_lambda", prior("log_lambda_first")[None], dims="intervals")
-        else:
-            log_lambda = _random_walk("log_lambda", prior("log_lambda_first"), prior("baseline_rw_sd"), J)
+        log_lambda = _baseline_log_lambda(spec, prior)
         # treatment log hazard ratio, constant or a random walk across intervals
         if spec.time_varying:
             log_hr_t = _random_walk("log_hr_t", prior("log_hr_first"), prior("log_hr_rw_sd"), J)
@@ -511,7 +512,7 @@ def _event_share(collapsed: xr.Dataset) -> np.ndarray:
 def _values(spec: ModelSpec, data: dict, prior_set: PriorSet) -> dict:
     values = dict(data)
     for var, key in spec.prior_vars().items():
-        values.update(_prior_values(var, prior_set.get(key)))
+        values.update(prior_set.get(key).data_values(var))
     return values
 
 
@@ -552,29 +553,17 @@ def build_pwe_rows_model(rows: pd.DataFrame, n_intervals: int, prior_set: PriorS
     _check_baseline(baseline)
     ps = as_prior_set(prior_set)
     spec = ModelSpec(n_intervals, baseline)
-    pv = spec.prior_vars()
+    prior = _prior_rvs(spec, ps)
     r = rows[rows["exposure"].to_numpy() > 0]
     with pm.Model(coords=_model_coords(spec)) as model:
         j = pm.Data("interval", r["interval"].to_numpy().astype("int64"))
         x = pm.Data("treatment", r["treatment"].to_numpy().astype(float))
         log_e = pm.Data("log_exposure", np.log(r["exposure"].to_numpy()))
-        log_hr = _prior_rv("log_hr", ps.get(pv["log_hr"]))
+        log_hr = prior("log_hr")
         pm.Deterministic("hr", pt.exp(log_hr))
-        if baseline == "independent":
-            log_lambda = _prior_rv("log_lambda", ps.get(pv["log_lambda"]), dims="intervals")
-        elif n_intervals == 1:
-            log_lambda = _prior_rv("log_lambda_first", ps.get(pv["log_lambda_first"]))[None]
-        else:
-            log_lambda = _random_walk(
-                "log_lambda",
-                _prior_rv("log_lambda_first", ps.get(pv["log_lambda_first"])),
-                _prior_rv("baseline_rw_sd", ps.get(pv["baseline_rw_sd"])),
-                n_intervals,
-            )
+        log_lambda = _baseline_log_lambda(spec, prior)
         pm.Poisson("event", mu=pt.exp(log_e + log_lambda[j] + log_hr * x), observed=r["event"].to_numpy())
     return model
-
-
 
 
 @dataclass
@@ -938,14 +927,20 @@ def poisson_loglik(events, exposure, hazard) -> np.ndarray:
 def patient_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> np.ndarray:
     """Per-patient linear predictor without treatment, z_i' coef + u_pair(i), of a patient-level
     fit (``idata.posterior``, ``idata.constant_data``): array (chain, draw, patient)."""
-    n = const.sizes["patient"]
+    z = const["covariate_values"].transpose("patient", "covariates").values \
+        if "covariate_values" in const else None
+    pair = const["pair_index"].values if "pair_index" in const else None
+    return _linear_predictor(post, const.sizes["patient"], z, pair)
+
+
+def _linear_predictor(post: xr.Dataset, n: int, z=None, pair=None) -> np.ndarray:
+    """z_i' coef + u_pair(i) for n rows of covariate values ``z`` (n, covariates) and pair
+    indices ``pair`` (n,), either of them absent: array (chain, draw, n)."""
     lp = np.zeros((post.sizes["chain"], post.sizes["draw"], n))
-    if "covariate_values" in const:
-        coef = post["coef"].transpose("chain", "draw", "covariates").values
-        lp += coef @ const["covariate_values"].transpose("patient", "covariates").values.T
-    if "pair_index" in const:
-        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
-        lp += u[..., const["pair_index"].values]
+    if z is not None:
+        lp += post["coef"].transpose("chain", "draw", "covariates").values @ z.T
+    if pair is not None:
+        lp += post["pair_effect"].transpose("chain", "draw", "pairs").values[..., pair]
     return lp
 
 
@@ -1282,15 +1277,9 @@ def grouped_linear_predictor(post: xr.Dataset, const: xr.Dataset) -> tuple[np.nd
     if "pair_index" in const:
         cols.append(const["pair_index"].values[:, None].astype(float))
     rows, _, count = patterns_mod.unique_rows(np.column_stack(cols))
-    lp = np.zeros((post.sizes["chain"], post.sizes["draw"], rows.shape[0]))
-    k = 0
-    if "covariate_values" in const:
-        coef = post["coef"].transpose("chain", "draw", "covariates").values
-        k = coef.shape[-1]
-        lp += coef @ rows[:, :k].T
-    if "pair_index" in const:
-        u = post["pair_effect"].transpose("chain", "draw", "pairs").values
-        lp += u[..., rows[:, k].astype(np.int64)]
+    k = const.sizes["covariates"] if "covariate_values" in const else 0
+    lp = _linear_predictor(post, rows.shape[0], rows[:, :k] if k else None,
+                           rows[:, k].astype(np.int64) if "pair_index" in const else None)
     return lp, count / count.sum()
 
 
