@@ -68,11 +68,8 @@ class RunState:
         Kaplan-Meier curves (as :meth:`summarise`) are computed once here, and its
         ``results.csv`` rows (:func:`bayes_haic.survival.result_rows`) come from the same
         draws; returns the rows (also added to :attr:`rows`)."""
-        from . import checks
-
         self.fits[key] = idata
-        self.estimands[key] = survival.survival_estimands(idata)
-        self.km[key] = checks.fit_km(idata)
+        self._summarise_fit(key, idata)
         rows = survival.result_rows(idata, self.cohort.data_tier, self.cohort.name, cut_set=cut_set,
                                     draws=self.estimands[key][1])
         self.rows.extend(rows)
@@ -83,16 +80,19 @@ class RunState:
         ``(summary, draws)`` of :func:`bayes_haic.survival.survival_estimands` and the observed
         Kaplan-Meier curves of the fit's data (:func:`bayes_haic.checks.fit_km`) for OS/PFS fits,
         :func:`bayes_haic.response.response_summary` for ORR fits; returns ``self``."""
-        from . import checks
-
         for key, idata in self.fits.items():
             if key not in self.estimands:
-                if key[0] == "orr":
-                    self.estimands[key] = response.response_summary(idata)
-                else:
-                    self.estimands[key] = survival.survival_estimands(idata)
-                    self.km[key] = checks.fit_km(idata)
+                self._summarise_fit(key, idata)
         return self
+
+    def _summarise_fit(self, key: tuple, idata) -> None:
+        from . import checks
+
+        if key[0] == "orr":
+            self.estimands[key] = response.response_summary(idata)
+        else:
+            self.estimands[key] = survival.survival_estimands(idata)
+            self.km[key] = checks.fit_km(idata)
 
 
 # ------------------------------------------------------------------------------ the main job
