@@ -44,6 +44,12 @@ def arm_names(names=None) -> dict:
     return dict(zip(("treated", "control"), names)) if names else dict(ARM_NAMES)
 
 
+# --------------------------------------------------------------------------- reported thresholds
+
+#: the clinically important ORR risk difference: every ORR result reports P(RD > 0.2)
+IMPORTANT_RD = 0.2
+
+
 # --------------------------------------------------------------------------- formatters
 
 

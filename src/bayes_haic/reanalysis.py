@@ -70,7 +70,7 @@ from scipy import integrate, optimize, special, stats
 
 from .errors import InputError
 from .importance import weighted_quantile
-from .labels import format_range
+from .labels import IMPORTANT_RD, format_range
 from .paths import display_path
 from .priors import Prior, PriorSet, as_prior_set, log_density
 from .published import CONTROL, TREATED, PublishedEvidence, load_meta_analyses, load_published
@@ -84,7 +84,6 @@ SKEPTICAL_HR = 0.5  # the skeptic gives 5% probability to a benefit at least thi
 TAIL_PROB = 0.05
 POWER_PRIOR_A0 = 0.5  # down-weighting of meta-analyses that likely include this study
 IMPORTANT_HR = 0.8  # reported: P(HR < 0.8)
-IMPORTANT_RD = 0.2  # clinically important ORR difference; reported: P(RD > 0.2)
 # control (LEN-P) response rate used to express ORR effects as odds ratios: a round value near the
 # 28-29% this study reports for its LEN-P arm
 REFERENCE_CONTROL_ORR = 0.25

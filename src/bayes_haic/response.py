@@ -60,6 +60,7 @@ from . import fitinfo, sampling, splines
 from .bootstrap_prior import combine_with_prior
 from .covariates import column_or_array, propensity_scores, ps_spline, standardised
 from .errors import InputError, describe_rows
+from .labels import IMPORTANT_RD
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled
@@ -76,7 +77,6 @@ BOOTSTRAP_METHOD = (
     "propensity model refitted per replicate, weighted logistic MSM maximum likelihood; "
     "design uncertainty propagated"
 )
-IMPORTANT_RD = 0.2
 ESTIMAND_DETAIL = {
     "none": "crude marginal response probabilities per arm (no confounding adjustment)",
     "covariates": "marginal response probabilities by standardisation over the whole analysed "

@@ -13,6 +13,9 @@ BACKENDS = ("pymc", "nutpie", "nutpie-numba")
 #: the backend every default uses: these settings, the configuration files, the sensitivity and
 #: validation studies
 DEFAULT_BACKEND = "nutpie-numba"
+#: the least ``target_accept`` of a model with a random-walk prior (why:
+#: :func:`bayes_haic.survival.sampler_for`)
+RANDOM_WALK_TARGET_ACCEPT = 0.99
 
 
 @dataclass(frozen=True)

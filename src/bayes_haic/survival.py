@@ -67,7 +67,7 @@ from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
-from .sampler_settings import DEFAULT_SEED
+from .sampler_settings import DEFAULT_SEED, RANDOM_WALK_TARGET_ACCEPT
 
 ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
 ARMS = ("control", "treated")  # treatment 0, 1
@@ -609,8 +609,6 @@ def _run_sampler(entry: _CompiledPWE, values: dict, settings: sampling.SamplerSe
 
 
 # --------------------------------------------------------------------------- fitting
-
-RANDOM_WALK_TARGET_ACCEPT = 0.99
 
 
 def sampler_for(sampler: sampling.SamplerSettings | None, *, baseline: str, n_intervals: int,
