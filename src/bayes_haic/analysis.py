@@ -34,8 +34,8 @@ import xarray as xr
 from scipy.special import expit
 
 from . import fitinfo, propensity, reconstruct, response, survival, survival_bootstrap
-from .config import DesignConfig
 from .errors import InputError
+from .propensity import make_design
 from .sampling import SamplerSettings
 from .schema import Cohort
 
@@ -44,17 +44,6 @@ PSM_DESIGN_DRAWS = 8  # rematched sets pooled by the PSM fit (design uncertainty
 ONE_SCORE = "conditions on one estimated propensity score (design uncertainty not propagated)"
 ONE_MATCH = ("conditions on one estimated propensity score and one matched set (design "
              "uncertainty not propagated)")
-
-
-def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> propensity.Design:
-    """The propensity design of ``cohort`` on its covariates (PS model, weights, matching, balance)."""
-    s = settings or DesignConfig()
-    reconstruct.check_strategy(cohort, "the propensity design (PS model, weights, matching)")
-    if not cohort.covariates:
-        raise InputError(f"{cohort.path}: no covariates chosen; the propensity design needs "
-                         "--covariates (or a sidecar list).")
-    return propensity.design(cohort.frame, list(cohort.covariates), estimand=s.estimand,
-                             stabilized=s.stabilized, truncate=s.truncate, caliper=s.caliper)
 
 
 def design_fn(cohort: Cohort, design: propensity.Design):

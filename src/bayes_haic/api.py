@@ -332,8 +332,8 @@ def balance(data, covariates=None, *, columns=None, time_unit: str = "months", a
     """
     from pydantic import ValidationError
 
-    from . import analysis
     from .config import DesignConfig
+    from .propensity import make_design
 
     try:
         settings = DesignConfig(estimand=estimand, stabilized=stabilized, truncate=truncate,
@@ -342,7 +342,7 @@ def balance(data, covariates=None, *, columns=None, time_unit: str = "months", a
         raise InputError("balance: " + "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()) + ".") from None
     cohort = load_data(data, covariates, columns=columns, time_unit=time_unit, arms=arms)
-    design = analysis.make_design(cohort, settings)
+    design = make_design(cohort, settings)
     return BalanceResult(design.balance, design, cohort)
 
 

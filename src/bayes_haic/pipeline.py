@@ -21,13 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import reconstruct, response, survival
+from . import reconstruct
 from . import report as rp
 from .config import MainConfig, load_config
 from .priors import load_prior_set
 from .provenance import package_versions
 from .report import main as report_main
-from .results import atomic_write, write_results
+from .results import atomic_write, atomic_write_bytes, write_results
 from .schema import Cohort, load_cohort
 
 
@@ -68,6 +68,8 @@ class RunState:
         Kaplan-Meier curves (as :meth:`summarise`) are computed once here, and its
         ``results.csv`` rows (:func:`bayes_haic.survival.result_rows`) come from the same
         draws; returns the rows (also added to :attr:`rows`)."""
+        from . import survival
+
         self.fits[key] = idata
         self._summarise_fit(key, idata)
         rows = survival.result_rows(idata, self.cohort.data_tier, self.cohort.name, cut_set=cut_set,
@@ -86,7 +88,7 @@ class RunState:
         return self
 
     def _summarise_fit(self, key: tuple, idata) -> None:
-        from . import checks
+        from . import checks, response, survival
 
         if key[0] == "orr":
             self.estimands[key] = response.response_summary(idata)
@@ -138,6 +140,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     """
     from . import checks, reanalysis, sensitivity  # heavy imports only when running
     from .report.checks import checks_section, ppc_figures
+    from .report.published import published_section
     from .report.sensitivity import sensitivity_section
     from .report.validation import STORED_RESULT, limitations_text, load_stored, validation_sections
 
@@ -173,7 +176,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     def published_work():  # 5. the published evidence (tier "published"), meanwhile here
         progress.step("published evidence: conjugate reanalysis under each prior set")
         published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
-        state.sections["published"] = report_main.published_section(published)
+        state.sections["published"] = published_section(published)
         # the sections that need no block's result
         state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort)
         state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
@@ -296,7 +299,7 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     """Compute one block; a dict of what it adds to the :class:`RunState` (``rows``, ``fits``,
     ``hr_t``, ``estimands``, ``km``, its ``section``, or the sensitivity ``study``). ``announce``
     (optional) is called with each step's message before the step runs."""
-    from . import analysis, sensitivity
+    from . import analysis, response, sensitivity
     from .report.sensitivity import overlay_figures
 
     say = announce or (lambda _m: None)
@@ -553,7 +556,7 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
     to each configured endpoint of the ``[data] reconstructed`` cohort; adds its result rows
     (tier ``reconstructed``) and convergence failures to ``state``; returns its section
     (:func:`bayes_haic.report.main.reconstructed_section`)."""
-    from . import analysis, checks
+    from . import analysis, checks, survival
     from .errors import InputError
 
     path = cfg.reconstructed_path()
@@ -593,7 +596,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     Model settings other than those given (cut points, baseline smoothing, sampler, design)
     come from the configuration file (default ``models/main.toml``).
     """
-    from . import analysis, checks
+    from . import analysis, checks, response
     from .report.checks import checks_section
 
     cfg = load_config(config_path)
@@ -657,23 +660,19 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
     """The design stage alone: fit the propensity model, match and weight, and write
     ``out_dir/balance.csv`` (the full balance table), ``love_plot.png``, ``ps_overlap.png`` and
     ``design.html``. Returns the balance table; the outcome columns are never looked at."""
-    from . import analysis
-    from .report import figures
+    import base64
+
+    from .propensity import make_design
 
     cfg = load_config(config_path)
     cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
-    design = analysis.make_design(cohort, cfg.design)
+    design = make_design(cohort, cfg.design)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    pngs = {
-        "love_plot.png": figures.love_plot(design.balance),
-        "ps_overlap.png": figures.overlap_plot(design.ps_fit.ps, cohort.frame["treatment"].to_numpy(),
-                                               arm_labels=report_main.arm_labels(cohort)),
-    }
-    for name, fig in pngs.items():
-        atomic_write(out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=160,
-                                                                  bbox_inches="tight"))
-    section = report_main.design_section(cohort, design)
+    figs = report_main.design_figures(cohort, design)  # drawn once: the PNG files and the page
+    for name, fig in figs.items():
+        atomic_write_bytes(out / f"{name}.png", base64.b64decode(fig.png_base64))
+    section = report_main.design_section(cohort, design, figs)
     html = rp.render(f"bayes-haic balance: {cohort.name}", [section], banner=rp.tier_banner(cohort))
     rp.write_report(out / "design.html", html)
     atomic_write(out / "balance.csv",

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from .errors import InputError
 from .paths import priors_dir
@@ -122,6 +122,8 @@ class Prior:
 
     def to_scipy(self):
         """The same distribution as a frozen ``scipy.stats`` object (for plots and closed forms)."""
+        from scipy import stats  # imported on use: the design stage never needs it (~1 s)
+
         p = self.params
         if self.dist == "Normal":
             return stats.norm(p["mu"], p["sigma"])
@@ -153,6 +155,8 @@ class _HalfT:
     """|T| for a Student-t with ``nu`` degrees of freedom and scale ``sigma``."""
 
     def __init__(self, nu, sigma):
+        from scipy import stats
+
         self._t = stats.t(nu, 0, sigma)
 
     def pdf(self, x):
@@ -296,7 +300,7 @@ def _parse_ratio_form(params: dict, where: str) -> Prior:
         )
     side = "<" if tail < median else ">"
     mu = float(np.log(median))
-    sigma = float(abs(np.log(tail) - mu) / stats.norm.isf(prob))
+    sigma = float(abs(np.log(tail) - mu) / -special.ndtri(prob))  # the normal's upper prob-quantile
     return Prior("Normal", {"mu": mu, "sigma": sigma},
                  statement=f"median ratio {median:g}, P(ratio {side} {tail:g}) = {prob:g}")
 

@@ -63,6 +63,9 @@ from .matching import MatchResult, match_nearest
 if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
 
+    from .config import DesignConfig
+    from .schema import Cohort
+
     from .sampling import SamplerSettings
 
 INTERCEPT = "intercept"
@@ -912,3 +915,21 @@ def design(
         settings={"caliper": caliper, "order": order, "threshold": threshold,
                   "denominator": denominator},
     )
+
+
+def make_design(cohort: Cohort, settings: DesignConfig | None = None) -> Design:
+    """:func:`design` of a loaded cohort on its chosen covariates, with the configuration's
+    ``[design]`` settings (default :class:`~bayes_haic.config.DesignConfig`): what the main
+    job, ``fit``, ``balance`` and the sensitivity and validation studies run once per cohort.
+    Imports none of the modelling libraries, so the design stage (``bayes-haic balance``) runs
+    without PyMC."""
+    from .config import DesignConfig
+    from .reconstruct import check_strategy
+
+    s = settings or DesignConfig()
+    check_strategy(cohort, "the propensity design (PS model, weights, matching)")
+    if not cohort.covariates:
+        raise InputError(f"{cohort.path}: no covariates chosen; the propensity design needs "
+                         "--covariates (or a sidecar list).")
+    return design(cohort.frame, list(cohort.covariates), estimand=s.estimand,
+                  stabilized=s.stabilized, truncate=s.truncate, caliper=s.caliper)

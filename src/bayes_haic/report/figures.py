@@ -5,15 +5,14 @@ reconstruction overlay. Each takes results and draws them."""
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import InputError
 from ..labels import ARM_COLORS, ARM_LABELS, STRATEGY_LABELS, STUDY_ARMS, arm_names as _arm_names
+from ..labels import IMPORTANT_RD
 from ..labels import format_p_value as _fmt_p
-from ..response import IMPORTANT_RD
 from .axes import finish_rd_axes, log_ratio_axis
 
 
@@ -183,6 +182,7 @@ def plot_rd(fits, labels=None, arm_names=None):
     """Posterior density of the ORR risk difference for one fit or several (dict label -> idata,
     or a list with ``labels``); lines at 0 and at the clinically important 0.2. ``arm_names``:
     (treated, control) names on the axis (default the study's)."""
+    import arviz as az
     from scipy.stats import gaussian_kde
 
     if isinstance(fits, az.InferenceData):

@@ -14,14 +14,14 @@ import pandas as pd
 
 from typing import TYPE_CHECKING
 
-from .. import reconstruct, response, survival
-from ..labels import STUDY_ARMS, format_ci, strategy_label
+from .. import reconstruct
+from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
+from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT
 from ..schema import summarise_cohort
 from . import figures
 from . import pages as rp
-from .published import published_section  # noqa: F401  (a section of the main report)
 
 # the provenance table lists the packages of the numbers and the figures' library after scipy
 _AFTER = PACKAGES.index("scipy") + 1
@@ -60,7 +60,22 @@ STUDY_PSM_PAIRS = (" The study's published PSM set had 55 pairs (derived from it
                    "percentages, not stated).")
 
 
-def design_section(cohort: Cohort, design) -> rp.Section:
+def design_figures(cohort: Cohort, design) -> dict:
+    """The design's figures, drawn once: ``{"love_plot": ..., "ps_overlap": ...}`` as
+    :class:`~bayes_haic.report.pages.Figure` (PNG) with their captions."""
+    t = cohort.frame["treatment"].to_numpy()
+    return {
+        "love_plot": rp.Figure.from_matplotlib(figures.love_plot(design.balance),
+                                               "Love plot: absolute SMD per covariate."),
+        "ps_overlap": rp.Figure.from_matplotlib(
+            figures.overlap_plot(design.ps_fit.ps, t, arm_labels=arm_labels(cohort)),
+            "Propensity-score overlap by arm."),
+    }
+
+
+def design_section(cohort: Cohort, design, figs: dict | None = None) -> rp.Section:
+    """The design page: PS model, weights and matching, the balance table and
+    :func:`design_figures` (drawn here unless given as ``figs``)."""
     sec = rp.Section("design", "Design: propensity score, matching and weighting",
                      tier=cohort.data_tier, nav="Design")
     s = design.summary()
@@ -79,12 +94,8 @@ def design_section(cohort: Cohort, design) -> rp.Section:
                      "(* = |SMD| > 0.1) and variance ratios (continuous covariates), before "
                      "adjustment, in the matched set and under the IPT weights "
                      f"({s['weights_estimand']})"))
-    sec.add(rp.Figure.from_matplotlib(figures.love_plot(design.balance),
-                                      "Love plot: absolute SMD per covariate."))
-    t = cohort.frame["treatment"].to_numpy()
-    sec.add(rp.Figure.from_matplotlib(figures.overlap_plot(design.ps_fit.ps, t,
-                                                           arm_labels=arm_labels(cohort)),
-                                      "Propensity-score overlap by arm."))
+    figs = figs or design_figures(cohort, design)
+    sec.add(figs["love_plot"], figs["ps_overlap"])
     return sec
 
 
@@ -215,7 +226,7 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "risk difference": format_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": format_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
             "P(RD > 0)": rp.format_probability(s["p_rd_above_0"]),
-            "P(RD > 0.2)": rp.format_probability(s[f"p_rd_above_{response.IMPORTANT_RD:g}"]),
+            "P(RD > 0.2)": rp.format_probability(s[f"p_rd_above_{IMPORTANT_RD:g}"]),
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
         })
         notes.append(f"{label(strategy)}: {idata.attrs.get('estimand_detail', '')}; "
@@ -346,7 +357,7 @@ def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.S
     sec.add(rp.Table(pd.DataFrame([sampler.as_dict()]), "Sampler settings"))
     sec.add(rp.Text("Fits with a random-walk prior (a random-walk baseline, or the time-varying "
                     "HR(t)) run with target_accept of at least "
-                    f"{survival.RANDOM_WALK_TARGET_ACCEPT} (smaller steps through the funnel of "
+                    f"{RANDOM_WALK_TARGET_ACCEPT} (smaller steps through the funnel of "
                     "the walk's sd); HR(t) fits also with at least 1000 tuning steps and 2000 draws. "
                     "Each fit's own settings are stored in its posterior file's attributes.",
                     "note"))
