@@ -36,6 +36,10 @@ fix), medians of 3 fresh processes, load average 2.0-3.3 (the other engineer's t
     none           68.0 s (target 600)   6.32 GB (target 16)
     covariates    119.2 s                6.32 GB
 
+Re-measured 2026-12-02 (tenth session, commit 420ca3e), ``--n 100000``, one run each, alone on
+the machine: none 16.1 s, covariates 40.2 s, ps_covariate 27.6 s, iptw 38.1 s, psm 30.4 s; peak
+0.81-1.05 GB.
+
 All targets are met on this machine under this load; timings vary by +-50% with the other
 engineer's load (a single iptw run took 45-123 s before the BLAS-thread fix, 33-45 s after).
 

@@ -51,6 +51,10 @@ load average 1.8): main job warm 45 s (median of 3), one fit 6.3 s.
 Measured 2026-12-02 (ninth session, commit 429d1cd; a slower day: the virtual machine reported
 ~50% CPU steal at times), ``--no-main --no-brms``, load average 1.4 at the start: one fit 7.4 s,
 import floor 5.9 s, one fit with an empty compile cache 27.9 s.
+
+Measured 2026-12-02 (tenth session, commit 4ac0d50), ``--no-main --no-cold --repeats 3``, load
+average 0.5 at the start: one fit 8.0 s, import floor 5.2 s, floor without PyMC/ArviZ
+(``BARE_IMPORTS``) 2.1 s, brms 74.2 s, ratio 0.108.
 """
 
 from __future__ import annotations
