@@ -64,9 +64,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import arviz as az
 
     from .config import DesignConfig
-    from .schema import Cohort
-
     from .sampling import SamplerSettings
+    from .schema import Cohort
 
 INTERCEPT = "intercept"
 ESTIMANDS = ("ATE", "ATT", "ATO")

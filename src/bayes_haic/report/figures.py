@@ -10,8 +10,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import InputError
-from ..labels import ARM_COLORS, ARM_LABELS, STRATEGY_LABELS, STUDY_ARMS, arm_names as _arm_names
-from ..labels import IMPORTANT_RD
+from ..labels import ARM_COLORS, ARM_LABELS, IMPORTANT_RD, STRATEGY_LABELS, STUDY_ARMS
+from ..labels import arm_names as _arm_names
 from ..labels import format_p_value as _fmt_p
 from .axes import finish_rd_axes, log_ratio_axis
 
