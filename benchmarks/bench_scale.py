@@ -38,7 +38,8 @@ fix), medians of 3 fresh processes, load average 2.0-3.3 (the other engineer's t
 
 Re-measured 2026-12-02 (tenth session, commit 420ca3e), ``--n 100000``, one run each, alone on
 the machine: none 16.1 s, covariates 40.2 s, ps_covariate 27.6 s, iptw 38.1 s, psm 30.4 s; peak
-0.81-1.05 GB.
+0.81-1.05 GB. ``--n 1000000 --strategies none,covariates``: none 86.8 s, covariates 111.9 s;
+peak 6.29 GB.
 
 All targets are met on this machine under this load; timings vary by +-50% with the other
 engineer's load (a single iptw run took 45-123 s before the BLAS-thread fix, 33-45 s after).
