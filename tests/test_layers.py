@@ -152,4 +152,5 @@ def test_the_design_stage_imports_no_modelling_library(tmp_path):
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
-    assert (tmp_path / "balance.csv").is_file() and (tmp_path / "love_plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "balance.csv").is_file()
+    assert (tmp_path / "love_plot.png").read_bytes()[:4] == b"\x89PNG"
