@@ -176,6 +176,25 @@ def test_collapse_equals_aggregated_person_intervals():
 # --------------------------------------------------------------------------- the Poisson-likelihood identity
 
 
+def test_rows_model_has_the_collapsed_models_parameters():
+    """The naive rows model and the collapsed model share their baseline and prior code: the
+    same free variables, and ``log_lambda`` and ``hr`` recorded, for every baseline and for one
+    interval (where the rows model used to leave ``log_lambda`` out)."""
+    df = simulate_pwe(120, 0.6, [0, 6], [0.1, 0.05], seed=5)
+    ps = load_prior_set("reference")
+    for n_intervals in (1, 4):
+        cuts = sv.cut_points(df.os_time, df.os_event, n_intervals=n_intervals)
+        coll = sv.collapse(df.os_time, df.os_event, df.treatment, cuts)
+        rows = sv.expand_person_intervals(df.os_time, df.os_event, df.treatment, cuts)
+        for baseline in ("rw", "independent"):
+            m_c = sv.build_pwe_model(coll, ps, baseline)
+            m_r = sv.build_pwe_rows_model(rows, len(cuts), ps, baseline)
+            free = [sorted(v.name for v in m.free_RVs) for m in (m_c, m_r)]
+            assert free[0] == free[1], (n_intervals, baseline, free)
+            assert {"log_lambda", "hr"} <= set(m_r.named_vars), (n_intervals, baseline)
+
+
+
 def test_collapsed_logp_equals_rows_logp_up_to_a_constant():
     df = simulate_pwe(200, 0.6, [0, 6], [0.1, 0.05], seed=3)
     cuts = sv.cut_points(df.os_time, df.os_event, n_intervals=4)
