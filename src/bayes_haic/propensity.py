@@ -43,7 +43,9 @@ all patients for ATE and ATO, the controls only for the ATT (treated weights are
 **Effective sample size** per arm (Kish 1965): ``(sum w)^2 / sum w^2``.
 
 :func:`design` runs the whole design stage (ML score, weights, matching from
-:mod:`bayes_haic.matching`, balance from :mod:`bayes_haic.balance`) and returns a :class:`Design`.
+:mod:`bayes_haic.matching`, balance from :mod:`bayes_haic.balance`) and returns a :class:`Design`;
+:func:`make_design` runs it on a loaded cohort with the configuration's ``[design]`` settings.
+Nothing here imports PyMC unless :func:`fit_ps_bayes` is called.
 """
 
 from __future__ import annotations
