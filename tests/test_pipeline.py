@@ -330,3 +330,31 @@ def test_a_worker_that_dies_is_reported_not_waited_for(monkeypatch):
     with pytest.raises(RuntimeError, match="exit code 3"):
         pipeline.run_blocks(ctx, blocks, 2, pipeline.Progress(total=2, echo=lambda m: None))
     assert not multiprocessing.active_children()
+
+
+def test_configured_hr_t_fits_sample_as_long_as_the_methods_text_says(monkeypatch):
+    """Every configured HR(t) fit -- the main job's and ``bayes-haic fit`` with ``time_varying =
+    true`` -- samples at least TIME_VARYING_MIN_DRAWS draws after TIME_VARYING_MIN_TUNE tuning
+    steps, which the report's methods text states (before, only the main job's did); other fits
+    keep the configured settings. The fit itself is replaced by a probe of its arguments."""
+    from bayes_haic import analysis, pipeline
+    from bayes_haic.config import load_config
+    from bayes_haic.priors import load_prior_set
+    from bayes_haic.report import main as report_main
+    from bayes_haic.sampler_settings import TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
+
+    seen = []
+    monkeypatch.setattr(analysis, "fit_survival", lambda *a, **k: seen.append(k["sampler"]))
+    cfg = load_config(None)
+    configured = cfg.sampler.settings()
+    assert configured.draws < TIME_VARYING_MIN_DRAWS and configured.tune < TIME_VARYING_MIN_TUNE
+    for tv in (True, False):
+        pipeline.fit_configured(cfg, None, "os", "none", None, None, configured, [0.0], time_varying=tv)
+    assert (seen[0].draws, seen[0].tune) == (TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE)
+    assert seen[1] == configured
+    from bayes_haic.schema import load_cohort
+
+    text = report_main.methods_section(cfg, load_prior_set("reference"), configured,
+                                       load_cohort(default_cohort_path()))
+    shown = " ".join(getattr(b, "text", "") for b in text.blocks)
+    assert f"at least {TIME_VARYING_MIN_TUNE} tuning steps and {TIME_VARYING_MIN_DRAWS} draws" in shown

@@ -28,6 +28,7 @@ from .priors import load_prior_set
 from .provenance import package_versions
 from .report import main as report_main
 from .results import atomic_write, atomic_write_bytes, write_results
+from .sampler_settings import TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
 from .schema import Cohort, load_cohort
 
 
@@ -120,13 +121,16 @@ def main_cut_label(cfg: MainConfig) -> str:
 
 
 def time_varying_sampler(sampler):
-    """Sampler settings for HR(t) fits: the random-walk sd of the log-HR mixes slowly (on the
-    default cohort 1000 draws gave bulk ESS 319-459, below the checks' 400 in some fits), so these
-    fits use at least 2000 draws after at least 1000 tuning steps (and, as every random-walk fit,
+    """Sampler settings for configured HR(t) fits (:func:`fit_configured`): the random-walk sd of
+    the log-HR mixes slowly (on the default cohort 1000 draws gave bulk ESS 319-459, below the
+    checks' 400 in some fits), so these fits use at least ``TIME_VARYING_MIN_DRAWS`` (2000) draws
+    after at least ``TIME_VARYING_MIN_TUNE`` (1000) tuning steps (and, as every random-walk fit,
     target_accept 0.99: :func:`bayes_haic.survival.sampler_for`). With nutpie on the default
     cohort, OS and PFS, seeds 1-4: 0 divergences, R-hat <= 1.01, bulk ESS 605-877, tail ESS
-    517-1146 (2000 tuning steps gave the same at a third more cost)."""
-    return replace(sampler, tune=max(sampler.tune, 1000), draws=max(sampler.draws, 2000))
+    517-1146 (2000 tuning steps gave the same at a third more cost; 500 gave a tail ESS of 317
+    in one of 8 fits)."""
+    return replace(sampler, tune=max(sampler.tune, TIME_VARYING_MIN_TUNE),
+                   draws=max(sampler.draws, TIME_VARYING_MIN_DRAWS))
 
 
 def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> RunState:
@@ -316,7 +320,7 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
         if tv:
             say(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
             state.hr_t[endpoint] = fit_configured(cfg, cohort, endpoint, tv, design, prior_set,
-                                                  time_varying_sampler(sampler), cuts, time_varying=True)
+                                                  sampler, cuts, time_varying=True)
         section = report_main.survival_section(cohort, endpoint, state.summarise())
     elif block.kind == "response":
         if not cohort.has_response and cfg.response.strategies:
@@ -352,10 +356,13 @@ def fit_configured(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str
     """One OS/PFS fit with the configuration's ``[survival]`` settings (baseline, bootstrap
     draws, PSM pair effect and design draws): the main job's and ``bayes-haic fit``'s call of
     :func:`bayes_haic.analysis.fit_survival` (a time-varying HR(t) fit under PSM conditions on
-    the one matched set, whatever ``psm_design_draws``)."""
+    the one matched set, whatever ``psm_design_draws``, and samples at least as long as
+    :func:`time_varying_sampler` says, as the report's methods text states)."""
     from . import analysis
 
     s = cfg.survival
+    if time_varying:
+        sampler = time_varying_sampler(sampler)
     return analysis.fit_survival(cohort, endpoint, strategy, design=design, prior_set=prior_set,
                                  sampler=sampler, cuts=cuts, baseline=s.baseline, n_boot=s.bootstrap_draws,
                                  time_varying=time_varying, pair_effect=s.psm_pair_effect,

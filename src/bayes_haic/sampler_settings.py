@@ -16,6 +16,9 @@ DEFAULT_BACKEND = "nutpie-numba"
 #: the least ``target_accept`` of a model with a random-walk prior (why:
 #: :func:`bayes_haic.survival.sampler_for`)
 RANDOM_WALK_TARGET_ACCEPT = 0.99
+#: the least draws and tuning steps per chain of a configured HR(t) fit (why:
+#: :func:`bayes_haic.pipeline.time_varying_sampler`)
+TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE = 2000, 1000
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .. import reconstruct
 from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
-from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT
+from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT, TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
 from ..schema import summarise_cohort
 from . import figures
 from . import pages as rp
@@ -358,7 +358,8 @@ def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.S
     sec.add(rp.Text("Fits with a random-walk prior (a random-walk baseline, or the time-varying "
                     "HR(t)) run with target_accept of at least "
                     f"{RANDOM_WALK_TARGET_ACCEPT} (smaller steps through the funnel of "
-                    "the walk's sd); HR(t) fits also with at least 1000 tuning steps and 2000 draws. "
+                    "the walk's sd); HR(t) fits also with at least "
+                    f"{TIME_VARYING_MIN_TUNE} tuning steps and {TIME_VARYING_MIN_DRAWS} draws. "
                     "Each fit's own settings are stored in its posterior file's attributes.",
                     "note"))
     sec.add(rp.Text(f"Configuration file: {cfg.source}.", "note"))
