@@ -255,3 +255,70 @@ def test_models_without_a_declared_structure_leave_no_manifest(tmp_path, monkeyp
     heavy = tmp_path / "heavy.toml"
     heavy.write_text('base = "reference"\n[survival]\nlog_hr = { dist = "StudentT", nu = 3, mu = 0, sigma = 1 }\n')
     assert a != sv._structure(sv.ModelSpec(3, "independent"), load_prior_set(heavy))
+
+
+def test_models_compile_at_the_package_numba_opt_level_and_a_users_setting_wins(monkeypatch):
+    """Inside :func:`sampling.numba_opt_level` numba compiles at LLVM level ``NUMBA_OPT`` (1), and
+    at its own default (3) again after it; a ``NUMBA_OPT`` the user set is left as it is. A
+    model's numba code is compiled inside it (that this gives the draws of numba's default
+    level: :func:`test_the_numba_opt_level_does_not_change_the_draws`)."""
+    import os
+
+    import numba
+    import pymc as pm
+    from numba.core import config
+
+    monkeypatch.delenv("NUMBA_OPT", raising=False)
+
+    def compile_probe(k):  # a new function, so numba compiles (and re-reads NUMBA_* first)
+        numba.njit(lambda x: x + k)(1.0)
+        return int(config.OPT)
+
+    outside = compile_probe(1)
+    with sampling.numba_opt_level():
+        inside = compile_probe(2)
+    assert "NUMBA_OPT" not in os.environ
+    assert (outside, inside, compile_probe(3)) == (3, sampling.NUMBA_OPT, 3)
+    assert sampling.NUMBA_OPT == 1
+
+    monkeypatch.setenv("NUMBA_OPT", "2")
+    with sampling.numba_opt_level():
+        assert compile_probe(4) == 2
+    assert os.environ["NUMBA_OPT"] == "2"
+    monkeypatch.delenv("NUMBA_OPT")
+
+    seen = []
+
+    def compile_numba(model, ipf):  # records the level the model would be compiled at
+        seen.append(os.environ.get("NUMBA_OPT"))
+        return "compiled", None
+
+    monkeypatch.setattr(sampling, "_manifest_path", lambda model: None)
+    monkeypatch.setattr(sampling, "_compile_numba", compile_numba)
+    with pm.Model() as m:
+        pm.Normal("x")
+    assert sampling.compile_nutpie_numba(m) == "compiled"
+    assert seen == [str(sampling.NUMBA_OPT)] and "NUMBA_OPT" not in os.environ
+
+
+@pytest.mark.slow
+def test_the_numba_opt_level_does_not_change_the_draws(tmp_path):
+    """The same fit compiled at the package's LLVM level (1) and at numba's default (3, the user's
+    ``NUMBA_OPT`` wins), each in a new process with an empty compile folder, gives bit-identical
+    draws (without fast-math, LLVM keeps IEEE arithmetic at every level)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def probe(folder, **extra):
+        env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp_path / folder}")
+        env.pop("NUMBA_OPT", None)
+        env.update(extra)
+        out = subprocess.run([sys.executable, "-c", CALLBACK_PROBE, "nutpie-numba"], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    package, default = probe("level1"), probe("level3", NUMBA_OPT="3")
+    assert package["hits"] == default["hits"] == [0, 0]  # both compiled, none loaded
+    assert package["log_hr"] == default["log_hr"]

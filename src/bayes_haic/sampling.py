@@ -7,9 +7,11 @@ diagnostics (:func:`convergence`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -137,7 +139,8 @@ def compile_nutpie_numba(model: pm.Model) -> _NutpieEntry:
     path = _manifest_path(model)
     entry = _from_manifest(model, ipf, path) if path is not None else None
     if entry is None:
-        entry, manifest = _compile_numba(model, ipf)
+        with numba_opt_level():
+            entry, manifest = _compile_numba(model, ipf)
         if path is not None and manifest is not None:
             _write_manifest(path, manifest)
     else:
@@ -178,6 +181,35 @@ def _compile_numba(model: pm.Model, ipf) -> tuple[_NutpieEntry, dict | None]:
             "callbacks": {"logp": [names["logp"], logp_key], "expand": [names["expand"], expand_key]},
         }
     return entry, manifest
+
+
+#: LLVM optimisation level of the numba code compiled for a model (numba's ``NUMBA_OPT``; its
+#: default is 3). See :func:`numba_opt_level`.
+NUMBA_OPT = 1
+
+
+@contextlib.contextmanager
+def numba_opt_level():
+    """Compile the numba code of a model at LLVM optimisation level :data:`NUMBA_OPT` inside
+    this context (numba reads ``NUMBA_OPT`` from the environment at each compilation; outside
+    the context its own default applies again). A ``NUMBA_OPT`` the user has set is left alone.
+
+    Why: compiling a model structure is what a run with an empty compile cache spends most of
+    its time on, and LLVM's optimisation passes are a large part of it. On the 2-core project
+    machine level 1 took the main job with an empty compile cache from 145 s to 129 s (its
+    costliest structure, the patient-level PS-spline model, from 47-48 s to 38-40 s in a new
+    process); warm runs were unchanged (46-48 s either way, two runs each), and the results
+    identical (the same results.csv, byte for byte: without fast-math, LLVM keeps IEEE
+    arithmetic at every level; ``test_the_numba_opt_level_does_not_change_the_draws``).
+    """
+    if "NUMBA_OPT" in os.environ:
+        yield
+        return
+    os.environ["NUMBA_OPT"] = str(NUMBA_OPT)
+    try:
+        yield
+    finally:
+        os.environ.pop("NUMBA_OPT", None)
 
 
 class _Layout:
@@ -335,20 +367,26 @@ _C_CALLBACK_VERSION = 1
 
 # The C callbacks nutpie's Rust sampler calls (the signatures of nutpie's own): the logp writes
 # the log density and its gradient at x; the expansion writes the trace values at x. Both read
-# the model's pm.Data arrays through the pointers nutpie keeps in the user-data record.
+# the model's pm.Data arrays through the pointers nutpie keeps in the user-data record. They copy
+# with loops: numba compiles ``out[...] = a`` through its general slice assignment, whose
+# shape-mismatch error message alone took ~4 s to compile in every new process (the
+# PS-spline model's first compilation 52 -> 47-48 s on the 2-core project machine).
 _C_LOGP_SRC = """
 def {name}(dim, x_, out_, logp_, user_data_):
     if dim != {n_dim}:
         return -1
     x = numba.carray(x_, ({n_dim},))
     out = numba.carray(out_, ({n_dim},))
-    logp = numba.carray(logp_, ())
+    logp = numba.carray(logp_, (1,))
     shared = numba.carray(user_data_, (), RECORD)["shared"]
 {arrays}
     value, grad = FN(x{args})
-    logp[()] = value
-    out[...] = grad
-    if not np.all(np.isfinite(out)):
+    logp[0] = value
+    finite = True
+    for i in range({n_dim}):
+        out[i] = grad[i]
+        finite = finite and np.isfinite(grad[i])
+    if not finite:
         return 3
     if not np.isfinite(value):
         return 4
@@ -365,7 +403,8 @@ def {name}(dim, expanded, x_, out_, user_data_):
     shared = numba.carray(user_data_, (), RECORD)["shared"]
 {arrays}
     (values,) = FN(x{args})
-    out[...] = values
+    for i in range({n_expanded}):
+        out[i] = values[i]
     return 0
 """
 
