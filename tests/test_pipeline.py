@@ -80,6 +80,44 @@ def test_block_lanes_keep_blocks_of_the_same_structures_in_one_process():
     assert block_lanes(blocks, 3) == [[3, 4], [2, 1], [0, 5]]
     assert sorted(block_lanes(blocks, 8)) == [[0], [1], [2], [3], [4], [5]]
     assert block_lanes([Block("survival", "os")], 2) == [[0]]
+    # with an empty compile cache: the survival fits' structures in one lane, the rest in the other
+    assert block_lanes(blocks, 2, cold=True) == [[0, 1], [2, 5, 3, 4]]
+    assert block_lanes(blocks, 1, cold=True) == [[0, 1, 2, 3, 4, 5]]
+
+
+def test_the_main_job_schedules_for_an_empty_compile_cache_until_its_blocks_have_run(tmp_path, monkeypatch):
+    """The lanes are the cold ones until every block has run once (the record is written only
+    then: not after a block's error), the warm ones afterwards. Blocks replaced by a probe."""
+    import types
+
+    from bayes_haic import pipeline, sampling
+    from bayes_haic.config import load_config
+
+    if pipeline.worker_context().get_start_method() != "fork":
+        pytest.skip("the replaced run_block reaches the workers only when they are forked")
+    monkeypatch.setattr(sampling, "stamped_path", lambda name: tmp_path / "compile" / name)
+    chosen = []
+    real = pipeline.block_lanes
+    monkeypatch.setattr(pipeline, "block_lanes",
+                        lambda b, p, cold=False: chosen.append(cold) or real(b, p, cold=cold))
+
+    def probe(ctx, block, announce=None):
+        if block.endpoint == "fail":
+            raise ValueError("a block's error")
+        return {}
+
+    monkeypatch.setattr(pipeline, "run_block", probe)
+    cohort = types.SimpleNamespace(has_response=True)  # what the progress lines read
+    ctx = pipeline.BlockContext(load_config(), cohort, None, None, None)
+    run = [pipeline.Block("survival", "os"), pipeline.Block("sensitivity", "os")]
+    with pytest.raises(ValueError, match="a block's error"):
+        pipeline.run_blocks(ctx, run + [pipeline.Block("sensitivity", "fail")], 2,
+                            pipeline.Progress(total=3, echo=lambda m: None))
+    assert not (tmp_path / "compile" / "main-job-compiled").exists()
+    for _ in range(2):
+        pipeline.run_blocks(ctx, run, 2, pipeline.Progress(total=2, echo=lambda m: None))
+    assert chosen == [True, True, False]
+    assert (tmp_path / "compile" / "main-job-compiled").exists()
 
 
 def test_main_job_writes_labelled_results(main_run):

@@ -303,6 +303,18 @@ def _manifest_path(model: pm.Model):
     return _manifest_folder() / f"nutpie-{key}.json"
 
 
+def stamped_path(name: str):
+    """The path of a file ``name`` beside the structure manifests, stamped with this package's
+    code stamp (any change to the package or to the libraries that compile its models gives a
+    new path), or None when numba's disk cache is off. The main job records there that its model
+    structures are compiled (:func:`bayes_haic.pipeline.run_blocks`)."""
+    import pytensor
+
+    if not pytensor.config.numba__cache:
+        return None
+    return _manifest_folder() / f"{name}-{_code_stamp()[:16]}"
+
+
 def _manifest_folder():
     from pathlib import Path
 
