@@ -59,6 +59,13 @@ average 0.5 at the start: one fit 8.0 s, import floor 5.2 s, floor without PyMC/
 (``BARE_IMPORTS``) 2.1 s, brms 74.2 s, ratio 0.108. Then with the session refit (``--no-main
 --no-cold --no-brms``, load 1.1): one fit 7.6 s, floors 5.4 and 1.8 s, refit under another prior
 in a Python session 0.22 s.
+
+Measured 2026-12-02 (eleventh session, commit e4ad173: models compiled at LLVM level 1, the
+callbacks' copies as loops, lanes for an empty compile cache), ``--no-brms --main-repeats 3``,
+load average 0.5 at the start and 1.1 at the end: main job warm 49 s, empty cache 122 s (114 s
+alone, against 156 s at the session's start, identical results.csv); one fit 9.7 s (6.8-8.1 s
+in 3 runs alternating with the session start's 7.2-8.0 s just after), import floor 5.3 s, floor
+without PyMC/ArviZ 2.2 s, one fit with an empty compile cache 27.4 s, session refit 0.23 s.
 """
 
 from __future__ import annotations
