@@ -496,9 +496,10 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
 
 
 def block_lanes(blocks: list[Block], processes: int, cold: bool = False) -> list[list[int]]:
-    """Which worker process runs which blocks (indices into ``blocks``, in order): the ORR fits,
-    the survival endpoints' fits and the sensitivity study's ORR part in one lane; the
-    sensitivity study's survival parts in another. Blocks that fit the same model structures so
+    """Which worker process runs which blocks (indices into ``blocks``, in order). Once the model
+    structures are compiled: the ORR fits, the survival endpoints' fits and the sensitivity
+    study's ORR part in one lane; the sensitivity study's survival parts in another. Blocks
+    that fit the same model structures so
     share a process and build each structure once: OS and PFS the same PWE structures, the ORR
     fits and the study's ORR part the response structures, the study's survival parts theirs.
     The ORR block goes first so that this process checks its fits while the workers go on, and
@@ -512,8 +513,9 @@ def block_lanes(blocks: list[Block], processes: int, cold: bool = False) -> list
     first lane keeps the survival endpoints' fits. Compiling the structures is then most of the
     work, and the survival fits' patient-level structures most of that (the PS-spline model and
     the HR(t) model ~30 and ~25 s against ~4-15 s each for the others), so the ORR structures are
-    better compiled beside them: with an empty compile cache the main job took 101 s (the job's
-    own timer) against 129 s with the warm schedule, whose second lane then idles for ~60 s.
+    better compiled beside them: with an empty compile cache the main job took 101-107 s (the
+    job's own timer, 2 runs) against 129 s with the warm schedule, whose second lane then idled
+    for ~60 s; the identical results.csv either way.
 
     With more processes the costliest lane (:data:`_BLOCK_COST`) is split in two, alternating
     its blocks; with fewer, all in one."""
