@@ -499,9 +499,9 @@ def block_lanes(blocks: list[Block], processes: int, cold: bool = False) -> list
     """Which worker process runs which blocks (indices into ``blocks``, in order). Once the model
     structures are compiled: the ORR fits, the survival endpoints' fits and the sensitivity
     study's ORR part in one lane; the sensitivity study's survival parts in another. Blocks
-    that fit the same model structures so
-    share a process and build each structure once: OS and PFS the same PWE structures, the ORR
-    fits and the study's ORR part the response structures, the study's survival parts theirs.
+    that fit the same model structures so share a process and build each structure once: OS
+    and PFS the same PWE structures, the ORR fits and the study's ORR part the response
+    structures, the study's survival parts theirs.
     The ORR block goes first so that this process checks its fits while the workers go on, and
     a sensitivity part ends each lane, so the section is quick to assemble here (its figures are
     drawn in the workers). On the default analysis (2 processes, the 2-core project machine)
