@@ -426,7 +426,7 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
     when it ends. A block's error is raised here at once and the workers are stopped. Every fit
     is seeded, so the results are the same either way (tested). Until the workers have run every
     block once with this code version and compile folder (a record,
-    :func:`bayes_haic.sampling.stamped_path`, written when they have), the lanes are those for an
+    :func:`bayes_haic.sampling.record`, written when they have), the lanes are those for an
     empty compile cache (:func:`block_lanes` with ``cold``); the lanes change the time, never the
     results.
     """
@@ -443,8 +443,7 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
     from . import sampling
 
     mp = worker_context()
-    compiled = sampling.stamped_path("main-job-compiled")  # written once every block has run
-    lanes = block_lanes(blocks, processes, cold=compiled is None or not compiled.exists())
+    lanes = block_lanes(blocks, processes, cold=not sampling.recorded(_COMPILED))
     inbox = mp.Queue()
     workers = [mp.Process(target=_run_lane, args=(ctx, [(i, blocks[i]) for i in lane], inbox),
                           daemon=True) for lane in lanes]
@@ -479,12 +478,7 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             if b.steps:
                 progress.step(what, n=b.steps)
             report(i, results[i])
-        if compiled is not None:
-            try:
-                compiled.parent.mkdir(parents=True, exist_ok=True)
-                compiled.touch()
-            except OSError:  # a folder that cannot be written only costs the warm schedule
-                pass
+        sampling.record(_COMPILED)  # every block has run: its structures are compiled
     finally:
         limit.restore_original_limits()
         for w in workers:  # on an error the other blocks are dropped, running ones stopped
@@ -493,6 +487,10 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             w.join()
         inbox.close()
     return results, extra
+
+
+#: the record (:func:`bayes_haic.sampling.record`) that the main job's blocks have all run once
+_COMPILED = "main-job-compiled"
 
 
 def block_lanes(blocks: list[Block], processes: int, cold: bool = False) -> list[list[int]]:

@@ -315,6 +315,25 @@ def stamped_path(name: str):
     return _manifest_folder() / f"{name}-{_code_stamp()[:16]}"
 
 
+def recorded(name: str) -> bool:
+    """Whether :func:`record` has recorded ``name`` for this code version and compile folder."""
+    path = stamped_path(name)
+    return path is not None and path.exists()
+
+
+def record(name: str) -> None:
+    """Record ``name`` (an empty file at :func:`stamped_path`). A folder that cannot be written
+    only costs what the record would have saved."""
+    path = stamped_path(name)
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError:
+        pass
+
+
 def _manifest_folder():
     from pathlib import Path
 
