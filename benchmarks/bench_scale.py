@@ -87,6 +87,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import machine  # benchmarks/machine.py
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {100_000: (60.0, 4.0), 1_000_000: (600.0, 16.0)}
 
@@ -183,6 +185,7 @@ def main() -> None:
             ps_binning_error(Path(tmp) / "cohort.csv")
         return
     t_target, m_target = TARGETS.get(a.n, (float("nan"), float("nan")))
+    ticks = machine.started("bench_scale")
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort.csv"
         t0 = time.perf_counter()
@@ -203,6 +206,7 @@ def main() -> None:
                     break
             print(f"{strategy:<14}{statistics.median(walls):>16.1f}{t_target:>10.0f}{max(mems):>9.2f}"
                   f"{m_target:>10.0f}  {status}", flush=True)
+    print(machine.ended(ticks))
 
 
 if __name__ == "__main__":

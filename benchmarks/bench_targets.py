@@ -23,49 +23,7 @@ The 100,000- and 1,000,000-patient targets are measured by ``benchmarks/bench_sc
 validation study's per-replicate costs by ``benchmarks/bench_validation.py``. Speed is measured
 here, never in a timed test.
 
-Measured 2026-12-01 on the 2-core project machine (commit c72aca0), load average 1.7-3.5 (a
-fresh clone's test suite running alongside): main job warm 149 s, empty cache 340 s; one fit
-8.3 s; brms 67.3 s (Debian's r-cran-brms 2.18); ratio 0.123. Idle, the same day: main job 101 s
-(412 s at commit c297479 before these changes), one fit 8.6-9.2 s (9.3 s before).
-
-Measured again later that day, idle (load 0.6 at the start), after the sixth session's changes:
-main job warm 71 s, empty cache 151 s; one fit 9.2 s (7.0-8.8 s in repeats just after: this
-machine's timings vary by about 20%); brms 65.1 s; ratio 0.142. Back to back with the previous
-version (861972f): main job 100 s -> 67 s, identical results.csv; one fit 8.4 s -> 8.4 s
-(medians of 3).
-
-Measured 2026-12-02 (seventh session: structure manifests, vectorised diagnostics, one BLAS thread
-and kept freed memory in the main job, 500 tuning steps): main job warm 51 s (median of 3), empty
-cache 156 s; one fit 7.6 s in this script (6.4-8.6 s in repeats back to back with the previous
-version's 7.4-9.5 s); brms 79.7 s (65 s the day before: this machine's timings vary); ratio 0.095.
-Back to back with the previous version (1482383), before the tuning change: main job 72-74 s ->
-55-58 s with identical results.csv; 500 tuning steps then 57 -> 48 s.
-
-Measured 2026-12-02 later (eighth session: standardised curves walked through time, the
-sensitivity figures drawn in the workers, the published tier's quadrature without frozen scipy
-objects; commit d5b8ad8), load average 2.1 at the start: main job warm 47 s (median of 3), empty
-cache 151 s; one fit 6.9 s; brms 78.5 s; ratio 0.088. Back to back with the previous version
-(5c67b00), 3 runs each: main job 50.4-56.9 s -> 43.3-46.8 s (user CPU 82-89 s -> 72-77 s),
-identical results.csv. Then the sensitivity study's ORR part in the ORR fits' worker (5e26ca9),
-back to back with b671fcc: 47.8-52.5 s -> 43.9-45.0 s; in this script (--no-cold --no-brms,
-load average 1.8): main job warm 45 s (median of 3), one fit 6.3 s.
-
-Measured 2026-12-02 (ninth session, commit 429d1cd; a slower day: the virtual machine reported
-~50% CPU steal at times), ``--no-main --no-brms``, load average 1.4 at the start: one fit 7.4 s,
-import floor 5.9 s, one fit with an empty compile cache 27.9 s.
-
-Measured 2026-12-02 (tenth session, commit 4ac0d50), ``--no-main --no-cold --repeats 3``, load
-average 0.5 at the start: one fit 8.0 s, import floor 5.2 s, floor without PyMC/ArviZ
-(``BARE_IMPORTS``) 2.1 s, brms 74.2 s, ratio 0.108. Then with the session refit (``--no-main
---no-cold --no-brms``, load 1.1): one fit 7.6 s, floors 5.4 and 1.8 s, refit under another prior
-in a Python session 0.22 s.
-
-Measured 2026-12-02 (eleventh session, commit e4ad173: models compiled at LLVM level 1, the
-callbacks' copies as loops, lanes for an empty compile cache), ``--no-brms --main-repeats 3``,
-load average 0.5 at the start and 1.1 at the end: main job warm 49 s, empty cache 122 s (114 s
-alone, against 156 s at the session's start, identical results.csv); one fit 9.7 s (6.8-8.1 s
-in 3 runs alternating with the session start's 7.2-8.0 s just after), import floor 5.3 s, floor
-without PyMC/ArviZ 2.2 s, one fit with an empty compile cache 27.4 s, session refit 0.23 s.
+Earlier runs of this script, session by session: ``benchmarks/HISTORY.md``.
 """
 
 from __future__ import annotations
@@ -79,6 +37,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import machine  # benchmarks/machine.py
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = Path(sys.executable).with_name("bayes-haic")
@@ -208,8 +168,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-brms", action="store_true", help="skip the brms comparison")
     ap.add_argument("--no-main", action="store_true", help="skip the main job")
     a = ap.parse_args(argv)
-    load = os.getloadavg()[0]
-    print(f"bench_targets: {os.cpu_count()} cores, load average {load:.1f} at the start")
+    ticks = machine.started("bench_targets")
     rows = []
     if not a.no_main:
         m = main_job(a.main_repeats, cold=not a.no_cold)
@@ -219,7 +178,9 @@ def main(argv=None) -> None:
     fits = one_fit(a.repeats, cold=not a.no_cold)
     fit = fits["warm"]
     rows.append(("one fit, whole process", "<= 3 s", f"{fit:.1f} s"))
-    rows.append(("  floor: importing PyMC, nutpie, pyplot", "(none)", f"{import_floor(a.repeats):.1f} s"))
+    floor = import_floor(a.repeats)
+    rows.append(("  floor: importing PyMC, nutpie, pyplot", "(none)", f"{floor:.1f} s"))
+    rows.append(("  the fit after those imports (difference)", "(none)", f"{fit - floor:.1f} s"))
     rows.append(("  floor without PyMC/ArviZ (see BARE_IMPORTS)", "(none)",
                  f"{import_floor(a.repeats, BARE_IMPORTS):.1f} s"))
     if "cold" in fits:
@@ -235,7 +196,7 @@ def main(argv=None) -> None:
     print(f"{'target':<48}{'goal':>10}   measured (median)")
     for name, goal, value in rows:
         print(f"{name:<48}{goal:>10}   {value}")
-    print(f"load average at the end {os.getloadavg()[0]:.1f}; 100k/1M patients: "
+    print(f"{machine.ended(ticks)}; 100k/1M patients: "
           "benchmarks/bench_scale.py; validation per-replicate cost: benchmarks/bench_validation.py")
 
 
