@@ -104,6 +104,19 @@ def test_check_cohort_prints_summary(tmp_path, capsys):
     assert "valid cohort" in out and "median OS" in out and "treated" in out
 
 
+def test_check_cohort_says_not_reached_and_no_data_rather_than_inf_and_nan(tmp_path, capsys):
+    """A Kaplan-Meier median the curve never reaches (every control censored) prints as "not
+    reached", an ORR without evaluable responses as a dash, as the report shows them."""
+    text = GOOD.replace("p3,0,4.0,1,2.0,1,0", "p3,0,4.0,0,2.0,1,").replace("p4,0,6.0,0,6.0,0,0",
+                                                                          "p4,0,6.0,0,6.0,0,")
+    assert main(["check-cohort", str(write(tmp_path, text))]) == 0
+    lines = {line.split("  ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["median OS (months, KM)"].split()[-2:] == ["not", "reached"]
+    assert lines["median OS (months, KM)"].split()[-3] == "10.5"  # the treated arm's
+    assert lines["ORR (%)"].split()[-1] == "–" and "nan" not in lines["ORR (%)"]
+    assert "inf" not in lines["median OS (months, KM)"]
+
+
 def test_sidecar_cannot_claim_published_tier(tmp_path):
     path = write(tmp_path, GOOD)
     (tmp_path / "cohort.meta.json").write_text(json.dumps({"data_tier": "published"}))

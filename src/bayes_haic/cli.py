@@ -188,8 +188,9 @@ def check_cohort(file, covariates, config_path, columns, time_unit, arms):
                   + " (separate pseudo-patients per endpoint)")
                + "; covariates: "
                + (", ".join(cohort.covariates) or "(none)"))
-    shown = table.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}")
-    click.echo(shown.to_string())
+    from .report.pages import format_value  # as the report shows it: "not reached", "–"
+
+    click.echo(table.map(lambda v: format_value(v, digits=4)).to_string())
 
 
 @cli.command()
