@@ -163,3 +163,17 @@ def test_love_plot_and_overlap_plot_render():
         assert buf.getvalue()[:4] == b"\x89PNG"
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         overlap_plot(ps + 1, t)
+
+
+def test_the_printed_balance_table_shows_variance_ratios_to_two_decimals_and_none_for_binary():
+    """The compact table (``bayes-haic balance``'s printout and the report's table): a variance
+    ratio exists for continuous covariates only; a binary one shows a dash, never NaN."""
+    from bayes_haic.report.main import compact_balance
+
+    bal = pd.DataFrame({"covariate": ["age", "male"], "kind": ["continuous", "binary"],
+                        "smd_before": [0.0361, -0.122], "flag_before": [False, True],
+                        "vr_before": [0.989888, np.nan]})
+    out = compact_balance(bal)
+    assert list(out["SMD before"]) == ["+0.036", "-0.122 *"]
+    assert list(out["VR before"]) == ["0.99", "–"]
+    assert "NaN" not in out.to_string()

@@ -105,7 +105,8 @@ def arm_labels(cohort: Cohort):
 
 
 def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
-    """The balance table in report form: one column per comparison, flags as '*'."""
+    """The balance table in report form: one column per comparison, SMDs to 3 decimals with
+    flags as '*', variance ratios to 2 decimals ('–' for a binary covariate, which has none)."""
     out = pd.DataFrame({"covariate": bal["covariate"], "kind": bal["kind"]})
     for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
         if f"smd_{key}" not in bal:
@@ -114,7 +115,7 @@ def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
         out[f"SMD {label}"] = [f"{v:+.3f}{' *' if f else ''}" for v, f in zip(bal[f"smd_{key}"], flag)]
     for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
         if f"vr_{key}" in bal:
-            out[f"VR {label}"] = bal[f"vr_{key}"]
+            out[f"VR {label}"] = [f"{v:.2f}" if np.isfinite(v) else "–" for v in bal[f"vr_{key}"]]
     return out
 
 
