@@ -202,6 +202,25 @@ def test_survival_section_marks_the_published_hr_for_the_synthetic_cohort_only(a
     assert "diamond in the marginal panel" in visible_text(rp.render("t", [synthetic]))
 
 
+def test_survival_section_marks_a_median_beyond_the_longest_follow_up(att_run, monkeypatch):
+    """A median whose 95% interval reaches beyond the longest follow-up gets a dagger in the
+    table and a note under it with the share of draws beyond (here the follow-up is cut, for
+    the test, to the posterior median of the unadjusted fit's treated median, so ~half)."""
+    cohort, _, state = att_run
+    plain = visible_text(rp.render("t", [report_main.survival_section(cohort, "os", state)]))
+    assert "†" not in plain and "Extrapolated median" not in plain
+    idata = state.fits[("os", "none")]
+    _, draws = state.estimands[("os", "none")]
+    cut = float(draws["median"].sel(arm="treated").median())
+    monkeypatch.setitem(idata.attrs, "max_follow_up", cut)
+    monkeypatch.setitem(state.estimands, ("os", "none"), sv.survival_estimands(idata))
+    share = state.estimands[("os", "none")][0].query("quantity == 'median' and arm == 'treated'")
+    text = visible_text(rp.render("t", [report_main.survival_section(cohort, "os", state)]))
+    assert text.count("†") == 2  # the table cell and the note
+    assert ("unadjusted, " + cohort.arms[0] + ": "
+            + sv.extrapolation_note(share["extrapolated"].item(), cut, short=True)) in text
+
+
 def test_study_text_only_for_the_study_cohort(att_run):
     """The study's own sentences (its 55 matched pairs) and title belong to its synthetic
     cohort; a user's cohort gets its own arm names instead."""

@@ -177,6 +177,27 @@ def test_table_rows_and_tier(study, cohort):
     assert {r["data_tier"] for r in pub} == {"published"} and len(pub) == 2
 
 
+def test_a_reweighted_median_beyond_the_follow_up_is_labelled_in_its_row(study):
+    """The study's median rows carry the extrapolation label of their own (weighted) draws: none
+    on the synthetic cohort (its medians lie within follow-up); with the longest follow-up moved
+    to the posterior median of the treated median, about half the weight lies beyond it."""
+    from dataclasses import replace
+
+    from bayes_haic import survival
+
+    p = next(q for q in study.posteriors if q.medians is not None and q.weights is not None)
+    assert np.isfinite(p.max_follow_up) and p.median_note("treated") == ""
+    x = p.medians[:, 1]
+    cut = float(sn.weighted_quantile(x, p.draw_weights(), [0.5])[0])
+    q = replace(p, max_follow_up=cut)
+    share = float(q.draw_weights()[x > cut].sum())
+    assert 0.3 < share < 0.7
+    assert q.median_note("treated") == survival.extrapolation_note(share, cut) != ""
+    rows = replace(study, posteriors=[q], orr=[]).rows(tipping=False)
+    med = next(r for r in rows if r["measure"] == "median_treated")
+    assert med["method"] == f"{q.method}; {q.median_note('treated')}"
+
+
 def test_reweighting_agrees_with_refit(study):
     """Where k < threshold, the reweighted and the refitted posterior medians of log HR agree
     within 4 combined Monte Carlo standard errors (and so do P(HR < 1) within 4 MCSE)."""

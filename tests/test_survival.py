@@ -387,6 +387,41 @@ def test_survival_estimands_and_result_rows(truth_fit):
     assert rows[1]["estimand"] == "arm-level"
 
 
+def test_a_median_beyond_the_longest_follow_up_is_labelled_extrapolated(truth_fit):
+    """Simulated with known truth: control median log(2)/0.03 = 23 months, treated (HR 0.5)
+    46 months, every patient censored by 20 months. The treated median lies beyond the longest
+    follow-up in (nearly) every draw, and its results row says so in ``method``; the rows of a
+    fit whose medians are within follow-up (``truth_fit``: medians ~6 and ~11 months, follow-up
+    to 36) carry the fit's method unchanged."""
+    df = simulate_pwe(600, 0.5, [0], [0.03], seed=21, censor_max=20.0)
+    idata = sv.fit_pwe(df, "os", sampler=QUICK)
+    fu = idata.attrs["max_follow_up"]
+    assert fu == pytest.approx(df.os_time.max()) and fu < 20
+    summary, draws = sv.survival_estimands(idata, times=[0.0])
+    share = summary.query("quantity == 'median'").set_index("arm")["extrapolated"]
+    x = draws["median"].sel(arm="treated").values
+    assert share["treated"] == pytest.approx(np.mean(x > fu)) and share["treated"] > 0.95
+    rows = {r["measure"]: r for r in sv.result_rows(idata, "synthetic", "simulated", draws=draws)}
+    note = rows["median_treated"]["method"]
+    assert note.startswith(idata.attrs["method"] + "; median extrapolated: beyond the longest "
+                           f"follow-up ({fu:.1f} months) in ")
+    assert rows["hr"]["method"] == idata.attrs["method"]
+    _, within = truth_fit
+    assert all(r["method"] == within.attrs["method"] for r in sv.result_rows(within, "synthetic", "x"))
+
+
+def test_extrapolated_share_and_note():
+    x = np.array([5.0, 8.0, 12.0, 30.0])
+    assert sv.extrapolated_share(x, 10.0) == pytest.approx(0.5)
+    assert sv.extrapolated_share(x, 10.0, weights=[0.4, 0.4, 0.1, 0.1]) == pytest.approx(0.2)
+    assert sv.extrapolated_share(x, np.inf) == 0.0 and sv.extrapolated_share(x, None) == 0.0
+    assert sv.extrapolation_note(sv.EXTRAPOLATED_SHARE, 10.0) == ""  # at the 95% interval's edge
+    assert sv.extrapolation_note(0.2, 10.04, short=True) == ("beyond the longest follow-up "
+                                                             "(10.0 months) in 20% of draws")
+    assert "in >99% of draws" in sv.extrapolation_note(0.996, 10.0)
+    assert "in 100% of draws" in sv.extrapolation_note(1.0, 10.0)
+
+
 # --------------------------------------------------------------------------- IPTW Bayesian bootstrap
 
 

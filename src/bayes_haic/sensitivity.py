@@ -282,6 +282,7 @@ class HRPosterior:
     idata: az.InferenceData | None = None  # kept for refits on the main cut set
     # arm-level median survival draws (months), (draws, 2) [control, treated]; collapsed fits only
     medians: np.ndarray | None = None
+    max_follow_up: float = math.inf  # months: the fit's longest follow-up (medians beyond it are extrapolated)
     model: str = "pwe"
 
     @property
@@ -317,6 +318,15 @@ class HRPosterior:
         x = self.medians[:, 1 if arm == "treated" else 0]
         lo, med, hi = weighted_quantile(x, self.draw_weights(), [0.025, 0.5, 0.975])
         return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+    def median_note(self, arm: str) -> str:
+        """:func:`bayes_haic.survival.extrapolation_note` of the arm's median survival ("" if it
+        is not extrapolated or there are no median draws)."""
+        if self.medians is None:
+            return ""
+        x = self.medians[:, 1 if arm == "treated" else 0]
+        share = survival.extrapolated_share(x, self.max_follow_up, self.draw_weights())
+        return survival.extrapolation_note(share, self.max_follow_up)
 
     @property
     def method(self) -> str:
@@ -376,7 +386,8 @@ def _from_fit(idata, endpoint, strategy, cut_set, prior_set, how="refit", keep=F
         ess=ess, mcse_median=mcse, fit_method=a.get("method", ""), estimand=a.get("estimand", ""),
         n_treated=int(a.get("n_treated", -1)), n_control=int(a.get("n_control", -1)),
         diagnostics=_diagnostics(idata), idata=idata if keep else None,
-        medians=_median_draws(idata), model=survival.model_id(a))
+        medians=_median_draws(idata), max_follow_up=float(a.get("max_follow_up", math.inf)),
+        model=survival.model_id(a))
 
 
 def _from_weights(base: HRPosterior, prior_set, rw: Reweighting) -> HRPosterior:
@@ -787,8 +798,10 @@ class SensitivityStudy:
             for arm in ("treated", "control"):
                 m = p.median_summary(arm)
                 if m is not None:
+                    note = p.median_note(arm)
                     out.append(result_row(measure=f"median_{arm}", estimand="arm-level", **m,
-                                          **common))
+                                          **{**common, "method": f"{p.method}; {note}" if note
+                                             else p.method}))
         for r in self.orr:
             s = r.summary()
             out.append(result_row(

@@ -1100,6 +1100,35 @@ def median_survival(hazard: np.ndarray, cuts) -> np.ndarray:
     return time_at_cumulative_hazard(hazard, cuts, np.log(2.0))
 
 
+#: a median is reported as extrapolated when more than this share of its draws lies beyond the
+#: longest follow-up: its 95% interval's upper end (the 97.5% quantile) is then beyond it
+EXTRAPOLATED_SHARE = 0.025
+
+
+def extrapolated_share(median_draws, max_follow_up, weights=None) -> float:
+    """The (weighted) share of draws of a median survival time (months) beyond the longest
+    follow-up ``max_follow_up`` (months): what the model says there rests on extending the last
+    interval's hazard as constant, not on observed time. 0 when ``max_follow_up`` is unknown."""
+    x = np.asarray(median_draws, float).ravel()
+    if max_follow_up is None or not np.isfinite(max_follow_up) or x.size == 0:
+        return 0.0
+    w = np.full(x.size, 1.0 / x.size) if weights is None else np.asarray(weights, float).ravel()
+    return float(np.sum(w * (x > max_follow_up)) / np.sum(w))
+
+
+def extrapolation_note(share: float, max_follow_up, *, short: bool = False) -> str:
+    """The text that labels an extrapolated median (``share`` > :data:`EXTRAPOLATED_SHARE`,
+    from :func:`extrapolated_share`), else ``""``: "median extrapolated: beyond the longest
+    follow-up (108.7 months) in 63% of draws, where the last interval's hazard is held
+    constant"; ``short``: only "beyond the longest follow-up (108.7 months) in 63% of draws"."""
+    if not share > EXTRAPOLATED_SHARE:
+        return ""
+    pct = ">99%" if 0.99 < share < 1 else f"{100 * share:.0f}%"
+    core = f"beyond the longest follow-up ({float(max_follow_up):.1f} months) in {pct} of draws"
+    return core if short else (f"median extrapolated: {core}, where the last interval's hazard "
+                               "is held constant")
+
+
 def time_at_cumulative_hazard(hazard: np.ndarray, cuts, target) -> np.ndarray:
     """The time t (months) where H(t) = ``target`` under piecewise-constant ``hazard``
     (..., intervals); ``target`` is a scalar or broadcasts against ``hazard.shape[:-1]``. H is
@@ -1409,7 +1438,7 @@ def survival_estimands(
                          "lower": math.nan, "upper": math.nan, "probability": float(np.mean(hr < thr)),
                          "extrapolated": math.nan})
     for a, arm in enumerate(draws["arm"].values):
-        add("median", med[..., a], arm, extrapolated=float(np.mean(med[..., a] > fu)))
+        add("median", med[..., a], arm, extrapolated=extrapolated_share(med[..., a], fu))
         for i, t in enumerate(lm):
             add("survival", s_at[..., a, i], arm, time=float(t))
         add("rmst", rm[..., a], arm, time=float(rmst_tau))
@@ -1482,11 +1511,18 @@ def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_ta
         **fit_diagnostics(idata),
     }
     med = draws["median"]
+
+    def median_row(arm):
+        x = med.sel(arm=arm).values
+        note = extrapolation_note(extrapolated_share(x, a.get("max_follow_up")), a.get("max_follow_up"))
+        return result_row(measure=f"median_{arm}", estimand="arm-level", **summarise_draws(x),
+                          **{**common, "method": f"{a['method']}; {note}" if note else a["method"]})
+
     return [
         result_row(measure="hr", estimand=a["estimand"], **summarise_draws(idata.posterior["hr"].values, "below1"),
                    **common),
-        result_row(measure="median_treated", estimand="arm-level", **summarise_draws(med.sel(arm="treated").values), **common),
-        result_row(measure="median_control", estimand="arm-level", **summarise_draws(med.sel(arm="control").values), **common),
+        median_row("treated"),
+        median_row("control"),
         result_row(
             measure=f"rmst_diff_{rmst_tau:g}",
             estimand=a["estimand"],

@@ -139,11 +139,20 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
     est = weights_estimand(state.design)
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
-    rows, forest_rows, rmst_rows, notes, panels = [], [], [], [], []
+    from ..survival import extrapolation_note
+
+    rows, forest_rows, rmst_rows, notes, panels, beyond = [], [], [], [], [], []
     for strategy, idata in fits.items():
         summ, draws = state.estimands[(endpoint, strategy)]
         hr = summ[summ["quantity"] == "hr"].iloc[0]
         med = summ[summ["quantity"] == "median"].set_index("arm")
+
+        def median_cell(arm, name):
+            r = med.loc[arm]
+            note = extrapolation_note(r["extrapolated"], idata.attrs.get("max_follow_up"), short=True)
+            if note:
+                beyond.append(f"{label(strategy)}, {name}: {note}")
+            return format_ci(r["median"], r["lower"], r["upper"], 1) + (" †" if note else "")
         rd = summ[summ["quantity"] == "rmst_diff"].iloc[0]
         p07 = summ[summ["quantity"] == "P(HR<0.7)"]["probability"]
         rows.append({
@@ -152,8 +161,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
             "HR (95% CrI)": format_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": rp.format_probability(hr["probability"]),
             "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
-            f"median {cohort.arms[0]}": format_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
-            f"median {cohort.arms[1]}": format_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
+            f"median {cohort.arms[0]}": median_cell("treated", cohort.arms[0]),
+            f"median {cohort.arms[1]}": median_cell("control", cohort.arms[1]),
             "RMST difference at 24 mo": format_ci(rd["median"], rd["lower"], rd["upper"], 1),
         })
         notes.append(f"{label(strategy)}: "
@@ -174,6 +183,10 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     sec.blocks.insert(0, rp.Table(pd.DataFrame(rows), f"{name}: posterior median hazard ratio "
                                   f"({cohort.arms[0]} vs {cohort.arms[1]}) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
+    if beyond:  # right under the table: these medians rest on an assumption, not on follow-up
+        notes.insert(0, "† Extrapolated median: its 95% interval reaches beyond the longest "
+                     "follow-up, where the model holds the last interval's hazard constant and the "
+                     "data cannot check it. " + "; ".join(beyond) + ".")
     for i, note in enumerate(notes):
         sec.blocks.insert(1 + i, rp.Text(note, "note"))
     tv = state.hr_t.get(endpoint)
