@@ -1,5 +1,7 @@
 """Analysis configuration files: the shipped one loads; mistakes name file, key and expectation."""
 
+from pathlib import Path
+
 import pytest
 
 from bayes_haic.config import load_config
@@ -89,6 +91,11 @@ def test_init_writes_a_folder_that_loads_and_is_never_overwritten(tmp_path, caps
     mine = load_prior_set(folder / "priors" / "my_prior.toml")
     assert mine.get("survival.log_hr").params["sigma"] == 0.5 and "response.log_or" in mine.inherited
     assert "What to edit" in (folder / "README.md").read_text()
+    # a new study's folder: not the package's study's published numbers, nor its meta-analysis prior
+    assert load_config().published.enabled and not cfg.published.enabled
+    assert [Path(s).stem for s in cfg.priors.published_sets] == ["reference", "skeptical",
+                                                                 "enthusiastic", "pessimistic"]
+    assert "evidence_based" in load_config().priors.published_sets
     (folder / "main.toml").write_text("# mine\n")
     capsys.readouterr()
     assert main(["init", str(folder)]) == 2

@@ -307,18 +307,27 @@ def test_models_script_runs_like_fit(tmp_path):
 
 @pytest.mark.slow
 def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
-    """A user's cohort (no sidecar) with an empty response column: survival analyses only,
-    labelled with the user tier, no synthetic banner, and the response page says why it is
-    empty."""
+    """A user's cohort (no sidecar) with an empty response column, configured as another
+    study's analysis (``[published] enabled = false``, as ``bayes-haic init`` writes): survival
+    analyses only, labelled with the user tier, no synthetic banner, the response page says why
+    it is empty, and nothing of the package's own study (its published numbers, their tipping
+    points, its limitations, its citation) appears."""
     frame = pd.read_csv(default_cohort_path())
     frame["response"] = ""
     cohort = tmp_path / "survival_only.csv"
     frame.to_csv(cohort, index=False)
     cfg = fast_config(tmp_path, cohort)  # no sidecar: every extra column is a covariate
+    cfg.write_text(cfg.read_text() + "[published]\nenabled = false\n")
     messages = []
     state = run_main(cfg, tmp_path / "out", echo=messages.append)
     res = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert set(res["data_tier"]) == {"published", "user"}
+    assert set(res["data_tier"]) == {"user"}
+    assert set(res["analysis"]) == {"main", "sensitivity", "tipping point"}  # the cohort's own
+    assert not (tmp_path / "out" / "published.html").exists()
+    pages = "".join(p.read_text() for p in (tmp_path / "out").glob("*.html"))
+    for study in ("PMID 38549220", "PUBLISHED TIER", "responder counts (37/55", "data tier 'published'"):
+        assert study not in pages, study
+    assert not any("published evidence" in m for m in messages)
     assert not ((res["data_tier"] == "user") & (res["endpoint"] == "orr")).any()
     assert set(res.loc[res["data_tier"] == "user", "endpoint"]) == {"os", "pfs"}
     page = (tmp_path / "out" / "response.html").read_text()

@@ -127,6 +127,13 @@ class PriorConfig(_Strict):
                                  "evidence_based"]
 
 
+class PublishedConfig(_Strict):
+    # the main job's published tier: the package's study (HAIC-LEN-P vs LEN-P, Int J Surg 2024,
+    # data/published/study.csv) reanalysed from its published numbers, with its tipping points;
+    # false for an analysis of another study (`bayes-haic init` writes false)
+    enabled: bool = True
+
+
 _SAMPLER = SamplerSettings()  # the defaults of a key the [sampler] table leaves out
 
 
@@ -154,6 +161,7 @@ class MainConfig(_Strict):
     survival: SurvivalConfig = SurvivalConfig()
     response: ResponseConfig = ResponseConfig()
     priors: PriorConfig = PriorConfig()
+    published: PublishedConfig = PublishedConfig()
     sensitivity: SensitivityConfig = SensitivityConfig()
     sampler: SamplerConfig = SamplerConfig()
     run: RunConfig = RunConfig()

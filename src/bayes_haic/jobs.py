@@ -37,7 +37,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
                       overrides=(), threshold: float | None = None, seed=None, covariates=None,
                       cut_sets=None, config_path=None, argv=None, echo=print) -> SensitivityStudy:
     """The ``bayes-haic sensitivity`` job: run the study on a cohort file and write
-    ``out_dir/results.csv`` (results rows, cohort tier and published-tier tipping points),
+    ``out_dir/results.csv`` (results rows of the cohort's tier, and the published tier's
+    tipping points when the configuration's ``[published]`` is enabled),
     ``out_dir/sensitivity.csv`` (the tidy table), ``out_dir/tipping.csv`` (the tipping curves of
     both tiers) and ``out_dir/report.html`` (the section), each atomically and only after
     everything has been computed.
@@ -69,7 +70,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
         threshold=threshold, sampler=sampler, baseline=cfg.survival.baseline,
         strategies=strategies, orr_strategies=orr_strategies, design=design,
         n_boot=cfg.survival.bootstrap_draws,
-        cut_sets=cut_sets if cut_sets is not None else cut_sets_with_main(main), echo=echo)
+        cut_sets=cut_sets if cut_sets is not None else cut_sets_with_main(main),
+        published=cfg.published.enabled, echo=echo)
     rows = study.rows() + study.published_rows()
     section = sensitivity_section(study)
     curves = pd.concat([t.frame() for t in (*study.tipping.values(), *study.published_tipping.values())],

@@ -156,7 +156,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     n_fits = (len(cfg.survival.endpoints) * (len(cfg.survival.strategies)
                                              + bool(cfg.survival.time_varying_strategy))
               + len(cfg.response.strategies))
-    progress = Progress(total=4 + n_fits + cfg.sensitivity.enabled
+    progress = Progress(total=3 + cfg.published.enabled + n_fits + cfg.sensitivity.enabled
                         + bool(cfg.data.reconstructed), echo=echo)
 
     # 1. the cohort and its propensity design (the blocks below need the design)
@@ -178,15 +178,18 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     context = BlockContext(cfg, cohort, design, prior_set, sampler)
 
     def published_work():  # 5. the published evidence (tier "published"), meanwhile here
-        progress.step("published evidence: conjugate reanalysis under each prior set")
-        published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
-        state.sections["published"] = published_section(published)
+        published = None
+        if cfg.published.enabled:
+            progress.step("published evidence: conjugate reanalysis under each prior set")
+            published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
+            state.sections["published"] = published_section(published)
         # the sections that need no block's result
         state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort)
         state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
-        state.sections["limitations"] = report_main.limitations_section(cohort)
-        state.sections["limitations"].add(rp.Text(
-            reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
+        state.sections["limitations"] = report_main.limitations_section(cohort, cfg.published.enabled)
+        if cfg.data.reconstructed or cfg.published.enabled or cohort.data_tier == "synthetic":
+            state.sections["limitations"].add(rp.Text(  # the study's figures: used, or how to
+                reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
         stored = load_stored()  # the stored validation study (not recomputed here)
         state.sections["validation"] = validation_sections(stored, where=STORED_RESULT.as_posix())[0]
         state.sections["limitations"].add(rp.Text(limitations_text(stored)))
@@ -213,7 +216,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 
     results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work,
                                     on_result=on_result)
-    state.rows.extend(published.rows())
+    state.rows.extend(published.rows() if published is not None else [])
     for block, res in zip(blocks, results):
         state.rows.extend(res.get("rows", []))
         for key in ("fits", "hr_t", "estimands", "km"):
@@ -237,7 +240,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.alerts = chk.failures + state.alerts  # (+ the reconstructed-data fits' failures)
 
     progress.step("writing results.csv and the report")
-    summary = report_main.summary_section(state, published)
+    summary = report_main.summary_section(state)
     order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
              "reconstructed", "sensitivity", "checks", "validation", "methods", "provenance",
              "limitations"]
@@ -245,7 +248,9 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     pages = rp.render_site(
         report_main.site_title(cohort), [state.sections[k] for k in order if k in state.sections],
         banner=rp.SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None, alerts=state.alerts,
-        footer=f"bayes-haic {package_versions()['bayes-haic']}; Int J Surg 2024, PMID 38549220.")
+        footer=f"bayes-haic {package_versions()['bayes-haic']}"
+               + ("; Int J Surg 2024, PMID 38549220." if cfg.published.enabled
+                  or cohort.data_tier in ("synthetic", "reconstructed") else "."))
     out.mkdir(parents=True, exist_ok=True)
     write_results(state.rows, out / "results.csv")
     rp.write_site(out, pages)
@@ -343,7 +348,7 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             cut_sets=_cut_sets(cfg, sensitivity),
             sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
             baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-            psm_design_draws=cfg.survival.psm_design_draws)
+            psm_design_draws=cfg.survival.psm_design_draws, published=cfg.published.enabled)
         return {"study": study, "figures": overlay_figures(study)}
     else:
         raise ValueError(f"unknown block kind {block.kind!r}")
@@ -662,7 +667,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     sections = [section, checks_section(chk, cohort, state.fits),
                 report_main.methods_section(cfg, prior_set, sampler, cohort),
                 report_main.provenance_section(cfg, cohort, argv),
-                report_main.limitations_section(cohort)]
+                report_main.limitations_section(cohort, published=False)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
                      sections, alerts=alerts, banner=rp.tier_banner(cohort))
     out = Path(out_dir)

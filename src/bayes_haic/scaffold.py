@@ -75,9 +75,11 @@ What to edit:
    define only the priors it changes (`priors/my_prior.toml`); the others come from the
    reference set. The effective set is recorded with every result.
 
-The main job also reanalyses the HAIC-LEN-P study's published numbers (the package's own
-example); for your study's published results use `bayes-haic reanalyse --measure hr --estimate
-HR --ci LOWER UPPER --out DIR` or `--published your_evidence.csv`.
+This folder's main job analyses your cohort only: `[published] enabled = false` leaves out the
+package's own study (HAIC-LEN-P vs LEN-P), whose published numbers the shipped configuration
+reanalyses, and the prior family leaves out its evidence-based set. For your study's published
+results use `bayes-haic reanalyse --measure hr --estimate HR --ci LOWER UPPER --out DIR` or
+`--published your_evidence.csv`.
 '''
 
 
@@ -95,6 +97,8 @@ def write_analysis_folder(folder, *, cohort: str | None = None, force: bool = Fa
     main_text = header + data + "\n" + shipped_main[end:]
     main_text = main_text.replace("# a file in models/priors/ or a path to one",
                                   "# a file in priors/ next to this file, a shipped set, or a path")
+    main_text = _replace_once(main_text, STUDY_PRIOR_FAMILY, OWN_PRIOR_FAMILY)
+    main_text = _replace_once(main_text, STUDY_PUBLISHED, OWN_PUBLISHED)
     files = {folder / "main.toml": main_text,
              folder / "README.md": README.format(name=folder.name or "analysis", folder=folder)}
     for p in sorted(priors_dir().glob("*.toml")):
@@ -107,6 +111,24 @@ def write_analysis_folder(folder, *, cohort: str | None = None, force: bool = Fa
     for path, text in files.items():
         atomic_write_text(path, text)
     return list(files)
+
+
+# The shipped configuration's lines that belong to the package's own study, and what a new
+# study's folder gets instead: the study's published numbers are not reanalysed, and the
+# evidence-based prior (a meta-analysis of HAIC-LEN-P vs LEN-P cohorts) is not in the family.
+STUDY_PRIOR_FAMILY = ('published_sets = ["reference", "skeptical", "enthusiastic", "pessimistic", '
+                      '"evidence_based"]\n')
+OWN_PRIOR_FAMILY = ('published_sets = ["reference", "skeptical", "enthusiastic", "pessimistic"]\n'
+                    "# (the shipped evidence_based set pools HAIC-LEN-P vs LEN-P cohorts: write "
+                    "your own from your field's evidence)\n")
+STUDY_PUBLISHED = "[published]\nenabled = true "
+OWN_PUBLISHED = "[published]\nenabled = false"
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:  # the shipped main.toml changed: keep this file in step with it
+        raise RuntimeError(f"bayes-haic init: expected one {old!r} in the shipped main.toml")
+    return text.replace(old, new)
 
 
 def _toml_str(value: str) -> str:

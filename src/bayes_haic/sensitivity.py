@@ -879,6 +879,7 @@ def run_sensitivity(
     n_boot: int = 400,
     psm_design_draws: int = analysis.PSM_DESIGN_DRAWS,
     evidence=None,
+    published: bool = True,
     echo: Callable | None = None,
 ) -> SensitivityStudy:
     """Fit every endpoint and strategy of ``cohort`` under every prior set and cut set.
@@ -902,7 +903,9 @@ def run_sensitivity(
     ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study is reproducible.
 
     Returns a :class:`SensitivityStudy` labelled with ``cohort.data_tier``; its
-    ``published_tipping`` (tier ``published``) uses only the study's published HRs.
+    ``published_tipping`` (tier ``published``) uses only the study's published HRs
+    (``evidence``, default the package's study), and is empty with ``published=False`` (an
+    analysis of another study) or ``tipping=False``.
     """
     _check_threshold(threshold)
     endpoints = (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
@@ -998,7 +1001,7 @@ def run_sensitivity(
                                          sampler=sampler, n_boot=n_boot)
                 orr.append(RDPosterior.from_fit(idata, strategy, ps))
             timings[f"orr/{strategy}"] = time.perf_counter() - t0
-    pub = published_tipping(threshold, evidence=evidence) if tipping else {}
+    pub = published_tipping(threshold, evidence=evidence) if tipping and published else {}
     timings["total"] = time.perf_counter() - t_start
     timings["fits"] = n_fits[0]
     return SensitivityStudy(

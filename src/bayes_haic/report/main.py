@@ -296,7 +296,10 @@ def published_comparison(state: RunState) -> pd.DataFrame:
     return out
 
 
-def summary_section(state: RunState, published) -> rp.Section:
+def summary_section(state: RunState) -> rp.Section:
+    """The report's first page: the key posteriors of every tier the run has (the published
+    tier only when ``[published]`` is enabled), the study's published numbers side by side with
+    its own (synthetic or reconstructed) cohort's, and the convergence verdict."""
     sec = rp.Section("summary", "Summary")
     frame = pd.DataFrame(state.rows)
     pub = frame[(frame["data_tier"] == "published") & (frame["prior"] == "reference")
@@ -308,9 +311,10 @@ def summary_section(state: RunState, published) -> rp.Section:
     keep = ["data_tier", "endpoint", "measure", "adjustment", "estimand", "prior", "median",
             "lower", "upper", "prob_benefit"]
     sec.add(rp.Text(
-        "Key posteriors. Rows with data tier 'published' reanalyse the study's real published "
-        "numbers (reference prior; other priors in the next section). Rows with tier "
-        f"'{tier}' come from patient-level models on {state.cohort.name if state.cohort else ''}"
+        "Key posteriors. "
+        + ("Rows with data tier 'published' reanalyse the study's real published numbers "
+           "(reference prior; other priors in the next section). " if len(pub) else "")
+        + f"Rows with tier '{tier}' come from patient-level models on {state.cohort.name if state.cohort else ''}"
         + (" — a SYNTHETIC cohort, so they illustrate the method and are not evidence about "
            "the treatments." if tier == "synthetic" else ".")
         + (" Rows with tier 'reconstructed' come from pseudo-patients rebuilt from the "
@@ -396,17 +400,21 @@ def provenance_section(cfg: MainConfig, cohort: Cohort, argv) -> rp.Section:
     return sec
 
 
-def limitations_section(cohort: Cohort) -> rp.Section:
+def limitations_section(cohort: Cohort, published: bool = True) -> rp.Section:
+    """The limitations page: the study's (its abstract-only evidence) when the run reanalyses
+    its published numbers (``published``) or analyses its synthetic cohort; the
+    non-randomised comparison's always; the cohort tier's."""
     sec = rp.Section("limitations", "Limitations")
-    items = [
+    study = [
         "Only the study's abstract is available: no baseline table, confidence intervals, "
         "numbers at risk or Kaplan-Meier curves. The published-tier reanalysis therefore rests "
         "on an assumed standard error of log(HR) derived from 'P < 0.001'.",
         "The PSM responder counts (37/55, 16/55) are derived from the published percentages, "
         "not stated by the authors.",
-        "Non-randomised comparison: all adjusted estimates assume no unmeasured confounding "
-        "and correct propensity-score models.",
     ]
+    items = [*(study if published or cohort.data_tier == "synthetic" else []),
+             "Non-randomised comparison: all adjusted estimates assume no unmeasured confounding "
+             "and correct propensity-score models."]
     if cohort.data_tier == "synthetic":
         items.insert(0, "The patient-level sections analyse a SYNTHETIC cohort; their estimates "
                      "describe the simulation, not the study's patients.")
