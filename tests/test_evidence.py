@@ -36,8 +36,9 @@ def test_hr_with_ci_matches_closed_form_for_the_whole_family(tmp_path, capsys):
                  "--out", str(out)]) == 0
     frame = pd.read_csv(out / "results.csv")
     assert list(frame.columns) == RESULT_COLUMNS
-    assert list(frame["prior"]) == ["reference", "skeptical", "enthusiastic", "pessimistic",
-                                    "evidence_based"]
+    # the generic family: the HAIC-LEN-P meta-analysis prior (evidence_based) is not another
+    # study's prior unless named
+    assert list(frame["prior"]) == ["reference", "skeptical", "enthusiastic", "pessimistic"]
     se = (math.log(1.02) - math.log(0.55)) / (2 * Z)
     priors = {"reference": (0.0, 10.0), "skeptical": (0.0, math.log(2) / stats.norm.isf(0.05)),
               "enthusiastic": (math.log(0.7), -math.log(0.7) / stats.norm.isf(0.05))}
@@ -52,6 +53,8 @@ def test_hr_with_ci_matches_closed_form_for_the_whole_family(tmp_path, capsys):
     assert _row(frame, "skeptical")["median"] > _row(frame, "reference")["median"]
     html = (out / "report.html").read_text()
     assert "P(HR &lt; 0.8)" in html and "skeptical" in html and "<img" in html
+    named = bh.reanalyse(measure="hr", estimate=0.75, ci=(0.55, 1.02), family=["evidence_based"])
+    assert list(named.summary()["prior"]) == ["reference", "evidence_based"]
 
 
 def test_p_value_bound_is_read_as_equal_and_overrides_and_partial_priors_apply(tmp_path):

@@ -375,8 +375,9 @@ def reanalyse(measure: str = "hr", estimate=None, ci=None, *, p_value=None, se=N
     overrides : sequence of str
         Prior parameters, e.g. ``["published.log_hr_os.sigma=0.5"]``.
     family : sequence of str, optional
-        Further prior sets reported side by side (default: the shipped reanalysis family:
-        reference, skeptical, enthusiastic, pessimistic, evidence_based).
+        Further prior sets reported side by side (default: reference, skeptical,
+        enthusiastic, pessimistic; the shipped ``evidence_based`` set, a meta-analysis of
+        HAIC-LEN-P vs LEN-P, only when named).
     endpoint : {"os", "pfs"}
         Which HR prior of a set to use.
     level : float

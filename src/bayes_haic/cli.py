@@ -423,8 +423,9 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
               help="The main prior set: a shipped name or a TOML file (partial files are "
               "completed from the reference set).")
 @click.option("--family", "family", multiple=True,
-              help="Prior sets shown side by side (default: reference, skeptical, "
-              "enthusiastic, pessimistic, evidence_based).")
+              help="Prior sets shown side by side (repeatable; default: reference, skeptical, "
+              "enthusiastic, pessimistic; evidence_based, a meta-analysis of HAIC-LEN-P vs "
+              "LEN-P, only when named).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a prior parameter, e.g. published.log_hr_os.sigma=0.5.")
 @click.option("--threshold", "thresholds", multiple=True, type=float,

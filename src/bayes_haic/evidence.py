@@ -18,8 +18,10 @@ this module applies the same machinery to any paper's number:
   (:func:`~bayes_haic.reanalysis.reanalyse_orr`,
   :func:`~bayes_haic.reanalysis.reanalyse_orr_contrast`).
 
-Each result is given under the chosen prior set and, side by side, under the reanalysis family
-(reference, skeptical, enthusiastic, pessimistic, evidence-based), with P(effect < threshold)
+Each result is given under the chosen prior set and, side by side, under the generic family
+(reference, skeptical, enthusiastic, pessimistic; :data:`~bayes_haic.reanalysis.GENERIC_PRIOR_NAMES`:
+the shipped evidence-based set is a meta-analysis of this package's study's comparison, named
+explicitly when wanted), with P(effect < threshold)
 for a set of thresholds. :func:`reanalyse_file` does the same for every HR and every pair of
 arm counts in a published-evidence file in the format of ``data/published/study.csv``
 (any study's).
@@ -225,7 +227,7 @@ def _prob_below(res, measure: str, t: float) -> float:
 
 
 def _family(prior, family, overrides):
-    names = [prior] + [n for n in (ra.PRIOR_NAMES if family is None else family) if n != prior]
+    names = [prior] + [n for n in (ra.GENERIC_PRIOR_NAMES if family is None else family) if n != prior]
     sets = {}
     for name in names:
         ps = as_prior_set(name, tuple(overrides))

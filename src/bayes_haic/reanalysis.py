@@ -93,6 +93,9 @@ CLINICAL_OR = (
     (REFERENCE_CONTROL_ORR + IMPORTANT_RD) / (1 - REFERENCE_CONTROL_ORR - IMPORTANT_RD)
 ) / (REFERENCE_CONTROL_ORR / (1 - REFERENCE_CONTROL_ORR))
 PRIOR_NAMES = ("reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based")
+#: the family for any other published result (``bayes-haic reanalyse``): evidence_based is a
+#: meta-analysis of this study's comparison (HAIC-LEN-P vs LEN-P) and belongs to it alone
+GENERIC_PRIOR_NAMES = PRIOR_NAMES[:4]
 HR_ESTIMAND = "as published (IPTW marginal HR)"
 ORR_ESTIMAND = "as published (PSM arm-level ORR; counts derived)"
 
