@@ -192,6 +192,22 @@ def test_report_has_every_section_and_the_synthetic_banner(main_run):
     assert "93-97%" in (out / "limitations.html").read_text()
 
 
+def test_the_methods_page_lists_the_priors_the_main_jobs_models_used(main_run):
+    """The union of every fit's ``priors_used`` and the published tier's priors; the rest of the
+    set (e.g. the random-walk baseline sd, unused with independent baselines) named as unused."""
+    from bayes_haic.reanalysis import PUBLISHED_PRIORS
+
+    out, state = main_run
+    fits = [*state.fits.values(), *state.hr_t.values()]
+    used = set(PUBLISHED_PRIORS)
+    for idata in fits:
+        used |= set(idata.attrs["priors_used"].split(", "))
+    assert {"survival.log_hr", "survival.log_baseline_hazard", "response.log_or"} <= used
+    shown = _methods_priors((out / "methods.html").read_text())
+    assert shown["listed"] == used
+    assert "survival.baseline_rw_sd" in shown["unused"] and not shown["unused"] & used
+
+
 def test_bad_config_writes_nothing(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[sampler]\ndraws = 'many'\n")
@@ -254,6 +270,23 @@ def test_fit_writes_a_readable_posterior(tmp_path):
     assert "log_hr" in idata.posterior and "log_likelihood" in idata.groups()
     assert idata.attrs["data_tier"] == "synthetic"
     assert idata.attrs["cohort_sha256"]
+    # the priors the fit drew on, and the methods page lists those only (a prior that does not
+    # enter a computation is not written beside it)
+    assert idata.attrs["priors_used"] == "survival.log_baseline_hazard, survival.log_hr"
+    methods = _methods_priors((tmp_path / "fit" / "report.html").read_text())
+    assert methods["listed"] == {"survival.log_baseline_hazard", "survival.log_hr"}
+    assert {"response.log_or", "published.log_hr_os", "survival.pair_sd"} <= methods["unused"]
+
+
+def _methods_priors(html: str) -> dict:
+    """The prior keys a report's methods page lists in its prior table, and those its note names
+    as unused."""
+    import html as html_mod
+
+    text = html_mod.unescape(re.sub(r"<[^>]+>", " ", html[html.index("Methods (from"):]))
+    head, _, tail = text.partition("used by none of this report's models (so not listed):")
+    key = r"\b(?:survival|response|published)\.[a-z_]+"
+    return {"listed": set(re.findall(key, head)), "unused": set(re.findall(key, tail.split(". ")[0]))}
 
 
 def test_convergence_failures_are_alerts_and_strict_exits_1(tmp_path, capsys):

@@ -184,7 +184,6 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             published = reanalysis.run_published(cfg.priors.published_sets, seed=sampler.seed)
             state.sections["published"] = published_section(published)
         # the sections that need no block's result
-        state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort)
         state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
         state.sections["limitations"] = report_main.limitations_section(cohort, cfg.published.enabled)
         if cfg.data.reconstructed or cfg.published.enabled or cohort.data_tier == "synthetic":
@@ -233,6 +232,9 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.rows.extend(done["study_rows"])
         state.sections["sensitivity"] = done["sensitivity"]
 
+    used = report_main.priors_used([*state.fits.values(), *state.hr_t.values(),
+                                    *state.reconstructed.values()], published=published is not None)
+    state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort, used)
     progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
     chk = (checks.merge_checks(check_parts, order=checks.diagnostics_order(state.fits, state.hr_t))
            if check_parts else checks.run_checks(cohort, {}, design=design, seed=sampler.seed))
@@ -665,7 +667,8 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                             sampler=sampler, seed=sampler.seed)
     alerts = chk.failures
     sections = [section, checks_section(chk, cohort, state.fits),
-                report_main.methods_section(cfg, prior_set, sampler, cohort),
+                report_main.methods_section(cfg, prior_set, sampler, cohort,
+                                            report_main.priors_used([idata])),
                 report_main.provenance_section(cfg, cohort, argv),
                 report_main.limitations_section(cohort, published=False)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",

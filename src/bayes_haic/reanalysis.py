@@ -93,6 +93,9 @@ CLINICAL_OR = (
     (REFERENCE_CONTROL_ORR + IMPORTANT_RD) / (1 - REFERENCE_CONTROL_ORR - IMPORTANT_RD)
 ) / (REFERENCE_CONTROL_ORR / (1 - REFERENCE_CONTROL_ORR))
 PRIOR_NAMES = ("reference", "skeptical", "enthusiastic", "pessimistic", "evidence_based")
+#: the priors of a set that the published tier's reanalysis uses (HRs, per-arm ORR, ORR contrast)
+PUBLISHED_PRIORS = ("published.log_hr_os", "published.log_hr_pfs", "published.arm_rate",
+                    "response.intercept", "response.log_or")
 #: the family for any other published result (``bayes-haic reanalyse``): evidence_based is a
 #: meta-analysis of this study's comparison (HAIC-LEN-P vs LEN-P) and belongs to it alone
 GENERIC_PRIOR_NAMES = PRIOR_NAMES[:4]

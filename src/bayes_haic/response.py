@@ -63,7 +63,7 @@ from .errors import InputError, describe_rows
 from .labels import IMPORTANT_RD
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
-from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled
+from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled, priors_used
 from .survival_bootstrap import call_design_fn, replicate_weights
 
 ADJUSTMENTS = ("none", "covariates", "ps_covariate", "iptw", "psm")
@@ -303,6 +303,10 @@ def bootstrap_replicates(y, t, keep, design_fn, n_boot: int, seed: int):
     return a, b
 
 
+#: the priors an IPTW bootstrap response fit combines with its replicates (:func:`_bootstrap`)
+BOOTSTRAP_PRIORS = ("response.intercept", "response.log_or")
+
+
 def _bootstrap(a, b, seed: int, prior_set: PriorSet):
     """The replicates ``(a, b)`` of :func:`bootstrap_replicates` combined with the
     ``response.intercept`` and ``response.log_or`` priors of ``prior_set`` by
@@ -311,7 +315,7 @@ def _bootstrap(a, b, seed: int, prior_set: PriorSet):
     n_boot = a.size
     raw = xr.Dataset({"intercept": ("replicate", a), "log_or": ("replicate", b)})
     comb = combine_with_prior(np.column_stack([a, b]),
-                              [prior_set.get("response.intercept"), prior_set.get("response.log_or")],
+                              [prior_set.get(k) for k in BOOTSTRAP_PRIORS],
                               seed=seed, names=["intercept", "log_or"])
     a, b = comb.draws[:, 0], comb.draws[:, 1]
     p0, p1 = special.expit(a), special.expit(a + b)
@@ -465,6 +469,8 @@ def fit_response(
         "response_model": model,
         "method": method,
         "prior": ps_set.label(),
+        "priors_used": priors_used(BOOTSTRAP_PRIORS if inference == fitinfo.BOOTSTRAP else
+                                   ResponseSpec(model, 0 if Z is None else Z.shape[1]).prior_vars().values()),
         "n_treated": int(np.sum(t == 1)),
         "n_control": int(np.sum(t == 0)),
         "n_missing_treated": n_miss[1],

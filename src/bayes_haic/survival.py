@@ -286,6 +286,12 @@ def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np
 # --------------------------------------------------------------------------- PyMC model
 
 
+def priors_used(keys) -> str:
+    """A fit's ``priors_used`` attribute: the prior-set keys its computation drew on, sorted and
+    comma-separated (the methods page lists only these)."""
+    return ", ".join(sorted(set(keys)))
+
+
 def _prior_rvs(spec: "ModelSpec", prior_set: PriorSet):
     """``prior(var, **kw)``: the random variable ``var`` of ``spec`` with its prior from
     ``prior_set``, the prior's parameters held in ``pm.Data`` containers ``<var>__<param>`` so
@@ -908,6 +914,7 @@ def fit_attrs(endpoint, adjust, cuts, prior_set, coll, spec: ModelSpec, pair_eff
         "time_varying": int(spec.time_varying),
         "prior": prior_set.label(),
         "hr_prior": spec.hr_prior,
+        "priors_used": priors_used(spec.prior_vars().values()),
         "method": method,
         "n_treated": int(coll.attrs["n_treated"]),
         "n_control": int(coll.attrs["n_control"]),

@@ -342,7 +342,10 @@ def summary_section(state: RunState) -> rp.Section:
     return sec
 
 
-def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.Section:
+def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort, used=None) -> rp.Section:
+    """The methods page, from the effective configuration. ``used``: the prior-set keys that
+    entered this report's computations (:func:`priors_used`); the prior table lists only those
+    and names the rest as unused (``None``: the whole set)."""
     sec = rp.Section("methods", "Methods (from the effective configuration)", nav="Methods")
     sec.add(rp.Text(f"Data: {cohort.name} (tier '{cohort.data_tier}'), {cohort.n_treated} "
                     f"{cohort.arms[0]} and {cohort.n_control} {cohort.arms[1]} patients; covariates for the "
@@ -370,8 +373,14 @@ def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort) -> rp.S
         "checked per fit. The PS-spline covariate models condition on the one estimated score. "
         "Response: logistic models with marginal probabilities by "
         "standardisation; not-evaluable patients are excluded and counted."))
-    sec.add(rp.Table(pd.DataFrame(prior_set.table()), f"Prior set '{prior_set.label()}' "
-                     f"({prior_set.source})"))
+    table = pd.DataFrame(prior_set.table())
+    unused = [] if used is None else [k for k in table["parameter"] if k not in used]
+    sec.add(rp.Table(table[~table["parameter"].isin(unused)], f"Prior set '{prior_set.label()}' "
+                     f"({prior_set.source}): the priors this report's models used"
+                     if used is not None else f"Prior set '{prior_set.label()}' ({prior_set.source})"))
+    if unused:
+        sec.add(rp.Text("Also in the set, used by none of this report's models (so not listed): "
+                        + ", ".join(unused) + ".", "note"))
     sec.add(rp.Table(pd.DataFrame([sampler.as_dict()]), "Sampler settings"))
     sec.add(rp.Text("Fits with a random-walk prior (a random-walk baseline, or the time-varying "
                     "HR(t)) run with target_accept of at least "
@@ -398,6 +407,17 @@ def provenance_section(cfg: MainConfig, cohort: Cohort, argv) -> rp.Section:
     ]
     sec.add(rp.Table(pd.DataFrame(rows), "What produced this report"))
     return sec
+
+
+def priors_used(fits, published: bool = False) -> set:
+    """The prior-set keys that entered the computations of ``fits`` (InferenceData, their
+    ``priors_used`` attribute) and, with ``published``, of the published tier's reanalysis."""
+    from ..reanalysis import PUBLISHED_PRIORS
+
+    keys = set(PUBLISHED_PRIORS) if published else set()
+    for idata in fits:
+        keys.update(k.strip() for k in str(idata.attrs.get("priors_used", "")).split(",") if k.strip())
+    return keys
 
 
 def limitations_section(cohort: Cohort, published: bool = True) -> rp.Section:
