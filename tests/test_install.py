@@ -110,6 +110,7 @@ def test_every_command_on_a_users_survival_only_cohort(installed):
     # run --config: the main job on the user's folder (its own priors/ found first)
     _run([exe, "run", "--config", "study/main.toml", "--out", "run"], work, env)
     res = pd.read_csv(work / "run" / "results.csv")
+    assert set(res["data_tier"]) == {"user"}  # init's folder: not the package's study's evidence
     user = res[res["data_tier"] == "user"]
     assert set(user["adjustment"]) == {"none", "iptw"} and set(user["endpoint"]) == {"os"}
     assert (user["prior"] == "my_prior").all() and (user["n_treated"] == df["hormon"].sum()).all()
@@ -138,7 +139,9 @@ def test_every_command_on_a_users_survival_only_cohort(installed):
 
     _run([exe, "reanalyse", "--measure", "hr", "--estimate", "0.75", "--ci", "0.55", "1.02",
           "--out", "reanalyse"], work, env)
-    assert len(pd.read_csv(work / "reanalyse" / "results.csv")) == 5
+    # the generic prior family (the HAIC-LEN-P meta-analysis prior only when named)
+    assert list(pd.read_csv(work / "reanalyse" / "results.csv")["prior"]) == [
+        "reference", "skeptical", "enthusiastic", "pessimistic"]
 
     # bad input: one paragraph, exit 2, no traceback
     bad = _run([exe, "fit", "--cohort", "study/cohort.csv", "--endpoint", "os", "--out", "x"],

@@ -196,6 +196,18 @@ def test_a_reweighted_median_beyond_the_follow_up_is_labelled_in_its_row(study):
     rows = replace(study, posteriors=[q], orr=[]).rows(tipping=False)
     med = next(r for r in rows if r["measure"] == "median_treated")
     assert med["method"] == f"{q.method}; {q.median_note('treated')}"
+    # the section's table of PSM medians (main cut set) marks it: a posterior of the main cut
+    # set shown as if it were the PSM one, with and without the follow-up moved
+    m = next(r for r in study.posteriors if r.medians is not None and r.cut_set == study.main_cut_set)
+    cut_m = float(np.median(m.medians[:, 1]))
+
+    def section(post):
+        return rp.render("t", [sensitivity_section(
+            replace(study, posteriors=[replace(post, strategy="psm")], orr=[]), overlays={})])
+
+    text = section(replace(m, max_follow_up=cut_m))
+    assert "† Extrapolated median" in text and f"OS, treated, {m.prior_label}" in text
+    assert "† Extrapolated" not in section(m)
 
 
 def test_reweighting_agrees_with_refit(study):

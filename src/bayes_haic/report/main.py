@@ -133,14 +133,14 @@ def published_hr(endpoint: str) -> float:
 def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Section:
     """The page of one survival endpoint from the fits in ``state`` and their estimands
     (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
+    from ..survival import extrapolation_note
+
     name = {"os": "Overall survival", "pfs": "Progression-free survival"}[endpoint]
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
     est = weights_estimand(state.design)
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
-    from ..survival import extrapolation_note
-
     rows, forest_rows, rmst_rows, notes, panels, beyond = [], [], [], [], [], []
     for strategy, idata in fits.items():
         summ, draws = state.estimands[(endpoint, strategy)]

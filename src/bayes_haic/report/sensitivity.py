@@ -135,19 +135,30 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
                      "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
                      "p_hr_below_0.7": "P(HR < 0.7)"})
     sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
-    meds = []
+    meds, beyond = [], []
     for p in study.posteriors:
         if p.strategy != "psm" or p.cut_set != main:
             continue
-        mt, mc = p.median_summary("treated"), p.median_summary("control")
-        if mt is not None:
+
+        def cell(arm):  # a dagger where the median is extrapolated (survival.extrapolation_note)
+            note = p.median_note(arm)
+            if note:
+                beyond.append(f"{p.endpoint.upper()}, {arm}, {p.prior_label}")
+            return format_ci_dash(p.median_summary(arm)) + (" †" if note else "")
+
+        if p.medians is not None:
             meds.append({"endpoint": p.endpoint.upper(), "prior": p.prior_label,
-                         "median, treated (months)": format_ci_dash(mt), "median, control (months)": format_ci_dash(mc),
-                         "method": p.how})
+                         "median, treated (months)": cell("treated"),
+                         "median, control (months)": cell("control"), "method": p.how})
     if meds:
         sec.add(rp.Table(pd.DataFrame(meds), f"PS matching (the study's analysis set for its medians): "
                          f"posterior median survival per arm under each prior set ({main.label}; "
                          "design uncertainty propagated over rematched sets)"))
+    if beyond:
+        sec.add(rp.Text("† Extrapolated median: its 95% interval reaches beyond the longest "
+                        "follow-up, where the model holds the last interval's hazard constant ("
+                        + "; ".join(beyond) + "); its results row says what share of draws.",
+                        "note"))
     if study.orr:
         orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
                 "prior on log OR": str(r.prior_set.get("response.log_or")),
