@@ -102,6 +102,22 @@ def test_performance_measures_and_mcse_on_known_inputs():
     assert p["rmse_mcse"] == 0.0  # every squared error is 1
 
 
+def test_aggregate_counts_a_missing_coverage_as_not_covered_without_a_pandas_warning():
+    """A replicate without an interval (``covered`` None, as stored for a failed fit) counts as
+    not covered; pandas' downcasting FutureWarning (which `bayes-haic validate` printed) is gone."""
+    import warnings
+
+    reps = pd.DataFrame({"scenario": "s", "endpoint": "os", "strategy": "none", "measure": "log_hr",
+                         "estimand": "e", "estimate": [0.1, -0.1, 0.2], "truth": 0.0,
+                         "covered": pd.Series([True, None, True], dtype=object),
+                         "width": [1.0, 1.0, 1.0], "prob_benefit": [0.5, 0.5, 0.99],
+                         "failed": [False, True, False], "seconds": [1.0, 1.0, 1.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = validation.aggregate(reps)
+    assert out["coverage"].item() == pytest.approx(2 / 3)
+
+
 def test_seeds_are_deterministic_and_distinct():
     a = validation.replicate_seeds(1, "calibrated", 0)
     assert a == validation.replicate_seeds(1, "calibrated", 0)

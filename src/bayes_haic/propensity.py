@@ -864,9 +864,9 @@ class Design:
             "caliper_sd": self.match.caliper,
             "caliper_logit": self.match.caliper_distance,
             "match_order": self.match.order,
-            "n_flagged_before": int(self.balance["flag_before"].fillna(False).sum()),
-            "n_flagged_matched": int(self.balance["flag_matched"].fillna(False).sum()),
-            "n_flagged_weighted": int(self.balance["flag_weighted"].fillna(False).sum()),
+            "n_flagged_before": int(self.balance["flag_before"].eq(True).sum()),
+            "n_flagged_matched": int(self.balance["flag_matched"].eq(True).sum()),
+            "n_flagged_weighted": int(self.balance["flag_weighted"].eq(True).sum()),
             "smd_denominator": self.balance.attrs.get("denominator"),
         }
 

@@ -432,7 +432,7 @@ def aggregate(reps: pd.DataFrame) -> pd.DataFrame:
     keys = ["scenario", "endpoint", "strategy", "measure"]
     for key, g in reps.groupby(keys, sort=False):
         perf = performance((g["estimate"] - g["truth"]).to_numpy(float),
-                           g["covered"].fillna(False).to_numpy(bool), g["width"].to_numpy(float),
+                           g["covered"].eq(True).to_numpy(bool), g["width"].to_numpy(float),
                            (g["prob_benefit"] > 0.975).to_numpy(bool), g["failed"].to_numpy(bool))
         rows.append({**dict(zip(keys, key)), "estimand": g["estimand"].iloc[0],
                      "truth": float(g["truth"].iloc[0]), **perf,

@@ -111,7 +111,7 @@ def compact_balance(bal: pd.DataFrame) -> pd.DataFrame:
     for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
         if f"smd_{key}" not in bal:
             continue
-        flag = bal[f"flag_{key}"].fillna(False).astype(bool)
+        flag = bal[f"flag_{key}"].eq(True)  # NaN (not applicable) is not a flag
         out[f"SMD {label}"] = [f"{v:+.3f}{' *' if f else ''}" for v, f in zip(bal[f"smd_{key}"], flag)]
     for key, label in (("before", "before"), ("matched", "matched"), ("weighted", "IPTW")):
         if f"vr_{key}" in bal:
