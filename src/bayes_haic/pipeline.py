@@ -232,7 +232,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         state.rows.extend(done["study_rows"])
         state.sections["sensitivity"] = done["sensitivity"]
 
-    used = report_main.priors_used([*state.fits.values(), *state.hr_t.values(),
+    used = report_main.used_priors([*state.fits.values(), *state.hr_t.values(),
                                     *state.reconstructed.values()], published=published is not None)
     state.sections["methods"] = report_main.methods_section(cfg, prior_set, sampler, cohort, used)
     progress.step("model checks: posterior predictive checks, PSIS-LOO, convergence")
@@ -668,7 +668,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     alerts = chk.failures
     sections = [section, checks_section(chk, cohort, state.fits),
                 report_main.methods_section(cfg, prior_set, sampler, cohort,
-                                            report_main.priors_used([idata])),
+                                            report_main.used_priors([idata])),
                 report_main.provenance_section(cfg, cohort, argv),
                 report_main.limitations_section(cohort, published=False)]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",

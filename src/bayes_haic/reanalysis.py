@@ -98,7 +98,7 @@ PUBLISHED_PRIORS = ("published.log_hr_os", "published.log_hr_pfs", "published.ar
                     "response.intercept", "response.log_or")
 #: the family for any other published result (``bayes-haic reanalyse``): evidence_based is a
 #: meta-analysis of this study's comparison (HAIC-LEN-P vs LEN-P) and belongs to it alone
-GENERIC_PRIOR_NAMES = PRIOR_NAMES[:4]
+GENERIC_PRIOR_NAMES = tuple(n for n in PRIOR_NAMES if n != "evidence_based")
 HR_ESTIMAND = "as published (IPTW marginal HR)"
 ORR_ESTIMAND = "as published (PSM arm-level ORR; counts derived)"
 

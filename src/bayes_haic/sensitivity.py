@@ -311,22 +311,26 @@ class HRPosterior:
         return {"median": float(med), "lower": float(lo), "upper": float(hi),
                 "p_hr_below_1": self.prob_below(1.0), "p_hr_below_0.7": self.prob_below(0.7)}
 
+    def arm_medians(self, arm: str) -> np.ndarray | None:
+        """The draws of ``arm``'s (``treated``/``control``) median survival (months), or None."""
+        return None if self.medians is None else self.medians[:, 1 if arm == "treated" else 0]
+
     def median_summary(self, arm: str) -> dict | None:
         """Median, 2.5% and 97.5% quantiles of the arm's median survival (months), or None."""
-        if self.medians is None:
+        x = self.arm_medians(arm)
+        if x is None:
             return None
-        x = self.medians[:, 1 if arm == "treated" else 0]
         lo, med, hi = weighted_quantile(x, self.draw_weights(), [0.025, 0.5, 0.975])
         return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
-    def median_note(self, arm: str) -> str:
+    def median_note(self, arm: str, short: bool = False) -> str:
         """:func:`bayes_haic.survival.extrapolation_note` of the arm's median survival ("" if it
         is not extrapolated or there are no median draws)."""
-        if self.medians is None:
+        x = self.arm_medians(arm)
+        if x is None:
             return ""
-        x = self.medians[:, 1 if arm == "treated" else 0]
         share = survival.extrapolated_share(x, self.max_follow_up, self.draw_weights())
-        return survival.extrapolation_note(share, self.max_follow_up)
+        return survival.extrapolation_note(share, self.max_follow_up, short=short)
 
     @property
     def method(self) -> str:

@@ -1136,6 +1136,15 @@ def extrapolation_note(share: float, max_follow_up, *, short: bool = False) -> s
                                "is held constant")
 
 
+def extrapolation_footnote(items) -> str:
+    """The report's note under a table whose extrapolated medians are marked †: what the mark
+    means, then ``items`` (e.g. "unadjusted, treated: beyond the longest follow-up (108.7
+    months) in 71% of draws", from :func:`extrapolation_note` with ``short``)."""
+    return ("† Extrapolated median: its 95% interval reaches beyond the longest follow-up, where "
+            "the model holds the last interval's hazard constant and the data cannot check it. "
+            + "; ".join(items) + ".")
+
+
 def time_at_cumulative_hazard(hazard: np.ndarray, cuts, target) -> np.ndarray:
     """The time t (months) where H(t) = ``target`` under piecewise-constant ``hazard``
     (..., intervals); ``target`` is a scalar or broadcasts against ``hazard.shape[:-1]``. H is

@@ -133,7 +133,7 @@ def published_hr(endpoint: str) -> float:
 def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Section:
     """The page of one survival endpoint from the fits in ``state`` and their estimands
     (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
-    from ..survival import extrapolation_note
+    from ..survival import extrapolation_footnote, extrapolation_note
 
     name = {"os": "Overall survival", "pfs": "Progression-free survival"}[endpoint]
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
@@ -184,9 +184,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                                   f"({cohort.arms[0]} vs {cohort.arms[1]}) with 95% credible interval, medians "
                                   "(months) and restricted mean survival difference"))
     if beyond:  # right under the table: these medians rest on an assumption, not on follow-up
-        notes.insert(0, "† Extrapolated median: its 95% interval reaches beyond the longest "
-                     "follow-up, where the model holds the last interval's hazard constant and the "
-                     "data cannot check it. " + "; ".join(beyond) + ".")
+        notes.insert(0, extrapolation_footnote(beyond))
     for i, note in enumerate(notes):
         sec.blocks.insert(1 + i, rp.Text(note, "note"))
     tv = state.hr_t.get(endpoint)
@@ -344,7 +342,7 @@ def summary_section(state: RunState) -> rp.Section:
 
 def methods_section(cfg: MainConfig, prior_set, sampler, cohort: Cohort, used=None) -> rp.Section:
     """The methods page, from the effective configuration. ``used``: the prior-set keys that
-    entered this report's computations (:func:`priors_used`); the prior table lists only those
+    entered this report's computations (:func:`used_priors`); the prior table lists only those
     and names the rest as unused (``None``: the whole set)."""
     sec = rp.Section("methods", "Methods (from the effective configuration)", nav="Methods")
     sec.add(rp.Text(f"Data: {cohort.name} (tier '{cohort.data_tier}'), {cohort.n_treated} "
@@ -409,7 +407,7 @@ def provenance_section(cfg: MainConfig, cohort: Cohort, argv) -> rp.Section:
     return sec
 
 
-def priors_used(fits, published: bool = False) -> set:
+def used_priors(fits, published: bool = False) -> set:
     """The prior-set keys that entered the computations of ``fits`` (InferenceData, their
     ``priors_used`` attribute) and, with ``published``, of the published tier's reanalysis."""
     from ..reanalysis import PUBLISHED_PRIORS

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from scipy import stats
 
+from .. import survival
 from ..importance import K_MAX, MIN_ESS
 from ..labels import format_ci_dash
 from ..sensitivity import SensitivityStudy
@@ -141,9 +142,9 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
             continue
 
         def cell(arm):  # a dagger where the median is extrapolated (survival.extrapolation_note)
-            note = p.median_note(arm)
+            note = p.median_note(arm, short=True)
             if note:
-                beyond.append(f"{p.endpoint.upper()}, {arm}, {p.prior_label}")
+                beyond.append(f"{p.endpoint.upper()}, {arm}, {p.prior_label}: {note}")
             return format_ci_dash(p.median_summary(arm)) + (" †" if note else "")
 
         if p.medians is not None:
@@ -155,10 +156,7 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
                          f"posterior median survival per arm under each prior set ({main.label}; "
                          "design uncertainty propagated over rematched sets)"))
     if beyond:
-        sec.add(rp.Text("† Extrapolated median: its 95% interval reaches beyond the longest "
-                        "follow-up, where the model holds the last interval's hazard constant ("
-                        + "; ".join(beyond) + "); its results row says what share of draws.",
-                        "note"))
+        sec.add(rp.Text(survival.extrapolation_footnote(beyond), "note"))
     if study.orr:
         orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
                 "prior on log OR": str(r.prior_set.get("response.log_or")),
