@@ -6,12 +6,12 @@ on standard error with exit code 2, never as a traceback.
 
 from __future__ import annotations
 
-import gc
 import sys
 import textwrap
 
 import click
 
+from . import process
 from .errors import InputError
 
 
@@ -25,64 +25,6 @@ def cli():
     (your own cohort file in the same schema) or 'reconstructed' (pseudo-patients rebuilt from
     a published Kaplan-Meier figure by 'reconstruct'). Time is in months.
     """
-
-
-# Set by the process entry points (run, script), never by main(): the garbage-collector tuning
-# below is for a short-lived command-line process, not for a Python session calling main().
-_OWN_PROCESS = False
-
-
-def _start_process() -> None:
-    """Entry points: turn the cyclic garbage collector off while the command imports PyMC,
-    PyTensor, ArviZ and the figure library; their ~10^6 long-lived objects would otherwise trigger
-    repeated full collections (~0.45 s per process). :func:`_settle` turns it back on."""
-    global _OWN_PROCESS
-    _OWN_PROCESS = True
-    gc.disable()
-
-
-def _settle() -> None:
-    """Call once a command has imported its libraries. In a command-line process the imported
-    objects are frozen (``gc.freeze``: moved out of the collector's view; refcounting still frees
-    them) and the collector is turned back on, so the command runs with normal garbage
-    collection that scans only what it allocates. Timings: ``benchmarks/bench_main.py``."""
-    if _OWN_PROCESS:
-        gc.freeze()
-        gc.enable()
-
-
-def _keep_freed_memory() -> None:
-    """The main job, in a command-line process on glibc (Linux): keep freed memory for reuse
-    instead of handing it back to the system at once (``mallopt``: arrays up to 32 MB come from
-    the heap, which is trimmed only when 512 MB lie free at its top). The job allocates and frees
-    its draw-sized arrays thousands of times; by default glibc unmaps each and the next one
-    page-faults fresh zeroed memory: ~900,000 page faults and ~13 s of system CPU per run. With
-    this ~460,000 and ~6.5 s; the wall time fell ~6 s, the peak resident memory rose ~10%
-    (0.9 -> 1.0 GB; measured on the 2-core project machine). No-op elsewhere; the worker
-    processes (forked) inherit it."""
-    if not _OWN_PROCESS or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (e.g. musl): leave the allocator alone
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 512 << 20)
-    mallopt(m_top_pad, 64 << 20)
-
-
-def _end_process(code: int):
-    """Interpreter shutdown would run a final full collection over every object the libraries
-    made (~0.6 s after a fit); freezing them skips that pass. atexit handlers still run, and
-    every output file is already closed and renamed into place."""
-    gc.freeze()
-    gc.enable()
-    sys.exit(code)
 
 
 def _covariate_list(value):
@@ -172,7 +114,7 @@ def check_cohort(file, covariates, config_path, columns, time_unit, arms):
     """Validate a cohort CSV and print a per-arm summary table."""
     from .schema import load_cohort, summarise_cohort
 
-    _settle()
+    process.settle()
     cfg = _configured(config_path, columns, time_unit, arms)
     cohort = load_cohort(file, _covariate_list(covariates) or cfg.data.covariates,
                          **cfg.data.cohort_options())
@@ -205,7 +147,7 @@ def synthesize(out, settings, seed):
     from .paths import default_cohort_path
     from .synthetic import load_settings, write_cohort
 
-    _settle()
+    process.settle()
     path = write_cohort(out or default_cohort_path(), load_settings(settings), seed)
     click.echo(f"wrote {path} (SYNTHETIC cohort, not the study's patients) and its .meta.json")
 
@@ -262,7 +204,7 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
     from . import reconstruct as rc
     from .jobs import write_reconstruction
 
-    _settle()
+    process.settle()
     endpoints = list(endpoints) or (["os"] if len(points) == 1 else [])
     if not (len(points) == len(at_risk) == len(endpoints)):
         raise InputError(f"--points, --at-risk, --endpoint: expected one of each per figure, "
@@ -303,8 +245,8 @@ def run_cmd(config_path, out, strict, columns, time_unit, arms):
     """The main job: published-evidence reanalysis plus patient-level models, HTML report."""
     from .pipeline import run_main
 
-    _settle()
-    _keep_freed_memory()
+    process.settle()
+    process.keep_freed_memory()
     cfg = _configured(config_path, columns, time_unit, arms)
     state = run_main(cfg, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
     if state.alerts:
@@ -331,10 +273,11 @@ def run_cmd(config_path, out, strict, columns, time_unit, arms):
               "is stored in --out.")
 def validate(config_path, replicates, scheduler, workers, out, no_progress, report_only):
     """Validation study: coverage, bias and SBC on simulated cohorts with known truth (Dask)."""
+    process.allow_dask()
     from .validation import collect, load_config, run_study
     from .report.validation import standalone_report
 
-    _settle()
+    process.settle()
     cfg = load_config(config_path)
     stats = run_study(cfg, out, replicates=replicates, scheduler=scheduler, n_workers=workers,
                       progress=not no_progress, echo=lambda m: click.echo(m, err=True),
@@ -359,7 +302,7 @@ def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
     """Propensity design only: PS model, matching, weights and covariate balance."""
     from .pipeline import run_balance
 
-    _settle()
+    process.settle()
     cfg = _configured(config_path, columns, time_unit, arms)
     run_balance(cohort or cfg.cohort_path(), out, covariates=_covariate_list(covariates),
                 config_path=cfg, echo=click.echo)
@@ -390,7 +333,7 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
     """Prior sensitivity: every prior set and cut-point set, power scaling, tipping points."""
     from .jobs import write_sensitivity
 
-    _settle()
+    process.settle()
     cfg = _configured(config_path, columns, time_unit, arms)
     names = [_prior_name(p, cfg) for p in priors] or None
     if names is None and config_path:  # the configuration's prior family
@@ -442,7 +385,7 @@ def reanalyse(measure, estimate, ci, level, p_value, se, counts, n, endpoint, pr
     from .evidence import reanalyse_file, reanalyse_result
     from .jobs import write_reanalysis
 
-    _settle()
+    process.settle()
     fam = list(family) or None
     if published:
         if estimate is not None or counts is not None:
@@ -511,7 +454,7 @@ def _fit(cohort, endpoint, adjust, covariates, prior, overrides, seed, config_pa
          columns=(), time_unit=None, arms=None):
     from .pipeline import run_fit
 
-    _settle()
+    process.settle()
     cfg = _configured(config_path, columns, time_unit, arms)
     run_fit(cohort or cfg.cohort_path(), endpoint, adjust, out,
             covariates=_covariate_list(covariates), prior=_prior_name(prior, cfg),
@@ -535,17 +478,17 @@ def script(endpoint: str, adjust: str) -> None:
     def command(**kwargs):
         _fit(**kwargs)
 
-    _start_process()
+    process.start()
     try:
         command.main(standalone_mode=False)
     except InputError as exc:
         click.echo("error: " + textwrap.fill(str(exc), width=100, break_long_words=False,
                                              break_on_hyphens=False), err=True)
-        _end_process(2)
+        process.end(2)
     except click.ClickException as exc:
         exc.show()
-        _end_process(2)
-    _end_process(0)
+        process.end(2)
+    process.end(0)
 
 
 def main(argv=None) -> int:
@@ -571,8 +514,8 @@ def main(argv=None) -> int:
 
 
 def run() -> None:  # console-script entry point
-    _start_process()
-    _end_process(main())
+    process.start()
+    process.end(main())
 
 
 if __name__ == "__main__":  # pragma: no cover
