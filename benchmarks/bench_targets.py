@@ -99,11 +99,14 @@ BARE_IMPORTS = "pandas, xarray, pyarrow, numba, matplotlib.pyplot, h5netcdf"
 
 
 def import_floor(repeats: int, modules: str = FIT_IMPORTS) -> float:
-    """Median wall seconds of a process that only imports ``modules`` and does nothing else. With
-    :data:`FIT_IMPORTS`, the floor under the one-fit time on this machine before any of this
-    package's code runs; with :data:`BARE_IMPORTS`, the floor under any fit written in Python
-    with the design card's other libraries, PyMC and ArviZ left out."""
-    cmd = [sys.executable, "-c", f"import {modules}"]
+    """Median wall seconds of a process that only imports ``modules`` and does nothing else,
+    tuned as the ``bayes-haic`` command-line process is (:mod:`bayes_haic.process`: the collector
+    off during the imports, dask hidden, ArviZ's import-time ufunc compiled lazily, no final
+    collection at exit). With :data:`FIT_IMPORTS`, the floor under the one-fit time on this
+    machine before any of this package's code runs; with :data:`BARE_IMPORTS`, the floor under
+    any fit written in Python with the design card's other libraries, PyMC and ArviZ left out."""
+    cmd = [sys.executable, "-c",
+           f"from bayes_haic import process; process.start(); import {modules}; process.end(0)"]
     timed(cmd)  # the file-system cache
     return statistics.median(timed(cmd) for _ in range(repeats))
 
