@@ -438,3 +438,31 @@ def test_configured_hr_t_fits_sample_as_long_as_the_methods_text_says(monkeypatc
                                        load_cohort(default_cohort_path()))
     shown = " ".join(getattr(b, "text", "") for b in text.blocks)
     assert f"at least {TIME_VARYING_MIN_TUNE} tuning steps and {TIME_VARYING_MIN_DRAWS} draws" in shown
+
+
+def test_one_rule_decides_whether_a_run_concerns_the_packages_study(tmp_path):
+    """Citation, the study's limitations and the reconstruction note follow one rule
+    (``about_the_study``): the published tier enabled, the synthetic cohort, or the study's
+    reconstructed curves under ``[data] reconstructed``; a user's cohort with the published tier
+    disabled concerns another study."""
+    from dataclasses import replace
+
+    from bayes_haic.config import load_config
+    from bayes_haic.pipeline import about_the_study
+    from bayes_haic.report.main import limitations_section
+    from bayes_haic.schema import load_cohort
+
+    synthetic = load_cohort(default_cohort_path())
+    user = replace(synthetic, data_tier="user")
+    cfg = load_config(fast_config(tmp_path, default_cohort_path()))
+    off = cfg.model_copy(update={"published": cfg.published.model_copy(update={"enabled": False})})
+    rebuilt = off.model_copy(update={"data": off.data.model_copy(update={"reconstructed": "r.csv"})})
+    assert about_the_study(cfg, user) and about_the_study(off, synthetic)
+    assert about_the_study(rebuilt, user) and not about_the_study(off, user)
+
+    def text(section):
+        return " ".join(b.text for b in section.blocks)
+
+    assert "responder counts (37/55" in text(limitations_section(user, study=True))
+    assert "responder counts (37/55" not in text(limitations_section(user, study=False))
+    assert "Non-randomised comparison" in text(limitations_section(user, study=False))

@@ -104,6 +104,25 @@ def test_check_cohort_prints_summary(tmp_path, capsys):
     assert "valid cohort" in out and "median OS" in out and "treated" in out
 
 
+def test_check_cohort_takes_the_cohort_as_fit_and_balance_do(tmp_path, capsys):
+    """``check-cohort FILE``, ``check-cohort --cohort FILE`` (as ``fit`` and ``balance`` spell
+    it) and ``check-cohort --config C`` (the configuration's [data] cohort) check the same
+    file; two different files are a user error (exit 2, one paragraph)."""
+    path = write(tmp_path, GOOD)
+    cfg = tmp_path / "main.toml"
+    cfg.write_text(f'[data]\ncohort = "{path.as_posix()}"\n')
+    outs = []
+    for args in ([str(path)], ["--cohort", str(path)], ["--config", str(cfg)],
+                 [str(path), "--cohort", str(path)]):
+        assert main(["check-cohort", *args]) == 0
+        outs.append(capsys.readouterr().out)
+    assert len(set(outs)) == 1 and "valid cohort" in outs[0] and "4 patients" in outs[0]
+    other = write(tmp_path, GOOD, name="other.csv")
+    assert main(["check-cohort", str(path), "--cohort", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "two cohort files" in err and "other.csv" in err and "Traceback" not in err
+
+
 def test_check_cohort_says_not_reached_and_no_data_rather_than_inf_and_nan(tmp_path, capsys):
     """A Kaplan-Meier median the curve never reaches (every control censored) prints as "not
     reached", an ORR without evaluable responses as a dash, as the report shows them."""

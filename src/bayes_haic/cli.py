@@ -103,20 +103,27 @@ def _prior_name(prior, cfg):
 
 
 @cli.command("check-cohort")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--cohort", "cohort_option", default=None, type=click.Path(dir_okay=False),
+              help="The cohort CSV, as FILE (spelled as in fit and balance); default: the "
+              "configuration's [data] cohort.")
 @click.option("--covariates", help="Comma-separated covariate columns (default: the file's "
               "sidecar list, else every extra column).")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
               help="Configuration TOML whose [data] column mapping, time unit, arm names and "
               "covariates apply.")
 @data_options
-def check_cohort(file, covariates, config_path, columns, time_unit, arms):
-    """Validate a cohort CSV and print a per-arm summary table."""
+def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms):
+    """Validate a cohort CSV (FILE or --cohort; default: the configuration's) and print a
+    per-arm summary table."""
     from .schema import load_cohort, summarise_cohort
 
     process.settle()
+    if file and cohort_option and file != cohort_option:
+        raise InputError(f"check-cohort: two cohort files given, FILE {file!r} and --cohort "
+                         f"{cohort_option!r}; expected one of them (they mean the same).")
     cfg = _configured(config_path, columns, time_unit, arms)
-    cohort = load_cohort(file, _covariate_list(covariates) or cfg.data.covariates,
+    cohort = load_cohort(file or cohort_option or cfg.cohort_path(), _covariate_list(covariates) or cfg.data.covariates,
                          **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"

@@ -101,6 +101,16 @@ class RunState:
 # ------------------------------------------------------------------------------ the main job
 
 
+def about_the_study(cfg: MainConfig, cohort: Cohort) -> bool:
+    """Whether a main job concerns the package's own study (Int J Surg 2024, PMID 38549220): it
+    reanalyses the study's published numbers (``[published] enabled``), analyses the synthetic
+    cohort calibrated to them, or compares pseudo-patients rebuilt from the study's figures
+    (``[data] reconstructed``). Only then do its pages cite the study, list the study's own
+    limitations and say how its curves are (or could be) reconstructed; a user's or another
+    study's reconstructed cohort, with ``[published]`` disabled, gets none of these."""
+    return cfg.published.enabled or cohort.data_tier == "synthetic" or bool(cfg.data.reconstructed)
+
+
 def _cut_sets(cfg: MainConfig, sensitivity) -> tuple:
     """The main cut points first, then the configured alternatives (duplicates dropped)."""
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
@@ -177,6 +187,8 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     blocks = main_blocks(cfg, cohort)
     context = BlockContext(cfg, cohort, design, prior_set, sampler)
 
+    study = about_the_study(cfg, cohort)
+
     def published_work():  # 5. the published evidence (tier "published"), meanwhile here
         published = None
         if cfg.published.enabled:
@@ -185,8 +197,8 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             state.sections["published"] = published_section(published)
         # the sections that need no block's result
         state.sections["provenance"] = report_main.provenance_section(cfg, cohort, argv)
-        state.sections["limitations"] = report_main.limitations_section(cohort, cfg.published.enabled)
-        if cfg.data.reconstructed or cfg.published.enabled or cohort.data_tier == "synthetic":
+        state.sections["limitations"] = report_main.limitations_section(cohort, study)
+        if study:
             state.sections["limitations"].add(rp.Text(  # the study's figures: used, or how to
                 reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
         stored = load_stored()  # the stored validation study (not recomputed here)
@@ -251,8 +263,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         report_main.site_title(cohort), [state.sections[k] for k in order if k in state.sections],
         banner=rp.SYNTHETIC_BANNER if cohort.data_tier == "synthetic" else None, alerts=state.alerts,
         footer=f"bayes-haic {package_versions()['bayes-haic']}"
-               + ("; Int J Surg 2024, PMID 38549220." if cfg.published.enabled
-                  or cohort.data_tier in ("synthetic", "reconstructed") else "."))
+               + ("; Int J Surg 2024, PMID 38549220." if study else "."))
     out.mkdir(parents=True, exist_ok=True)
     write_results(state.rows, out / "results.csv")
     rp.write_site(out, pages)
@@ -670,7 +681,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                 report_main.methods_section(cfg, prior_set, sampler, cohort,
                                             report_main.used_priors([idata])),
                 report_main.provenance_section(cfg, cohort, argv),
-                report_main.limitations_section(cohort, published=False)]
+                report_main.limitations_section(cohort, study=cohort.data_tier == "synthetic")]
     html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
                      sections, alerts=alerts, banner=rp.tier_banner(cohort))
     out = Path(out_dir)

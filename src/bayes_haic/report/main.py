@@ -418,19 +418,19 @@ def used_priors(fits, published: bool = False) -> set:
     return keys
 
 
-def limitations_section(cohort: Cohort, published: bool = True) -> rp.Section:
-    """The limitations page: the study's (its abstract-only evidence) when the run reanalyses
-    its published numbers (``published``) or analyses its synthetic cohort; the
+def limitations_section(cohort: Cohort, study: bool = True) -> rp.Section:
+    """The limitations page: the package's study's (its abstract-only evidence) when the run
+    concerns that study (``study``: see :func:`bayes_haic.pipeline.about_the_study`); the
     non-randomised comparison's always; the cohort tier's."""
     sec = rp.Section("limitations", "Limitations")
-    study = [
+    own = [
         "Only the study's abstract is available: no baseline table, confidence intervals, "
         "numbers at risk or Kaplan-Meier curves. The published-tier reanalysis therefore rests "
         "on an assumed standard error of log(HR) derived from 'P < 0.001'.",
         "The PSM responder counts (37/55, 16/55) are derived from the published percentages, "
         "not stated by the authors.",
     ]
-    items = [*(study if published or cohort.data_tier == "synthetic" else []),
+    items = [*(own if study else []),
              "Non-randomised comparison: all adjusted estimates assume no unmeasured confounding "
              "and correct propensity-score models."]
     if cohort.data_tier == "synthetic":
