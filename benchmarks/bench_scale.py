@@ -155,7 +155,7 @@ def ps_binning_error(path: Path) -> None:
     ps = design.ps_fit.ps
     cuts = analysis.endpoint_cuts(cohort, "os")
     t, d, x = survival.endpoint_columns(cohort.frame, "os")
-    Z, _ = covariates.ps_spline(ps, 3)
+    Z, _, _ = covariates.ps_spline(ps, 3)
     Zb, _ = patterns.binned_rows(special.logit(ps), Z, patterns.PS_BINS)
     out = {}
     for label, basis in (("exact", Z), (f"{patterns.PS_BINS} bins", Zb)):

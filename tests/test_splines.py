@@ -100,7 +100,7 @@ def pwe_spline_mle(frame: pd.DataFrame, endpoint: str, df: int) -> tuple[float, 
     import statsmodels.api as sm
 
     t, d, x = sv.endpoint_columns(frame, endpoint)
-    Z, names = covariates.ps_spline(covariates.propensity_scores(frame, "ps"), df)
+    Z, names, _ = covariates.ps_spline(covariates.propensity_scores(frame, "ps"), df)
     long = sv.expand_person_intervals(t, d, x, CUTS, covariates=pd.DataFrame(Z, columns=names))
     long = long[long["exposure"] > 0]
     X = pd.get_dummies(long["interval"], prefix="j", dtype=float)
@@ -143,6 +143,71 @@ def test_too_few_distinct_scores_is_an_input_error():
     with pytest.raises(InputError, match="too few distinct values"):
         splines.ps_spline_basis(x, 3)
     assert splines.ps_spline_basis(x, 1).shape == (23, 1)
+
+
+def test_a_score_with_few_values_gets_the_spline_it_supports():
+    """``usable_df``: a continuous score keeps df; a score of 3 values supports 2 functions, of 2
+    values 1 (then the basis spans the indicator of the higher value: stratification); a
+    constant score is a user error that names the cause."""
+    rng = np.random.default_rng(4)
+    assert splines.usable_df(rng.normal(size=200), 3) == 3
+    assert splines.usable_df(rng.choice([-1.0, 0.2, 1.5], size=200), 3) == 2
+    two = rng.choice([-0.1, 0.2], size=200)
+    assert splines.usable_df(two, 3) == 1
+    basis = splines.ps_spline_basis(two, 1)
+    assert projection_residual(np.c_[np.ones(200), two > 0], basis) < 1e-10
+    assert "only 2 distinct values" in splines.reduced_df_note(1, 3, two)
+    assert splines.reduced_df_note(3, 3, two) == ""
+    with pytest.raises(InputError, match="all equal"):
+        splines.usable_df(np.full(50, 0.3), 3)
+
+
+def binary_confounder_cohort(n: int = 400, seed: int = 8) -> pd.DataFrame:
+    """One binary confounder (so the propensity score takes two values), exponential times."""
+    rng = np.random.default_rng(seed)
+    male = rng.integers(0, 2, n)
+    treatment = (rng.random(n) < np.where(male == 1, 0.7, 0.35)).astype(int)
+    time = rng.exponential(1 / (0.05 * np.exp(-0.5 * treatment + 0.6 * male)))
+    cens = rng.uniform(6, 40, n)
+    frame = pd.DataFrame({"id": range(n), "treatment": treatment, "male": male,
+                          "os_time": np.minimum(time, cens), "os_event": (time <= cens).astype(int),
+                          "response": (rng.random(n) < 0.3 + 0.2 * treatment).astype(float)})
+    share = frame.groupby("male")["treatment"].mean()
+    frame["ps"] = frame["male"].map(share)  # the saturated logistic model's fitted score
+    return frame
+
+
+def test_two_valued_score_adjusts_as_its_covariate_does():
+    """With one binary confounder the PS spline (reduced to one function) and adjusting for the
+    covariate span the same columns: the Poisson-GLM log HR and SE agree to 1e-8 (both by
+    maximum likelihood on the same person-interval split)."""
+    import statsmodels.api as sm
+
+    frame = binary_confounder_cohort()
+    spline_lhr, spline_se = pwe_spline_mle(frame, "os", 3)
+    t, d, x = sv.endpoint_columns(frame, "os")
+    long = sv.expand_person_intervals(t, d, x, CUTS, covariates=frame[["male"]].reset_index(drop=True))
+    long = long[long["exposure"] > 0]
+    X = pd.get_dummies(long["interval"], prefix="j", dtype=float)
+    X["treatment"] = long["treatment"].astype(float)
+    X["male"] = long["male"].astype(float)
+    fit = sm.GLM(long["event"].to_numpy(float), X, family=sm.families.Poisson(),
+                 offset=np.log(long["exposure"].to_numpy())).fit(tol=1e-12)
+    assert spline_lhr == pytest.approx(fit.params["treatment"], abs=1e-8)
+    assert spline_se == pytest.approx(fit.bse["treatment"], abs=1e-8)
+
+
+def test_two_valued_score_fits_and_says_so():
+    """The PWE and response fits under ps_covariate run on such a cohort (they stopped with an
+    error before) and record the reduced spline in their attrs and method."""
+    frame = binary_confounder_cohort(n=200)
+    fast = SamplerSettings(draws=200, tune=200, chains=2, seed=1)
+    pwe = sv.fit_pwe(frame, "os", adjust="ps_covariate", ps=frame["ps"].to_numpy(), cuts=CUTS[:4],
+                     sampler=fast)
+    assert pwe.attrs["spline_df"] == 1 and "only 2 distinct values" in pwe.attrs["method"]
+    orr = rs.fit_response(frame, adjust="ps_covariate", ps=frame["ps"].to_numpy(), sampler=fast)
+    assert "only 2 distinct values" in orr.attrs["method"]
+    assert orr.attrs["covariates"] == ["spline_1"]
 
 
 def test_response_model_uses_the_same_basis(monkeypatch):

@@ -63,9 +63,13 @@ def propensity_scores(frame: pd.DataFrame, ps) -> np.ndarray:
     return p
 
 
-def ps_spline(p: np.ndarray, df: int, prefix: str = "ps_spline") -> tuple[np.ndarray, list]:
+def ps_spline(p: np.ndarray, df: int, prefix: str = "ps_spline") -> tuple[np.ndarray, list, str]:
     """The natural cubic spline of logit(``p``) with ``df`` non-constant basis functions, as R's
     ``ns(qlogis(ps), df)`` (:func:`bayes_haic.splines.ps_spline_basis`: centred, orthonormalised,
-    SD 1, so a coefficient prior is on uncorrelated unit-SD basis functions), and their names."""
-    B = splines.ps_spline_basis(special.logit(np.asarray(p, float)), df)
-    return B, [f"{prefix}_{k + 1}" for k in range(B.shape[1])]
+    SD 1, so a coefficient prior is on uncorrelated unit-SD basis functions), their names, and
+    the method note ('' unless fewer than ``df`` functions were possible: a score with few
+    distinct values, :func:`bayes_haic.splines.usable_df`)."""
+    x = special.logit(np.asarray(p, float))
+    used = splines.usable_df(x, df)
+    B = splines.ps_spline_basis(x, used)
+    return B, [f"{prefix}_{k + 1}" for k in range(B.shape[1])], splines.reduced_df_note(used, df, x)

@@ -427,11 +427,11 @@ def fit_response(
         if not np.any(t == k):
             raise InputError(f"cohort: no evaluable {arm} patients for the response model.")
 
-    Z, z_names = None, []
+    Z, z_names, spline_note = None, [], ""
     if adjust == "covariates":
         Z, z_names = standardised(frame.loc[keep], covariates)
     elif adjust == "ps_covariate":
-        Z, z_names = ps_spline(ps_all[keep], spline_df, prefix="spline")
+        Z, z_names, spline_note = ps_spline(ps_all[keep], spline_df, prefix="spline")
 
     w = None
     if w_all is not None:
@@ -458,6 +458,7 @@ def fit_response(
         inference = fitinfo.NUTS
     if adjust == "psm":
         method += "; on the matched set"
+    method += spline_note
     attrs = {
         "model": "response",
         "inference": inference,

@@ -86,3 +86,37 @@ def ps_spline_basis(x, df: int = DEFAULT_DF) -> np.ndarray:
             f"on these {x.size} patients; use a smaller spline_df."
         )
     return q * np.sqrt(len(q))
+
+
+def usable_df(x, df: int = DEFAULT_DF) -> int:
+    """The largest ``d <= df`` for which :func:`ps_spline_basis` exists on ``x``: distinct knots
+    and ``d`` columns of full rank. A score with few distinct values supports fewer basis
+    functions (one binary covariate gives two values, hence ``d = 1``); with ``d`` = (distinct
+    values - 1) the spline already fits any function of the score, so the adjustment is then
+    stratification on it, the most that such a score allows. InputError if ``x`` is constant
+    (there is nothing to adjust for)."""
+    df = check_df(df)
+    x = np.asarray(x, float).ravel()
+    if x.size and np.ptp(x) == 0:
+        raise InputError(
+            "ps_covariate: the propensity scores are all equal (every patient has the same "
+            "covariate pattern), so there is nothing to adjust for; expected covariates that vary "
+            "between patients, or leave ps_covariate out of the strategies."
+        )
+    for d in range(df, 0, -1):
+        try:
+            ps_spline_basis(x, d)
+        except InputError:
+            continue
+        return d
+    return ps_spline_basis(x, 1).shape[1]  # raises the rank error for d = 1
+
+
+def reduced_df_note(used: int, asked: int, x) -> str:
+    """The method text when :func:`usable_df` reduced ``asked`` to ``used`` ('' if it did not)."""
+    if used == asked:
+        return ""
+    k = np.unique(np.asarray(x, float)).size
+    return (f"; PS spline with {used} basis function{'s' if used > 1 else ''} instead of "
+            f"{asked}: the propensity score takes only {k} distinct values, so the spline "
+            "stratifies on them")

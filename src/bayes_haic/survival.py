@@ -718,11 +718,12 @@ def fit_pwe(
     J = len(cuts)
 
     Z, names, cov_prior, pair_index, n_pairs, binned = None, [], "survival.covariate", None, 0, False
+    spline_note = ""
     if adjust == "covariates":
         Z, names = covariates_mod.standardised(frame, covariates)
     elif adjust == "ps_covariate":
         p_hat = covariates_mod.propensity_scores(frame, ps)
-        Z, names = covariates_mod.ps_spline(p_hat, spline_df)
+        Z, names, spline_note = covariates_mod.ps_spline(p_hat, spline_df)
         cov_prior = "survival.ps_spline"
         if t.size > patterns_mod.PS_BIN_MIN_N:  # the binned spline: an approximation, recorded
             Z, _ = patterns_mod.binned_rows(special.logit(p_hat), Z, patterns_mod.PS_BINS)
@@ -768,7 +769,8 @@ def fit_pwe(
     if names:
         attrs["covariates"] = list(names)
     if adjust == "ps_covariate":
-        attrs["spline_df"] = int(spline_df)
+        attrs["spline_df"] = len(names)  # fewer than asked only for a score with few values
+        attrs["method"] += spline_note
     if binned:
         attrs["ps_spline_bins"] = int(patterns_mod.PS_BINS)
         attrs["method"] += (f"; approximation for n > {patterns_mod.PS_BIN_MIN_N:,}: each patient's "
