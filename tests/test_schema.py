@@ -231,6 +231,20 @@ def test_errors_name_the_files_own_columns(tmp_path):
         load_cohort(write(tmp_path, GOOD), time_unit="fortnights")
 
 
+def test_an_os_only_file_is_told_what_is_missing_and_what_it_has(tmp_path):
+    """Found on R's veteran data (OS only): the message lists the file's own columns (not a
+    'response' column the loader adds), suggests no schema column as a rename of another, and
+    says that both survival endpoints are required."""
+    text = "pid,arm,t,dead,age\n1,1,100,1,60\n2,0,50,1,70\n"
+    with pytest.raises(InputError) as err:
+        load_cohort(write(tmp_path, text), columns={"id": "pid", "treatment": "arm",
+                                                     "os_time": "t", "os_event": "dead"})
+    msg = " ".join(str(err.value).split())
+    assert "missing required column(s) 'pfs_time', 'pfs_event';" in msg
+    assert "(found 'pid', 'arm', 't', 'dead', 'age')" in msg
+    assert "rename" not in msg and "Both survival endpoints are required" in msg
+
+
 def test_missing_columns_without_a_mapping_say_how_to_map(tmp_path, capsys):
     path = write(tmp_path, OWN)
     code = main(["check-cohort", str(path)])

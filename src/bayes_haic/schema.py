@@ -178,12 +178,14 @@ def _with_suggestions(names, available, phrase: str) -> str:
     return ", ".join(out)
 
 
-def _require_columns(path, wanted, available, phrase: str, what) -> None:
+def _require_columns(path, wanted, available, phrase: str, what, suggest_from=None) -> None:
     """InputError naming the columns of ``wanted`` absent from ``available`` (with close matches
-    under ``phrase``); ``what(hints)`` words the message."""
+    among ``suggest_from``, default ``available``, under ``phrase``); ``what(hints)`` words the
+    message."""
     absent = [c for c in wanted if c not in available]
     if absent:
-        raise InputError(f"{path}: " + what(_with_suggestions(absent, available, phrase)))
+        pool = available if suggest_from is None else suggest_from
+        raise InputError(f"{path}: " + what(_with_suggestions(absent, pool, phrase)))
 
 
 def load_cohort(path: str | Path, covariates=None, *, columns=None, time_unit: str = "months",
@@ -293,13 +295,18 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     raw.columns = [str(c).strip() for c in raw.columns]
     if raw.empty:
         raise InputError(f"{path}: has a header but no patient rows; expected one row per patient.")
+    found = list(raw.columns)  # the file's own columns, for the message below
     raw = _apply_columns(raw, path, columns)
     if "response" not in raw.columns:  # a survival-only cohort: no response data
         raw["response"] = ""
+    # a schema column the file has is no candidate for renaming into another one
+    candidates = [c for c in raw.columns if c not in REQUIRED_COLUMNS]
     _require_columns(path, REQUIRED_COLUMNS, raw.columns, "did you mean to rename", lambda hints: (
         f"missing required column(s) {hints}; the cohort schema needs "
-        f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, raw.columns))}); a file "
-        "with its own names can be mapped (--column treatment=chemo, [data.columns])."))
+        f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, found))}); a file "
+        "with its own names can be mapped (--column treatment=chemo, [data.columns]). Both "
+        "survival endpoints are required (a cohort with OS only is not supported yet); only "
+        "the response column may be left out."), suggest_from=candidates)
     if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
         from .reconstruct import load_reconstructed
 
