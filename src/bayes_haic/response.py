@@ -368,7 +368,8 @@ def fit_response(
     ``replicates``: the prior-free replicates ``(intercept, log_or)`` of an earlier fit of the
     same cohort and design (its ``bootstrap`` group), reused instead of recomputed.
     ``spline_df``: non-constant basis functions of the PS spline (``"ps_covariate"``), as ``df``
-    in R's ``ns()``; the survival model's ``spline_df`` means the same. ``weights_estimand``:
+    in R's ``ns()`` (fewer, said in ``method``, for a score with too few distinct values); the
+    survival model's ``spline_df`` means the same. ``weights_estimand``:
     the IPT weights' estimand (``"ATE"``, ``"ATT"``, ``"ATO"``; pass
     ``design.weight_settings["estimand"]``), written into the ``estimand`` (``"marginal (ATT)"``)
     and ``estimand_detail`` attrs of ``"iptw"`` fits; not used otherwise.

@@ -17,7 +17,10 @@ space whatever the parametrisation. (patsy's ``cr(x, df = m)`` places its knots 
 the *unique* values and counts the constant among its ``m`` columns, so it is not used with
 ``df``.) The columns are then centred, orthonormalised (QR) and scaled to SD 1: the fitted
 functions are unchanged, and a prior on the coefficients is a prior on uncorrelated unit-SD
-basis functions. Checked against R in ``tests/test_real_data.py`` (references made by
+basis functions. A score with too few distinct values for ``k`` functions (one binary
+confounder gives two values) gets as many as it supports (:func:`usable_df`; with ``m`` values
+at most ``m - 1``, and with ``m - 1`` the spline stratifies on the score); the fits' ``method``
+says so. Checked against R in ``tests/test_real_data.py`` (references made by
 ``tests/reference/rotterdam_spline_reference.R``).
 """
 
