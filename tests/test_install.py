@@ -79,6 +79,14 @@ def test_installed_package_uses_its_package_data(installed):
     _run([str(bindir / "bayes-haic"), "fit", "--endpoint", "os", "--out", "default_fit"], work, env)
     res = pd.read_csv(work / "default_fit" / "results.csv")
     assert res["data_tier"].iloc[0] == "synthetic" and res["source"].iloc[0] == "cohort.csv"
+    # the generator settings and the validation study's configuration are package data too
+    # (both commands looked for a checkout's data/ folder and stopped in an installed package)
+    (work / "syn").mkdir()
+    _run([str(bindir / "bayes-haic"), "synthesize", "--out", "syn/cohort.csv"], work, env)
+    assert (work / "syn" / "cohort.csv").read_bytes() == (ROOT / "data/synthetic/cohort.csv").read_bytes()
+    _run([str(bindir / "bayes-haic"), "validate", "--report-only", "--no-progress", "--out", "v"],
+         work, env)
+    assert "Validation" in (work / "v" / "validation.html").read_text()
 
 
 def test_every_command_on_a_users_survival_only_cohort(installed):

@@ -80,6 +80,26 @@ def test_default_settings_load(settings):
     assert Path(settings["_path"]).resolve() == (DATA / "generator.toml").resolve()
 
 
+def test_default_settings_and_validation_config_come_from_the_shipped_files(tmp_path, monkeypatch):
+    """The default generator settings and validation configuration are found where the package
+    keeps its data (``paths.shipped``: the checkout, ``BAYES_HAIC_ROOT``, or an installed
+    package's ``_data``/``_models``), not by walking up from the module's folder, which finds
+    nothing in an installed package. Shown with a root whose generator has another seed."""
+    import shutil
+
+    from bayes_haic import validation
+
+    for sub in ("data/synthetic", "models"):
+        shutil.copytree(ROOT / sub, tmp_path / sub)
+    (tmp_path / "pyproject.toml").write_text("")
+    toml = tmp_path / "data/synthetic/generator.toml"
+    toml.write_text(toml.read_text().replace("seed = 38549220", "seed = 7", 1))
+    monkeypatch.setenv("BAYES_HAIC_ROOT", str(tmp_path))
+    loaded = sy.load_settings()
+    assert loaded["cohort"]["seed"] == 7 and loaded["_path"] == str(toml)
+    assert validation.load_config().path == str(tmp_path / "models" / "validation.toml")
+
+
 @pytest.mark.parametrize(
     "old, new, key",
     [

@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 
+from . import paths
 from .errors import InputError
 from .results import atomic_write_text
 
@@ -101,7 +102,7 @@ def load_settings(path: str | os.PathLike | None = None) -> dict:
     :class:`InputError` naming the file, the key and the expected form when the file is unreadable
     or a parameter is missing or malformed.
     """
-    p = Path(path) if path is not None else find_data_root() / SETTINGS_RELPATH
+    p = Path(path) if path is not None else paths.shipped(SETTINGS_RELPATH)
     try:
         with open(p, "rb") as fh:
             raw = tomllib.load(fh)
@@ -697,13 +698,10 @@ def meta_path(csv_path: str | os.PathLike) -> Path:
 
 
 def _display_path(p: str) -> str:
-    """A settings path relative to the repository root when it lies inside it, else absolute."""
-    path = Path(p).resolve()
-    try:
-        root = find_data_root()
-        return path.relative_to(root).as_posix()
-    except (InputError, ValueError):
-        return path.as_posix()
+    """A settings path relative to the repository root when it lies inside it (to the installed
+    package's data for an installed package: ``bayes_haic:data/...``), else absolute."""
+    shown = paths.display_path(p)
+    return shown if shown != str(p) else Path(p).resolve().as_posix()
 
 
 def write_cohort(path: str | os.PathLike, settings: dict | None = None, seed: int | None = None) -> Path:

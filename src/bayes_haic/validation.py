@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import synthetic
+from . import paths, synthetic
 from .errors import InputError
 from .results import atomic_write, atomic_write_text
 from .sampler_settings import BACKENDS, DEFAULT_BACKEND
@@ -195,8 +195,7 @@ def _check(cond, src, key, expected, found=None):
 
 def load_config(path=None) -> StudyConfig:
     """Read ``models/validation.toml`` (or ``path``) and its scenario files."""
-    root = synthetic.find_data_root()
-    path = Path(path) if path is not None else root / "models" / "validation.toml"
+    path = Path(path) if path is not None else paths.shipped("models/validation.toml")
     raw = _read_toml(path)
     src = str(path)
     study = raw.get("study", {})
