@@ -61,7 +61,7 @@ import statistics
 import time
 from collections import defaultdict
 
-from bayes_haic import analysis, sampling, survival, synthetic, validation
+from bayes_haic import analysis, paths, sampling, survival, synthetic, validation
 from bayes_haic.sampling import SamplerSettings
 
 
@@ -76,7 +76,7 @@ def main() -> None:
                          "wall: elapsed seconds")
     args = ap.parse_args()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    cfg = validation.load_config(args.config or synthetic.find_data_root() / "models" / "validation_stored.toml")
+    cfg = validation.load_config(args.config or paths.shipped("models/validation_stored.toml"))
     if args.backend:
         cfg.sampler["backend"] = args.backend
     sc = next(s for s in cfg.scenarios if s.name == args.scenario)

@@ -146,20 +146,20 @@ def test_too_few_distinct_scores_is_an_input_error():
 
 
 def test_a_score_with_few_values_gets_the_spline_it_supports():
-    """``usable_df``: a continuous score keeps df; a score of 3 values supports 2 functions, of 2
-    values 1 (then the basis spans the indicator of the higher value: stratification); a
-    constant score is a user error that names the cause."""
+    """``supported_basis``: a continuous score keeps df; a score of 3 values supports 2
+    functions, of 2 values 1 (then the basis spans the indicator of the higher value:
+    stratification); a constant score is a user error that names the cause."""
     rng = np.random.default_rng(4)
-    assert splines.usable_df(rng.normal(size=200), 3) == 3
-    assert splines.usable_df(rng.choice([-1.0, 0.2, 1.5], size=200), 3) == 2
+    assert splines.supported_basis(rng.normal(size=200), 3)[1] == 3
+    assert splines.supported_basis(rng.choice([-1.0, 0.2, 1.5], size=200), 3)[1] == 2
     two = rng.choice([-0.1, 0.2], size=200)
-    assert splines.usable_df(two, 3) == 1
+    assert splines.supported_basis(two, 3)[1] == 1
     basis = splines.ps_spline_basis(two, 1)
     assert projection_residual(np.c_[np.ones(200), two > 0], basis) < 1e-10
     assert "only 2 distinct values" in splines.reduced_df_note(1, 3, two)
     assert splines.reduced_df_note(3, 3, two) == ""
     with pytest.raises(InputError, match="all equal"):
-        splines.usable_df(np.full(50, 0.3), 3)
+        splines.supported_basis(np.full(50, 0.3), 3)
 
 
 def binary_confounder_cohort(n: int = 400, seed: int = 8) -> pd.DataFrame:

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayes_haic import paths
 from bayes_haic import synthetic as sy
 from bayes_haic.errors import InputError
 
-ROOT = sy.find_data_root()
+ROOT = paths.project_root()  # the checkout the tests run from
 DATA = ROOT / "data" / "synthetic"
 
 N_MC = 100000  # Monte Carlo sample size for the calibration checks (fast: vectorised)

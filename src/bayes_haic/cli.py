@@ -123,7 +123,8 @@ def check_cohort(file, cohort_option, covariates, config_path, columns, time_uni
         raise InputError(f"check-cohort: two cohort files given, FILE {file!r} and --cohort "
                          f"{cohort_option!r}; expected one of them (they mean the same).")
     cfg = _configured(config_path, columns, time_unit, arms)
-    cohort = load_cohort(file or cohort_option or cfg.cohort_path(), _covariate_list(covariates) or cfg.data.covariates,
+    cohort = load_cohort(file or cohort_option or cfg.cohort_path(),
+                         _covariate_list(covariates) or cfg.data.covariates,
                          **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"

@@ -68,8 +68,7 @@ def ps_spline(p: np.ndarray, df: int, prefix: str = "ps_spline") -> tuple[np.nda
     ``ns(qlogis(ps), df)`` (:func:`bayes_haic.splines.ps_spline_basis`: centred, orthonormalised,
     SD 1, so a coefficient prior is on uncorrelated unit-SD basis functions), their names, and
     the method note ('' unless fewer than ``df`` functions were possible: a score with few
-    distinct values, :func:`bayes_haic.splines.usable_df`)."""
+    distinct values, :func:`bayes_haic.splines.supported_basis`)."""
     x = special.logit(np.asarray(p, float))
-    used = splines.usable_df(x, df)
-    B = splines.ps_spline_basis(x, used)
+    B, used = splines.supported_basis(x, df)
     return B, [f"{prefix}_{k + 1}" for k in range(B.shape[1])], splines.reduced_df_note(used, df, x)

@@ -4,10 +4,11 @@ A command runs once and exits, so costs that a long session pays once matter per
 garbage collector scanning the ~10^6 objects that PyMC, PyTensor, ArviZ and the figure library
 create at import, the final collection at exit, glibc handing freed memory back to the system,
 and imports and compilations that a command never uses. The console script's entry points
-(:func:`bayes_haic.cli.run`, :func:`bayes_haic.cli.script`) call :func:`start` first and :func:`end` last; nothing here runs
-when the library is imported or ``cli.main`` is called from Python. None of it changes a number:
-the same seed gives the same draws (``tests/test_process.py``). Timings:
-``benchmarks/bench_targets.py`` (one fit) and ``benchmarks/bench_main.py`` (the main job).
+(:func:`bayes_haic.cli.run`, :func:`bayes_haic.cli.script`) call :func:`start` first and
+:func:`end` last; nothing here runs when the library is imported or ``cli.main`` is called from
+Python. None of it changes a number: the same seed gives the same draws
+(``tests/test_process.py``). Timings: ``benchmarks/bench_targets.py`` (one fit) and
+``benchmarks/bench_main.py`` (the main job).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def start() -> None:
     """Entry points: turn the cyclic garbage collector off while the command imports PyMC,
     PyTensor, ArviZ and the figure library; their ~10^6 long-lived objects would otherwise trigger
     repeated full collections (~0.45 s per process). :func:`settle` turns it back on. Also hides
-    dask (:func:`hide_dask`) and defers ArviZ's import-time compilation (:class:`_LazyArvizUfunc`)."""
+    dask (:func:`hide_dask`) and defers ArviZ's import-time compilation
+    (:class:`_LazyArvizUfunc`)."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
     gc.disable()

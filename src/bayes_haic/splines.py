@@ -18,9 +18,9 @@ the *unique* values and counts the constant among its ``m`` columns, so it is no
 ``df``.) The columns are then centred, orthonormalised (QR) and scaled to SD 1: the fitted
 functions are unchanged, and a prior on the coefficients is a prior on uncorrelated unit-SD
 basis functions. A score with too few distinct values for ``k`` functions (one binary
-confounder gives two values) gets as many as it supports (:func:`usable_df`; with ``m`` values
-at most ``m - 1``, and with ``m - 1`` the spline stratifies on the score); the fits' ``method``
-says so. Checked against R in ``tests/test_real_data.py`` (references made by
+confounder gives two values) gets as many as it supports (:func:`supported_basis`; with ``m``
+values at most ``m - 1``, and with ``m - 1`` the spline stratifies on the score); the fits'
+``method`` says so. Checked against R in ``tests/test_real_data.py`` (references made by
 ``tests/reference/rotterdam_spline_reference.R``).
 """
 
@@ -91,13 +91,13 @@ def ps_spline_basis(x, df: int = DEFAULT_DF) -> np.ndarray:
     return q * np.sqrt(len(q))
 
 
-def usable_df(x, df: int = DEFAULT_DF) -> int:
-    """The largest ``d <= df`` for which :func:`ps_spline_basis` exists on ``x``: distinct knots
-    and ``d`` columns of full rank. A score with few distinct values supports fewer basis
-    functions (one binary covariate gives two values, hence ``d = 1``); with ``d`` = (distinct
-    values - 1) the spline already fits any function of the score, so the adjustment is then
-    stratification on it, the most that such a score allows. InputError if ``x`` is constant
-    (there is nothing to adjust for)."""
+def supported_basis(x, df: int = DEFAULT_DF) -> tuple[np.ndarray, int]:
+    """:func:`ps_spline_basis` with the largest ``d <= df`` it exists for on ``x`` (distinct
+    knots, ``d`` columns of full rank), and that ``d``. A score with few distinct values supports
+    fewer basis functions (one binary covariate gives two values, hence ``d = 1``); with ``d`` =
+    (distinct values - 1) the spline already fits any function of the score, so the adjustment
+    is then stratification on it, the most that such a score allows. InputError if ``x`` is
+    constant (there is nothing to adjust for)."""
     df = check_df(df)
     x = np.asarray(x, float).ravel()
     if x.size and np.ptp(x) == 0:
@@ -106,17 +106,17 @@ def usable_df(x, df: int = DEFAULT_DF) -> int:
             "covariate pattern), so there is nothing to adjust for; expected covariates that vary "
             "between patients, or leave ps_covariate out of the strategies."
         )
-    for d in range(df, 0, -1):
+    for d in range(df, 1, -1):
         try:
-            ps_spline_basis(x, d)
+            return ps_spline_basis(x, d), d
         except InputError:
             continue
-        return d
-    return ps_spline_basis(x, 1).shape[1]  # raises the rank error for d = 1
+    return ps_spline_basis(x, 1), 1  # raises its error if even one function is impossible
 
 
 def reduced_df_note(used: int, asked: int, x) -> str:
-    """The method text when :func:`usable_df` reduced ``asked`` to ``used`` ('' if it did not)."""
+    """The method text when :func:`supported_basis` reduced ``asked`` to ``used`` ('' if it did
+    not)."""
     if used == asked:
         return ""
     k = np.unique(np.asarray(x, float)).size

@@ -679,8 +679,8 @@ def fit_pwe(
       same estimates, up to knots moved by tied scores) as ``spline_df = 4`` meant before, when
       it counted the constant too (patsy ``cr(x, df = 4)``); on the Rotterdam cohort it
       reproduces R's ``ns(qlogis(ps), df = 3)`` fit. A score with too few distinct values for
-      ``spline_df`` gets the functions it supports (``splines.usable_df``; attrs ``spline_df``
-      and ``method`` say so). Above ``patterns.PS_BIN_MIN_N`` (20,000)
+      ``spline_df`` gets the functions it supports (``splines.supported_basis``; attrs
+      ``spline_df`` and ``method`` say so). Above ``patterns.PS_BIN_MIN_N`` (20,000)
       patients each basis row is the mean of its quantile bin of the logit PS
       (``patterns.PS_BINS`` = 400 bins; an approximation, recorded in ``attrs["ps_spline_bins"]``
       and ``method``), so the likelihood collapses to at most 800 patterns.

@@ -79,22 +79,6 @@ _MIN_TIME = 0.01
 
 
 # ----------------------------------------------------------------------------------------- settings
-def find_data_root(start: Path | None = None) -> Path:
-    """Return the folder that contains ``data/synthetic/generator.toml``, walking up from ``start``.
-
-    ``start`` defaults to this module's folder (the package is installed editable from ``src/``).
-    Raises :class:`InputError` when no such folder exists.
-    """
-    here = Path(start or __file__).resolve()
-    for folder in [here, *here.parents]:
-        if (folder / SETTINGS_RELPATH).is_file():
-            return folder
-    raise InputError(
-        f"could not find {SETTINGS_RELPATH} in {here} or any folder above it; "
-        "pass the settings file explicitly (load_settings(path=...))."
-    )
-
-
 def load_settings(path: str | os.PathLike | None = None) -> dict:
     """Read and validate generator settings from a TOML file (default: the shipped generator.toml).
 
