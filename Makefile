@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m compileall -q src >/dev/null   # bytecode once, not per command (see README, Speed)
 	touch $(STAMP)
 
 report: $(STAMP)
