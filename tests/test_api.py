@@ -121,3 +121,31 @@ def test_worked_example_on_the_rotterdam_cohort(tmp_path, capsys):
     assert (tmp_path / "km_iptw.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "2982 patients" in out and "hormonal therapy" in out
+
+
+def test_a_cohort_with_os_only_fits_os_exactly_as_with_pfs_and_refuses_pfs(tmp_path):
+    """Leaving the PFS columns out changes nothing of an OS analysis (same seeded draws as the
+    same cohort with them, the propensity design included), and a PFS fit is a clear error
+    naming what the cohort has."""
+    cfg = tmp_path / "light.toml"
+    cfg.write_text(LIGHT)
+    full = pd.read_csv(SYNTHETIC)
+    os_only = full.drop(columns=["pfs_time", "pfs_event"])
+    covs = ["age", "ecog_1", "mvi"]
+    a = bh.fit(full, endpoint="os", adjust="ps_covariate", covariates=covs, config=cfg)
+    b = bh.fit(os_only, endpoint="os", adjust="ps_covariate", covariates=covs, config=cfg)
+    np.testing.assert_array_equal(a.idata.posterior["log_hr"].values, b.idata.posterior["log_hr"].values)
+    assert b.cohort.endpoints == ("os",)
+    with pytest.raises(InputError) as err:
+        bh.fit(os_only, endpoint="pfs", adjust="none", covariates=covs, config=cfg)
+    msg = " ".join(str(err.value).split())
+    assert "no progression-free survival (PFS) data" in msg and "has OS only" in msg
+    assert main(["fit", "--cohort", str(_csv(tmp_path, os_only)), "--endpoint", "pfs",
+                 "--config", str(cfg), "--out", str(tmp_path / "pfs")]) == 2
+    assert not (tmp_path / "pfs").exists()
+
+
+def _csv(tmp_path, frame):
+    path = tmp_path / "cohort.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -374,6 +374,65 @@ def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
     assert state.cohort.data_tier == "user" and not state.cohort.has_response
 
 
+def test_the_main_job_plans_only_the_endpoints_a_cohort_has(tmp_path):
+    """[survival] endpoints that the cohort has no data for get no block (no fit, no page, no
+    sensitivity part); none left is a one-paragraph error naming both sides."""
+    import types
+
+    from bayes_haic.config import load_config
+    from bayes_haic.pipeline import main_blocks, survival_endpoints
+
+    cfg = load_config(fast_config(tmp_path, default_cohort_path()))
+    assert cfg.survival.endpoints == ["os", "pfs"]
+    os_only = types.SimpleNamespace(endpoints=("os",), has_response=False, path="os.csv")
+    assert survival_endpoints(cfg, os_only) == ["os"]
+    blocks = main_blocks(cfg, os_only)
+    assert [(b.kind, b.endpoint) for b in blocks] == [("survival", "os"), ("response", "orr"),
+                                                      ("sensitivity", "os")]
+    both = types.SimpleNamespace(endpoints=("os", "pfs"), has_response=True, path="c.csv")
+    assert [b.endpoint for b in main_blocks(cfg, both) if b.kind == "survival"] == ["os", "pfs"]
+    pfs_cfg = cfg.model_copy(update={"survival": cfg.survival.model_copy(update={"endpoints": ["pfs"]})})
+    with pytest.raises(InputError) as err:
+        survival_endpoints(pfs_cfg, os_only)
+    msg = " ".join(str(err.value).split())
+    assert "os.csv: has data for OS only" in msg and "[survival] endpoints are PFS" in msg
+    assert "endpoints = ['os']" in msg
+
+
+@pytest.mark.slow
+def test_main_job_on_a_cohort_with_os_only(tmp_path):
+    """Found on R's veteran data: a cohort without PFS columns (and without response data) runs
+    the main job for OS only. No PFS row, page or sensitivity part; the cohort page and the
+    progress lines say why; the OS rows equal those of the same cohort with PFS present (the
+    configuration's seed, the same design)."""
+    frame = pd.read_csv(default_cohort_path())
+    frame["response"] = ""
+    full, os_only = tmp_path / "full.csv", tmp_path / "os_only.csv"
+    frame.to_csv(full, index=False)
+    frame.drop(columns=["pfs_time", "pfs_event"]).to_csv(os_only, index=False)
+    results = {}
+    for name, cohort in (("full", full), ("os_only", os_only)):
+        (tmp_path / name).mkdir()
+        cfg = fast_config(tmp_path / name, cohort)
+        cfg.write_text(cfg.read_text() + "[published]\nenabled = false\n")
+        messages = []
+        state = run_main(cfg, tmp_path / name / "out", echo=messages.append)
+        results[name] = pd.read_csv(tmp_path / name / "out" / "results.csv")
+    res = results["os_only"]
+    assert set(res["endpoint"]) == {"os"} and state.cohort.endpoints == ("os",)
+    assert not (tmp_path / "os_only" / "out" / "pfs.html").exists()
+    assert (tmp_path / "full" / "out" / "pfs.html").exists()
+    cohort_page = (tmp_path / "os_only" / "out" / "cohort.html").read_text()
+    assert "has no PFS data" in " ".join(cohort_page.split())
+    assert any(m == "PFS: not fitted (the cohort has no PFS data)" for m in messages)
+    steps = [m for m in messages if m.startswith("[")]
+    done, total = steps[-1][1:].split(",")[0].split("/")
+    assert done == total and int(total) >= len(steps)  # the step count adds up
+    os_full = results["full"][results["full"]["endpoint"] == "os"].reset_index(drop=True)
+    cols = ["analysis", "measure", "adjustment", "prior", "median", "lower", "upper"]
+    pd.testing.assert_frame_equal(os_full[cols], res[cols])
+
+
 def test_a_worker_blocks_error_reaches_the_caller():
     """An error inside a block run by a worker process is raised in the main job (so the CLI
     prints it as for any step), and the blocks not yet started are dropped."""

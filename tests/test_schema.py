@@ -231,18 +231,79 @@ def test_errors_name_the_files_own_columns(tmp_path):
         load_cohort(write(tmp_path, GOOD), time_unit="fortnights")
 
 
-def test_an_os_only_file_is_told_what_is_missing_and_what_it_has(tmp_path):
-    """Found on R's veteran data (OS only): the message lists the file's own columns (not a
-    'response' column the loader adds), suggests no schema column as a rename of another, and
-    says that both survival endpoints are required."""
-    text = "pid,arm,t,dead,age\n1,1,100,1,60\n2,0,50,1,70\n"
-    with pytest.raises(InputError) as err:
-        load_cohort(write(tmp_path, text), columns={"id": "pid", "treatment": "arm",
-                                                     "os_time": "t", "os_event": "dead"})
+VETERAN_LIKE = "pid,arm,t,dead,age\n1,1,100,1,60\n2,0,50,1,70\n3,1,20,0,55\n"
+VETERAN_MAP = {"id": "pid", "treatment": "arm", "os_time": "t", "os_event": "dead"}
+
+
+def test_a_cohort_with_os_only_has_no_pfs_and_says_so(tmp_path, capsys):
+    """Found on R's veteran data (OS only): a file without PFS columns, or with both left empty
+    in every row, is a cohort of OS only. Its PFS cells are empty (never the OS values), its
+    per-arm summary has no PFS rows, and check-cohort says which endpoints it has."""
+    cohort = load_cohort(write(tmp_path, VETERAN_LIKE), columns=VETERAN_MAP, time_unit="days")
+    f = cohort.frame
+    assert cohort.endpoints == ("os",) and cohort.covariates == ["age"]
+    assert f["pfs_time"].isna().all() and f["pfs_event"].isna().all()
+    assert f["os_event"].tolist() == [1, 1, 0] and f["os_event"].dtype == int
+    table = summarise_cohort(cohort)
+    assert "OS events" in table.index and not table.index.str.contains("PFS").any()
+    assert table.loc["OS events"].tolist() == [1, 1]
+    # the same cohort with both PFS columns present but empty
+    rows = [line.split(",") for line in GOOD.strip().split("\n")]
+    for row in rows[1:]:
+        row[4] = row[5] = ""  # pfs_time, pfs_event
+    empty = write(tmp_path, "\n".join(",".join(r) for r in rows) + "\n", "empty_pfs.csv")
+    both = load_cohort(write(tmp_path, GOOD))
+    assert both.endpoints == ("os", "pfs")
+    one = load_cohort(empty)
+    assert one.endpoints == ("os",) and one.frame["pfs_time"].isna().all()
+    assert one.frame["os_time"].tolist() == both.frame["os_time"].tolist()
+    assert main(["check-cohort", str(empty)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "survival endpoints: OS only (no PFS data)" in out and "PFS events" not in out
+
+
+def test_a_cohort_with_pfs_only(tmp_path):
+    """The OS columns may be left out instead: PFS only, and no check against OS."""
+    text = "id,treatment,pfs_time,pfs_event\np1,1,5,1\np2,0,3,0\np3,1,7,0\n"
+    cohort = load_cohort(write(tmp_path, text))
+    assert cohort.endpoints == ("pfs",) and cohort.frame["os_time"].isna().all()
+    assert list(summarise_cohort(cohort).index[:3]) == ["patients", "PFS events",
+                                                        "median PFS (months, KM)"]
+
+
+def test_half_an_endpoint_or_none_at_all_is_an_error(tmp_path):
+    """An endpoint needs its time and its event; a cohort needs at least one endpoint."""
+    with pytest.raises(InputError) as err:  # pfs_time without pfs_event
+        load_cohort(write(tmp_path, "id,treatment,os_time,os_event,pfs_time\np1,1,5,1,3\n"
+                                    "p2,0,4,0,2\n"))
     msg = " ".join(str(err.value).split())
-    assert "missing required column(s) 'pfs_time', 'pfs_event';" in msg
-    assert "(found 'pid', 'arm', 't', 'dead', 'age')" in msg
-    assert "rename" not in msg and "Both survival endpoints are required" in msg
+    assert "missing required column(s) 'pfs_event';" in msg
+    assert "leaves out both of its columns, not one" in msg
+    assert "(found 'id', 'treatment', 'os_time', 'os_event', 'pfs_time')" in msg
+    with pytest.raises(InputError, match="column 'pfs_event' is empty in every row"):
+        load_cohort(write(tmp_path, "id,treatment,os_time,os_event,pfs_time,pfs_event\n"
+                                    "p1,1,5,1,3,\np2,0,4,0,2,\n"))
+    with pytest.raises(InputError) as err:  # no survival column at all
+        load_cohort(write(tmp_path, "pid,arm,t,dead,age\n1,1,100,1,60\n2,0,50,1,70\n"),
+                    columns={"id": "pid", "treatment": "arm"})
+    msg = " ".join(str(err.value).split())
+    assert "'os_time', 'os_event', 'pfs_time', 'pfs_event'" in msg and "at least one survival" in msg
+    with pytest.raises(InputError, match="no survival data"):
+        load_cohort(write(tmp_path, "id,treatment,os_time,os_event,pfs_time,pfs_event\n"
+                                    "p1,1,,,,\np2,0,,,,\n"))
+
+
+def test_an_endpoint_the_cohort_lacks_is_refused_with_what_it_has(tmp_path):
+    from bayes_haic.schema import require_endpoint
+
+    cohort = load_cohort(write(tmp_path, VETERAN_LIKE), columns=VETERAN_MAP)
+    require_endpoint(cohort, "os")
+    with pytest.raises(InputError) as err:
+        require_endpoint(cohort, "pfs")
+    msg = " ".join(str(err.value).split())
+    assert str(cohort.path) in msg and "no progression-free survival (PFS) data" in msg
+    assert "columns pfs_time and pfs_event are missing or empty in every row" in msg
+    assert "this cohort has OS only" in msg
 
 
 def test_missing_columns_without_a_mapping_say_how_to_map(tmp_path, capsys):

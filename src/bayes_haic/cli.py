@@ -116,7 +116,7 @@ def _prior_name(prior, cfg):
 def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms):
     """Validate a cohort CSV (FILE or --cohort; default: the configuration's) and print a
     per-arm summary table."""
-    from .schema import load_cohort, summarise_cohort
+    from .schema import ENDPOINT_COLUMNS, load_cohort, summarise_cohort
 
     process.settle()
     if file and cohort_option and file != cohort_option:
@@ -134,8 +134,13 @@ def check_cohort(file, cohort_option, covariates, config_path, columns, time_uni
                   "patients)" if cohort.data_tier == "reconstructed" else "")
                + (f"; {len(cohort.frame)} patients" if cohort.data_tier != "reconstructed" else
                   "; " + ", ".join(f"{cohort.frame[e + '_time'].notna().sum()} {e.upper()} rows"
-                                   for e in cohort.meta["endpoints"])
+                                   for e in cohort.endpoints)
                   + " (separate pseudo-patients per endpoint)")
+               + (f"; survival endpoints: {' and '.join(e.upper() for e in cohort.endpoints)} "
+                  "only (no " + " or ".join(e.upper() for e in ENDPOINT_COLUMNS
+                                            if e not in cohort.endpoints) + " data)"
+                  if len(cohort.endpoints) < len(ENDPOINT_COLUMNS)
+                  and cohort.data_tier != "reconstructed" else "")
                + "; covariates: "
                + (", ".join(cohort.covariates) or "(none)"))
     from .report.pages import format_value  # as the report shows it: "not reached", "–"
@@ -320,7 +325,7 @@ def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
 @click.option("--cohort", default=None, type=click.Path(dir_okay=False),
               help="Cohort CSV (default: the synthetic cohort data/synthetic/cohort.csv).")
 @click.option("--endpoint", "endpoints", multiple=True, type=click.Choice(["os", "pfs"]),
-              help="Endpoint(s) (default: both).")
+              help="Endpoint(s) (default: each the cohort has data for).")
 @click.option("--prior", "priors", multiple=True,
               help="Prior set(s): names in models/priors/ or paths (default: every shipped set; "
               "the first is the base the others are reweighted from).")
@@ -346,7 +351,7 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
     names = [_prior_name(p, cfg) for p in priors] or None
     if names is None and config_path:  # the configuration's prior family
         names = list(cfg.priors.published_sets)
-    write_sensitivity(cohort or cfg.cohort_path(), out, endpoints=endpoints or ("os", "pfs"),
+    write_sensitivity(cohort or cfg.cohort_path(), out, endpoints=endpoints or None,
                       prior_names=names, overrides=overrides, threshold=threshold,
                       seed=seed, covariates=_covariate_list(covariates), config_path=cfg,
                       argv=sys.argv, echo=lambda m: click.echo(m, err=True))

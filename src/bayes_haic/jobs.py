@@ -33,7 +33,7 @@ SENSITIVITY_PUBLISHED_NOTE = ("Only the parts labelled PUBLISHED TIER use the st
                               "(published) numbers.")
 
 
-def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_names=None,
+def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
                       overrides=(), threshold: float | None = None, seed=None, covariates=None,
                       cut_sets=None, config_path=None, argv=None, echo=print) -> SensitivityStudy:
     """The ``bayes-haic sensitivity`` job: run the study on a cohort file and write
@@ -59,6 +59,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=("os", "pfs"), prior_na
     sampler = replace(settings, seed=int(seed) if seed is not None else settings.seed)
     cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
                          **cfg.data.cohort_options())
+    endpoints = tuple(endpoints or cohort.endpoints)  # default: every endpoint it has
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
     strategies = tuple(cfg.sensitivity.strategies)
     orr_strategies = tuple(cfg.sensitivity.orr_strategies) if cohort.has_response else ()

@@ -24,6 +24,7 @@ import pandas as pd
 from . import reconstruct
 from . import report as rp
 from .config import MainConfig, load_config
+from .errors import InputError
 from .priors import load_prior_set
 from .provenance import package_versions
 from .report import main as report_main
@@ -173,6 +174,11 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     progress.step("cohort: validation and propensity design")
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
     refuse_reconstructed_main(cfg, cohort)
+    endpoints = survival_endpoints(cfg, cohort)
+    for e in cfg.survival.endpoints:
+        if e not in endpoints:  # no data for it: its fits are not run
+            progress.total -= len(cfg.survival.strategies) + bool(cfg.survival.time_varying_strategy)
+            echo(f"{e.upper()}: not fitted (the cohort has no {e.upper()} data)")
     state.cohort = cohort
     from . import analysis
 
@@ -255,7 +261,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
 
     progress.step("writing results.csv and the report")
     summary = report_main.summary_section(state)
-    order = ["summary", "published", "cohort", "design", *cfg.survival.endpoints, "response",
+    order = ["summary", "published", "cohort", "design", *endpoints, "response",
              "reconstructed", "sensitivity", "checks", "validation", "methods", "provenance",
              "limitations"]
     state.sections["summary"] = summary
@@ -299,17 +305,31 @@ class BlockContext:
     sampler: object
 
 
+def survival_endpoints(cfg: MainConfig, cohort: Cohort) -> list[str]:
+    """The survival endpoints the main job analyses: those of ``[survival] endpoints`` that the
+    cohort has data for (a cohort with OS only: OS). InputError when it has none of them."""
+    endpoints = [e for e in cfg.survival.endpoints if e in cohort.endpoints]
+    if not endpoints:
+        raise InputError(
+            f"{cohort.path}: has data for {', '.join(e.upper() for e in cohort.endpoints)} only, "
+            f"and the configuration's [survival] endpoints are "
+            f"{', '.join(e.upper() for e in cfg.survival.endpoints)}; expected at least one "
+            f"endpoint the cohort has (endpoints = {list(cohort.endpoints)!r} in [survival]).")
+    return endpoints
+
+
 def main_blocks(cfg: MainConfig, cohort: Cohort) -> list[Block]:
     """The main job's blocks, in the order their results enter ``results.csv`` and the report:
-    each survival endpoint, the response models, then the sensitivity study's parts (one per
-    endpoint, and ORR)."""
+    each survival endpoint the cohort has (:func:`survival_endpoints`), the response models,
+    then the sensitivity study's parts (one per endpoint, and ORR)."""
     s = cfg.survival
+    endpoints = survival_endpoints(cfg, cohort)
     blocks = [Block("survival", e, e, len(s.strategies) + bool(s.time_varying_strategy))
-              for e in s.endpoints]
+              for e in endpoints]
     n_orr = len(cfg.response.strategies)
     blocks.append(Block("response", "orr", "response", n_orr if cohort.has_response else min(n_orr, 1)))
     if cfg.sensitivity.enabled:  # one progress step for the whole study (its last part)
-        parts = [e for e in s.endpoints]
+        parts = list(endpoints)
         if cohort.has_response and cfg.sensitivity.orr_strategies:
             parts.append("orr")
         blocks.extend(Block("sensitivity", e, steps=int(i == len(parts) - 1))
@@ -588,8 +608,6 @@ def worker_context():
 def refuse_reconstructed_main(cfg: MainConfig, cohort: Cohort) -> None:
     """The main job's cohort needs covariates (design, adjusted fits): a reconstructed cohort
     belongs under ``[data] reconstructed``."""
-    from .errors import InputError
-
     if cohort.data_tier == "reconstructed":
         raise InputError(
             f"{cfg.source}: key 'data.cohort': {cohort.path} is a cohort reconstructed from a "
@@ -614,7 +632,7 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
         raise InputError(f"{cfg.source}: key 'data.reconstructed': expected a cohort written by "
                          "`bayes-haic reconstruct` (sidecar data tier 'reconstructed'); "
                          f"{path} has tier {rc.data_tier!r}.")
-    endpoints = [e for e in cfg.survival.endpoints if e in rc.meta.get("endpoints", [])]
+    endpoints = [e for e in cfg.survival.endpoints if e in rc.endpoints]
     estimands = {}
     for e in endpoints:
         cuts = analysis.endpoint_cuts(rc, e, cfg.survival.cuts, cfg.survival.n_intervals)

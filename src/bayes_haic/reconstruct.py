@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .schema import ENDPOINT_COLUMNS, require_endpoint
 
 # months per unit (a year is 365.25 days, a month a twelfth of it)
 TIME_UNITS = {"months": 1.0, "days": 12.0 / 365.25, "weeks": 7 * 12.0 / 365.25, "years": 12.0}
@@ -58,7 +59,7 @@ PERCENT_THRESHOLD = 1.5
 # digitising noise tolerated above 1 (and below 0) on the proportion scale, clipped and reported
 SURVIVAL_TOLERANCE = 0.02
 MAX_ITERATIONS = 1000
-ENDPOINT_COLUMNS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
+
 METHOD = ("Guyot et al. 2012 (BMC Med Res Methodol 12:9) reconstruction of individual data from "
           "a digitised Kaplan-Meier curve and its numbers at risk")
 LIMITATIONS = (
@@ -685,17 +686,16 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
 
 
 def for_endpoint(cohort, endpoint: str):
-    """A reconstructed cohort's rows of ``endpoint`` (a cohort of another tier unchanged)."""
+    """A reconstructed cohort's rows of the survival endpoint ``endpoint`` (a cohort of another
+    tier unchanged); InputError when the cohort has no data for it (e.g. PFS in a cohort with
+    OS only)."""
     from dataclasses import replace
 
-    if getattr(cohort, "data_tier", None) != "reconstructed" or endpoint not in ENDPOINT_COLUMNS:
+    if endpoint not in ENDPOINT_COLUMNS or not hasattr(cohort, "endpoints"):
         return cohort
-    if endpoint not in cohort.meta.get("endpoints", []):
-        raise InputError(f"{cohort.path}: a reconstructed cohort of "
-                         f"{', '.join(e.upper() for e in cohort.meta.get('endpoints', []))} only "
-                         f"(its sidecar's 'endpoints'); expected one of them, not "
-                         f"{endpoint.upper()}. Reconstruct the {endpoint.upper()} figure with "
-                         "`bayes-haic reconstruct --endpoint " + endpoint + "`.")
+    require_endpoint(cohort, endpoint)
+    if cohort.data_tier != "reconstructed":
+        return cohort
     tcol, ecol = ENDPOINT_COLUMNS[endpoint]
     frame = cohort.frame[cohort.frame[tcol].notna()].reset_index(drop=True).copy()
     frame[ecol] = frame[ecol].astype(int)

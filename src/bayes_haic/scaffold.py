@@ -22,7 +22,8 @@ cohort = "cohort.csv"
 time_unit = "months"    # unit of the time columns in your file: days, weeks, months or years
 
 # Your file's own column names (schema name = "your column"); delete the lines you don't need.
-# A file without a response column is a survival-only cohort (the ORR models are skipped).
+# A file without a response column is a survival-only cohort (the ORR models are skipped);
+# one without PFS columns (or without OS columns) is analysed for the other endpoint only.
 [data.columns]
 # id = "patient_id"
 # treatment = "arm"        # 1 = the treatment of interest, 0 = the comparator
@@ -63,9 +64,9 @@ bayes-haic fit --config {folder}/main.toml --cohort {folder}/cohort.csv --endpoi
 What to edit:
 
 1. **`cohort.csv`**: put your cohort here (or point `[data] cohort` in `main.toml` at it). One
-   row per patient; 0/1 treatment; times and 0/1 event indicators for OS (and PFS; for a
-   survival-only registry without progression data, map `pfs_time`/`pfs_event` to the OS
-   columns); an optional 0/1 `response`; numeric baseline covariates.
+   row per patient; 0/1 treatment; times and 0/1 event indicators for OS and PFS (a cohort
+   without progression data leaves `pfs_time`/`pfs_event` out: its analyses are of OS only,
+   and the reports say so); an optional 0/1 `response`; numeric baseline covariates.
 2. **`main.toml`, `[data]`**: your file's column names under `[data.columns]`, the unit of its
    times (`time_unit`; converted to months), the arm names for the reports (`[data.arms]`),
    the covariates of the propensity model. The rest (adjustment strategies, cut points, sampler)

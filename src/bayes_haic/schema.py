@@ -14,6 +14,12 @@ A cohort file is a CSV with one row per patient and the columns
                 the survival analyses only)
 ==============  ==============================================================
 
+A cohort needs at least one survival endpoint: a cohort with OS only (a registry without
+progression data) leaves out ``pfs_time`` and ``pfs_event`` (or leaves both empty in every row),
+one with PFS only leaves out the OS pair, and :attr:`Cohort.endpoints` says which it has. The
+analyses of an endpoint a cohort lacks are not run, and asking for one is an error; the OS
+columns are never stood in for PFS.
+
 A file with its own column names is read through a **column mapping** (schema name -> the
 file's name, e.g. ``{"treatment": "chemo", "os_time": "dtime"}``; ``[data.columns]`` in a
 configuration, ``--column treatment=chemo`` on the command line, ``columns=`` in the Python API),
@@ -54,6 +60,9 @@ from .errors import InputError, describe_rows
 from .labels import ARM_LABELS, STUDY_ARMS  # noqa: F401  (the study's arm names; re-exported)
 
 REQUIRED_COLUMNS = ["id", "treatment", "os_time", "os_event", "pfs_time", "pfs_event", "response"]
+# each survival endpoint's (time, event) columns; a cohort has at least one of the pairs
+ENDPOINT_COLUMNS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
+ENDPOINT_NAMES = {"os": "overall survival", "pfs": "progression-free survival"}
 GENERIC_ARMS = ("treated", "control")  # a user's cohort without arm names
 # months per unit of a cohort file's times
 TIME_UNITS = {"days": 12 / 365.25, "weeks": 7 * 12 / 365.25, "months": 1.0, "years": 12.0}
@@ -89,6 +98,13 @@ class Cohort:
     def has_response(self) -> bool:
         """Whether any patient's response was evaluated (else: a survival-only cohort)."""
         return bool(self.frame["response"].notna().any())
+
+    @property
+    def endpoints(self) -> tuple:
+        """The survival endpoints with data, in the order ``("os", "pfs")``: both for most
+        cohorts, ``("os",)`` for one without progression data (its PFS columns empty)."""
+        return tuple(e for e, (tcol, _) in ENDPOINT_COLUMNS.items()
+                     if self.frame[tcol].notna().any())
 
     @property
     def n_treated(self) -> int:
@@ -299,14 +315,19 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     raw = _apply_columns(raw, path, columns)
     if "response" not in raw.columns:  # a survival-only cohort: no response data
         raw["response"] = ""
+    pairs = [cols for cols in ENDPOINT_COLUMNS.values() if any(c in raw.columns for c in cols)]
+    if pairs:  # an endpoint whose two columns are both left out: no data for it (empty cells)
+        for cols in ENDPOINT_COLUMNS.values():
+            if cols not in pairs:
+                raw[list(cols)] = ""
     # a schema column the file has is no candidate for renaming into another one
     candidates = [c for c in raw.columns if c not in REQUIRED_COLUMNS]
     _require_columns(path, REQUIRED_COLUMNS, raw.columns, "did you mean to rename", lambda hints: (
-        f"missing required column(s) {hints}; the cohort schema needs "
-        f"{', '.join(REQUIRED_COLUMNS)} (found {', '.join(map(repr, found))}); a file "
-        "with its own names can be mapped (--column treatment=chemo, [data.columns]). Both "
-        "survival endpoints are required (a cohort with OS only is not supported yet); only "
-        "the response column may be left out."), suggest_from=candidates)
+        f"missing required column(s) {hints}; the cohort schema needs id, treatment and the "
+        "time and event of at least one survival endpoint (os_time and os_event, pfs_time and "
+        f"pfs_event), and optionally response (found {', '.join(map(repr, found))}); a file "
+        "with its own names can be mapped (--column treatment=chemo, [data.columns]). A cohort "
+        "without an endpoint leaves out both of its columns, not one."), suggest_from=candidates)
     if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
         from .reconstruct import load_reconstructed
 
@@ -323,9 +344,17 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
         f"{', '.join(c for c in raw.columns if c not in REQUIRED_COLUMNS) or '(none)'}."))
 
     # a column full of missing values (an all-empty response column is a cohort without
-    # response data: survival analyses only)
-    for col in [c for c in REQUIRED_COLUMNS if c != "response"] + covariates:
-        if (raw[col].str.strip() == "").all():
+    # response data; an endpoint whose time and event are both empty is one without that endpoint)
+    def empty(col):
+        return bool((raw[col].str.strip() == "").all())
+
+    endpoints = [e for e, cols in ENDPOINT_COLUMNS.items() if not all(map(empty, cols))]
+    if not endpoints:
+        raise InputError(f"{path}: no survival data: columns os_time, os_event, pfs_time and "
+                         "pfs_event are empty in every row; expected the time and event of at "
+                         "least one survival endpoint.")
+    for col in ["id", "treatment", *(c for e in endpoints for c in ENDPOINT_COLUMNS[e]), *covariates]:
+        if empty(col):
             raise InputError(f"{path}: column '{col}' is empty in every row; expected values.")
 
     ids = raw["id"].str.strip()
@@ -341,29 +370,32 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     out["treatment"] = numeric_column(raw, "treatment", path, "1 (treated) or 0 (control)")
     check_binary(out["treatment"], path, "treatment")
     unit = f"a non-negative number of {time_unit}"
-    for col in ("os_time", "pfs_time"):
-        v = numeric_column(raw, col, path, unit)
+    for e, (tcol, ecol) in ENDPOINT_COLUMNS.items():
+        if e not in endpoints:  # no data: empty, as in a reconstructed cohort's other endpoint
+            out[tcol], out[ecol] = np.nan, pd.Series(pd.NA, index=out.index, dtype="Int64")
+            continue
+        v = numeric_column(raw, tcol, path, unit)
         if v.isna().any():
-            fail_rows(path, col, v.isna(), unit, "an empty cell")
+            fail_rows(path, tcol, v.isna(), unit, "an empty cell")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
-            fail_rows(path, col, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
-        out[col] = v.astype(float) * TIME_UNITS[time_unit]
-    for col in ("os_event", "pfs_event"):
-        out[col] = numeric_column(raw, col, path, "1 (event) or 0 (censored)")
-        check_binary(out[col], path, col)
+            fail_rows(path, tcol, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
+        out[tcol] = v.astype(float) * TIME_UNITS[time_unit]
+        out[ecol] = numeric_column(raw, ecol, path, "1 (event) or 0 (censored)")
+        check_binary(out[ecol], path, ecol)
     out["response"] = numeric_column(raw, "response", path, "1 (responder), 0, or empty (not evaluable)")
     check_binary(out["response"], path, "response", allow_missing=True)
 
-    late = out["pfs_time"] > out["os_time"] + TIME_TOLERANCE
-    if late.any():
-        fail_rows(path, "pfs_time", late, "pfs_time <= os_time (progression-free survival cannot "
-              "outlast overall survival)")
-    death_not_pfs = (out["os_event"] == 1) & (out["pfs_event"] == 0) & (
-        (out["os_time"] - out["pfs_time"]).abs() <= TIME_TOLERANCE)
-    if death_not_pfs.any():
-        fail_rows(path, "pfs_event", death_not_pfs, "1 where the patient died at pfs_time (death "
-              "without prior progression is a PFS event)", "0")
+    if len(endpoints) == 2:
+        late = out["pfs_time"] > out["os_time"] + TIME_TOLERANCE
+        if late.any():
+            fail_rows(path, "pfs_time", late, "pfs_time <= os_time (progression-free survival "
+                      "cannot outlast overall survival)")
+        death_not_pfs = (out["os_event"] == 1) & (out["pfs_event"] == 0) & (
+            (out["os_time"] - out["pfs_time"]).abs() <= TIME_TOLERANCE)
+        if death_not_pfs.any():
+            fail_rows(path, "pfs_event", death_not_pfs, "1 where the patient died at pfs_time "
+                      "(death without prior progression is a PFS event)", "0")
 
     for col in covariates:
         v = numeric_column(raw, col, path, "a number (covariates are numeric; code categories as 0/1)")
@@ -376,7 +408,7 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
         if not (out["treatment"] == arm).any():
             raise InputError(f"{path}: column 'treatment': no patient has treatment = {arm} "
                              f"({label}); expected both arms to be present.")
-    for col in ("treatment", "os_event", "pfs_event"):
+    for col in ["treatment", *(ENDPOINT_COLUMNS[e][1] for e in endpoints)]:
         out[col] = out[col].astype(int)
     tier = meta.get("data_tier", "user")
     return Cohort(out, covariates, str(path), tier, digest, meta,
@@ -397,6 +429,27 @@ def _arm_names(arms, meta, tier, path) -> tuple:
         raise InputError(f"{path}: arm names: expected two different names (treated, control), "
                          f"e.g. treated = \"chemo\", control = \"no chemo\"; found {arms!r}.")
     return tuple(a.strip() for a in arms)
+
+
+def require_endpoint(cohort: Cohort, endpoint: str) -> None:
+    """InputError unless ``cohort`` has data for the survival endpoint ``endpoint``."""
+    if endpoint not in ENDPOINT_COLUMNS:
+        raise InputError(f"endpoint: expected one of {', '.join(ENDPOINT_COLUMNS)}; found "
+                         f"{endpoint!r}.")
+    if endpoint in cohort.endpoints:
+        return
+    if cohort.data_tier == "reconstructed":
+        raise InputError(f"{cohort.path}: a reconstructed cohort of "
+                         f"{', '.join(e.upper() for e in cohort.endpoints)} only (its sidecar's "
+                         f"'endpoints'); expected one of them, not {endpoint.upper()}. Reconstruct "
+                         f"the {endpoint.upper()} figure with `bayes-haic reconstruct --endpoint "
+                         f"{endpoint}`.")
+    tcol, ecol = ENDPOINT_COLUMNS[endpoint]
+    have = " and ".join(e.upper() for e in cohort.endpoints)
+    raise InputError(f"{cohort.path}: no {ENDPOINT_NAMES[endpoint]} ({endpoint.upper()}) data: "
+                     f"columns {tcol} and {ecol} are missing or empty in every row, so this "
+                     f"cohort has {have} only; expected an endpoint it has "
+                     f"({', '.join(cohort.endpoints)}), or a file with {tcol} and {ecol}.")
 
 
 def kaplan_meier_median(time, event) -> float:
@@ -421,15 +474,13 @@ def summarise_cohort(cohort: Cohort) -> pd.DataFrame:
     for arm in (1, 0):
         g = f[f["treatment"] == arm]
         evaluable = g["response"].notna()
-        row = {
-            "patients": len(g),
-            "OS events": int(g["os_event"].sum()),
-            "median OS (months, KM)": kaplan_meier_median(g["os_time"], g["os_event"]),
-            "PFS events": int(g["pfs_event"].sum()),
-            "median PFS (months, KM)": kaplan_meier_median(g["pfs_time"], g["pfs_event"]),
-            "ORR (%)": 100 * g.loc[evaluable, "response"].mean() if evaluable.any() else np.nan,
-            "response not evaluable": int((~evaluable).sum()),
-        }
+        row = {"patients": len(g)}
+        for e in cohort.endpoints:  # an endpoint without data has no rows here
+            tcol, ecol = ENDPOINT_COLUMNS[e]
+            row[f"{e.upper()} events"] = int(g[ecol].sum())
+            row[f"median {e.upper()} (months, KM)"] = kaplan_meier_median(g[tcol], g[ecol])
+        row["ORR (%)"] = 100 * g.loc[evaluable, "response"].mean() if evaluable.any() else np.nan
+        row["response not evaluable"] = int((~evaluable).sum())
         for c in cohort.covariates:
             row[f"mean {c}"] = g[c].mean()
         cols[cohort.arm_label(arm)] = row

@@ -87,6 +87,7 @@ from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quan
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
 from .results import result_row
 from .sampling import SamplerSettings
+from .schema import require_endpoint
 
 DEFAULT_THRESHOLD = 0.95
 # what the study reported (IPTW hazard ratios, PSM medians, ORR under PSM and IPTW) and the crude
@@ -865,7 +866,7 @@ def _load_sets(prior_names, overrides) -> list[PriorSet]:
 def run_sensitivity(
     cohort,
     *,
-    endpoints=("os", "pfs"),
+    endpoints=None,
     strategies=DEFAULT_STRATEGIES,
     orr_strategies=DEFAULT_ORR_STRATEGIES,
     prior_names=None,
@@ -887,6 +888,8 @@ def run_sensitivity(
     echo: Callable | None = None,
 ) -> SensitivityStudy:
     """Fit every endpoint and strategy of ``cohort`` under every prior set and cut set.
+
+    ``endpoints``: the survival endpoints (default: each the cohort has data for).
 
     ``prior_names``: names in ``models/priors/`` or paths or PriorSet objects (default: every
     shipped set, ``reference`` first); the first is the base that others are reweighted from
@@ -912,7 +915,11 @@ def run_sensitivity(
     analysis of another study) or ``tipping=False``.
     """
     _check_threshold(threshold)
+    if endpoints is None:  # every survival endpoint the cohort has data for
+        endpoints = cohort.endpoints
     endpoints = (endpoints,) if isinstance(endpoints, str) else tuple(endpoints)
+    for e in endpoints:
+        require_endpoint(cohort, e)
     strategies = (strategies,) if isinstance(strategies, str) else tuple(strategies)
     if isinstance(prior_names, (str, PriorSet)):
         prior_names = (prior_names,)
@@ -929,9 +936,6 @@ def run_sensitivity(
     needs_design = {"iptw", "psm", "ps_covariate"} & set(strategies + tuple(orr_strategies or ()))
     if needs_design and design is None:
         design = analysis.make_design(cohort)  # once, not in every fit
-    for e in endpoints:
-        if e not in survival.ENDPOINTS:
-            raise InputError(f"endpoint: expected one of {', '.join(survival.ENDPOINTS)}; found {e!r}.")
     posteriors, psens_rows, check_rows, tips, notes = [], [], [], {}, []
     n_fits = [0]
     timings = {}

@@ -68,8 +68,9 @@ from .errors import InputError, describe_rows
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .sampler_settings import DEFAULT_SEED, RANDOM_WALK_TARGET_ACCEPT
+from .schema import ENDPOINT_COLUMNS
 
-ENDPOINTS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
+ENDPOINTS = ENDPOINT_COLUMNS  # endpoint -> (time, event) columns
 ARMS = ("control", "treated")  # treatment 0, 1
 BASELINES = ("rw", "independent")
 ADJUSTMENTS = ("none", "iptw", "ps_covariate", "covariates", "psm")

@@ -19,7 +19,7 @@ from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
 from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT, TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
-from ..schema import summarise_cohort
+from ..schema import ENDPOINT_COLUMNS, summarise_cohort
 from . import figures
 from . import pages as rp
 
@@ -50,10 +50,22 @@ def cohort_section(cohort: Cohort) -> rp.Section:
             f"{cohort.name} is a user-supplied cohort (tier 'user'). The report names the arms "
             f"'{cohort.arms[0]}' (every patient with treatment = 1) and '{cohort.arms[1]}' "
             "(treatment = 0); set the names with [data.arms] or --arms.", "note"))
+    missing = [e for e in ENDPOINT_COLUMNS if e not in cohort.endpoints]
+    if missing and tier != "reconstructed":
+        sec.add(rp.Text(missing_endpoints_text(cohort, missing), "note"))
     table = summarise_cohort(cohort)
     sec.add(rp.Table(table, f"{cohort.name}: per-arm summary (Kaplan-Meier medians in months)",
                      index=True))
     return sec
+
+
+def missing_endpoints_text(cohort: Cohort, missing) -> str:
+    """Says which survival endpoints a cohort has no data for, and that none is analysed."""
+    cols = " and ".join(f"{ENDPOINT_COLUMNS[e][0]}/{ENDPOINT_COLUMNS[e][1]}" for e in missing)
+    names = " and ".join(e.upper() for e in missing)
+    return (f"{cohort.name} has no {names} data (columns {cols} missing or empty in every row): "
+            f"every survival analysis here is of {' and '.join(e.upper() for e in cohort.endpoints)} "
+            f"only, and no {names} result is shown or estimated.")
 
 
 STUDY_PSM_PAIRS = (" The study's published PSM set had 55 pairs (derived from its ORR "
