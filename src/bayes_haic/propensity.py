@@ -632,8 +632,12 @@ def fit_ps_bayes(
     with pm.Model(coords=coords) as model:
         alpha = alpha_prior.to_pymc("alpha")
         gamma = gamma_prior.to_pymc("gamma", dims="covariate")
-        eta = alpha + pt.dot(Z, gamma)
-        pm.Bernoulli("treatment", logit_p=eta, observed=design.t, dims="patient")
+        # data as containers, not constants: the compiled model is then the same for every
+        # cohort of these dimensions, so numba caches it on disk (constants cannot be cached)
+        z = pm.Data("z", Z, dims=("patient", "covariate"))
+        t_obs = pm.Data("treatment_observed", design.t, dims="patient")
+        eta = alpha + pt.dot(z, gamma)
+        pm.Bernoulli("treatment", logit_p=eta, observed=t_obs, dims="patient")
         pm.Deterministic(
             "beta",
             pt.concatenate(
