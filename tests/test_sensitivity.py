@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -291,6 +292,10 @@ def test_section(study):
     assert any("SYNTHETIC" in t for t in texts)
     html = rp.render("sensitivity", [sec])
     assert "Data tier: SYNTHETIC" in html and "Power-scaling" in html
+    # the baseline-hazard prior check on the synthetic cohort's plentiful events: not influential
+    assert list(study.baseline_check["strategy"]) == ["none"]
+    assert not study.baseline_check["influential"].any()
+    assert any("this nuisance prior does not drive the hazard ratios" in t for t in texts)
 
 
 def test_reproducible(study, cohort):
@@ -406,7 +411,8 @@ def test_prior_object_sets(cohort):
 
 
 def test_write_sensitivity_job(tmp_path):
-    """The CLI job writes results.csv (both tiers), sensitivity.csv, tipping.csv, report.html."""
+    """The CLI job writes results.csv (both tiers), sensitivity.csv, tipping.csv,
+    baseline_prior.csv and report.html."""
     out = tmp_path / "sens"
     config = tmp_path / "main.toml"
     config.write_text("[sampler]\ndraws = 1000\ntune = 300\nseed = 5\n"
@@ -416,8 +422,12 @@ def test_write_sensitivity_job(tmp_path):
                               prior_names=("reference", "skeptical"), cut_sets=(4,),
                               threshold=0.975, config_path=config, echo=msgs.append)
     assert study.settings["sampler"]["tune"] == 300 and study.settings["sampler"]["seed"] == 5
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "results.csv", "sensitivity.csv",
-                                                     "tipping.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["baseline_prior.csv", "report.html", "results.csv",
+                                                     "sensitivity.csv", "tipping.csv"]
+    check = pd.read_csv(out / "baseline_prior.csv")
+    assert list(check[["endpoint", "strategy", "prior"]].itertuples(index=False, name=None)) == [
+        ("os", "none", "reference")]
+    assert check["baseline_prior_widened"].iloc[0].endswith("sigma: 10)")
     res = pd.read_csv(out / "results.csv")
     assert list(res.columns) == RESULT_COLUMNS
     assert set(res["data_tier"]) == {"synthetic", "published"}
@@ -443,3 +453,63 @@ def test_a_cut_set_that_is_not_estimable_is_left_out_with_a_note(cohort):
     assert {p.cut_set.label for p in st.posteriors} == {"4 quantile intervals"}
     assert len(st.notes) == 1 and "not estimable" in st.notes[0] and "no events" in st.notes[0]
     assert "not estimable" in rp.render("t", [sensitivity_section(st)])
+
+
+# --------------------------------------------------------------------------- baseline-hazard prior
+
+REFERENCE = Path(__file__).resolve().parent / "reference"
+
+
+def test_widened_baseline_prior_and_the_shift_rule():
+    """The check's prior set differs from its base only in the baseline-hazard prior's sd (x5,
+    named in its label); the row measures shifts of log-HR quantiles in posterior sds and calls
+    them influential only beyond 0.1 sd and 3 Monte Carlo standard errors."""
+    base_set = load_prior_set("reference")
+    wide = sn.widened_baseline(base_set)
+    b0, b1 = base_set.get(sn.BASELINE_KEY), wide.get(sn.BASELINE_KEY)
+    assert b1.params["sigma"] == sn.BASELINE_WIDEN * b0.params["sigma"]
+    assert b1.params["mu"] == b0.params["mu"] and wide.get("survival.log_hr") == base_set.get("survival.log_hr")
+    assert "survival.log_baseline_hazard" in wide.label()
+    cut = sn.as_cut_set(4)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 20000))
+
+    def post(draws, prior_set):
+        return sn.HRPosterior("os", "none", cut, (0.0, 1.0, 2.0, 3.0), prior_set, draws, None,
+                              "refit", ess=float(draws.size))
+
+    same = sn.baseline_row(post(x, base_set), post(x, wide))
+    assert same["shift_median_sd"] == 0 and not same["influential"]
+    moved = sn.baseline_row(post(x, base_set), post(x + 0.3, wide))
+    # shifts of 0.3 sd, each quantile's MCSE ~0.01-0.02 sd at 40,000 draws
+    for q in ("lower", "median", "upper"):
+        assert moved[f"shift_{q}_sd"] == pytest.approx(0.3, abs=0.02)
+    assert moved["influential"] and moved["max_mcse_log_hr"] < 0.05
+    small = sn.baseline_row(post(x[:, :100], base_set), post(x[:, :100] + 0.15, wide))
+    assert not small["influential"]  # 0.15 sd, but within 3 MCSE of 200 draws
+
+
+def test_baseline_prior_check_on_a_small_real_cohort():
+    """R's ovarian data (26 women, 12 deaths in 8 quantile intervals; tests/reference/
+    survival_ovarian.R): the reference baseline prior Normal(-2.5, 2) pulls the crude HR away
+    from R's maximum-likelihood PWE estimate (log HR -0.625, se 0.587), and the check flags it;
+    with the prior 5-fold wider the posterior median is back within 0.1 posterior sd plus
+    3 MCSE of the MLE (flat priors make the two agree up to the small skew of the posterior)."""
+    ref = pd.read_csv(REFERENCE / "survival_ovarian_reference.csv").set_index("quantity")["value"]
+    cohort = load_cohort(REFERENCE / "survival_ovarian.csv")
+    assert cohort.endpoints == ("os",)
+    study = sn.run_sensitivity(cohort, strategies=("none",), prior_names=("reference",),
+                               cut_sets=(8,), sampler=SAMPLER, baseline="independent",
+                               tipping=False, published=False)
+    post = study.posteriors[0]
+    np.testing.assert_allclose(post.cuts, ref[[f"cut_{i}" for i in range(1, 9)]].to_numpy(), rtol=1e-9)
+    row = study.baseline_check.iloc[0]
+    mle = float(ref["pwe_glm_log_hr"])
+    base_med, wide_med = math.log(row["median_hr"]), math.log(row["median_hr_widened"])
+    sd = (math.log(row["upper_hr"]) - math.log(row["lower_hr"])) / (2 * 1.96)
+    assert row["influential"] and row["shift_median_sd"] > 0.1
+    assert abs(wide_med - mle) < 0.1 * sd + 3 * row["max_mcse_log_hr"]
+    assert abs(base_med - mle) > abs(wide_med - mle)
+    blocks = sensitivity_section(study).blocks
+    text = " ".join(b.text for b in blocks if isinstance(b, rp.Text))
+    assert "The baseline-hazard prior informs the hazard ratio of: OS 'none'" in text

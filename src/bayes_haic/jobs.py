@@ -40,7 +40,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     ``out_dir/results.csv`` (results rows of the cohort's tier, and the published tier's
     tipping points when the configuration's ``[published]`` is enabled),
     ``out_dir/sensitivity.csv`` (the tidy table), ``out_dir/tipping.csv`` (the tipping curves of
-    both tiers) and ``out_dir/report.html`` (the section), each atomically and only after
+    both tiers), ``out_dir/baseline_prior.csv`` (the baseline-hazard prior check) and
+    ``out_dir/report.html`` (the section), each atomically and only after
     everything has been computed.
 
     Cut points, baseline and sampler come from the configuration file (default
@@ -87,9 +88,12 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     write_results(rows, out / "results.csv")
     atomic_write_text(out / "sensitivity.csv", study.table().to_csv(index=False, float_format="%.6g"))
     atomic_write_text(out / "tipping.csv", curves.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(out / "baseline_prior.csv",
+                      study.baseline_check.to_csv(index=False, float_format="%.6g"))
     rp.write_report(out / "report.html", html)
-    echo(f"wrote {out / 'results.csv'}, {out / 'sensitivity.csv'}, {out / 'tipping.csv'} and "
-         f"{out / 'report.html'} ({study.timings['fits']} fits, {study.timings['total']:.0f} s)")
+    echo(f"wrote {out / 'results.csv'}, {out / 'sensitivity.csv'}, {out / 'tipping.csv'}, "
+         f"{out / 'baseline_prior.csv'} and {out / 'report.html'} ({study.timings['fits']} fits, "
+         f"{study.timings['total']:.0f} s)")
     return study
 
 
