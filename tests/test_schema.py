@@ -341,3 +341,24 @@ def test_data_frame_route_matches_the_file_route(tmp_path):
     with pytest.raises(InputError) as info:
         cohort_from_frame(df)
     assert "data frame: column 'os_time', row 3" in str(info.value)
+
+
+def test_missing_value_markers_are_missing_values(tmp_path):
+    """Found on R's lung data (written by write.csv): NA, NaN and SAS's '.' are missing values
+    as an empty cell is: a response of NA is not evaluable, PFS columns of NA only are no PFS
+    data, and covariates with missing values are one message naming every such column, its
+    lines and how many patients."""
+    text = ("id,treatment,os_time,os_event,pfs_time,pfs_event,response,age,ecog\n"
+            "p1,1,10.5,1,NA,NA,1,50,0\np2,1,12.0,0,NA,NA,NA,60,NA\n"
+            "p3,0,4.0,1,NA,NA,.,NaN,1\np4,0,6.0,0,NA,NA,0,65,NA\n")
+    with pytest.raises(InputError) as err:
+        load_cohort(write(tmp_path, text))
+    msg = " ".join(str(err.value).split())
+    assert "column 'age', line 4; column 'ecog', lines 3, 5:" in msg
+    assert "drop the 3 patient(s)" in msg and "found a missing value (an empty cell or NA)" in msg
+    cohort = load_cohort(write(tmp_path, text), covariates=[])
+    assert cohort.endpoints == ("os",)
+    assert cohort.frame["response"].isna().tolist() == [False, True, True, False]
+    with pytest.raises(InputError, match=r"column 'os_time', line 2: expected a non-negative "
+                                         r"number of months; found a missing value"):
+        load_cohort(write(tmp_path, text.replace("p1,1,10.5", "p1,1,NA")), covariates=[])

@@ -20,6 +20,9 @@ one with PFS only leaves out the OS pair, and :attr:`Cohort.endpoints` says whic
 analyses of an endpoint a cohort lacks are not run, and asking for one is an error; the OS
 columns are never stood in for PFS.
 
+Missing values are empty cells or the markers of :data:`MISSING_MARKERS` (``NA``, ``NaN``, ``.``,
+``NULL``), so a file written by R's ``write.csv`` or by SAS reads as it is.
+
 A file with its own column names is read through a **column mapping** (schema name -> the
 file's name, e.g. ``{"treatment": "chemo", "os_time": "dtime"}``; ``[data.columns]`` in a
 configuration, ``--column treatment=chemo`` on the command line, ``columns=`` in the Python API),
@@ -70,6 +73,8 @@ TIME_UNITS = {"days": 12 / 365.25, "weeks": 7 * 12 / 365.25, "months": 1.0, "yea
 _ROW_STYLE = contextvars.ContextVar("row_style", default=("line", 2))
 # PFS may exceed OS by rounding only (months)
 TIME_TOLERANCE = 1e-6
+# cells read as missing values, as an empty cell is: R's NA, pandas' NaN, SAS's ".", NULL
+MISSING_MARKERS = frozenset({"", "NA", "N/A", "NaN", "nan", ".", "NULL", "null"})
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ def check_binary(values: pd.Series, path, col, allow_missing=False):
     """Every value 0 or 1 (empty allowed with ``allow_missing``), else an :class:`InputError`."""
     missing = values.isna()
     if missing.any() and not allow_missing:
-        fail_rows(path, col, missing, "0 or 1 (a value is required)", "an empty cell")
+        fail_rows(path, col, missing, "0 or 1 (a value is required)", "a missing value")
     bad = ~missing & ~values.isin([0, 1])
     if bad.any():
         found = ", ".join(f"{v:g}" for v in values[bad].unique()[:3])
@@ -313,6 +318,9 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
         raise InputError(f"{path}: has a header but no patient rows; expected one row per patient.")
     found = list(raw.columns)  # the file's own columns, for the message below
     raw = _apply_columns(raw, path, columns)
+    for col in raw.columns:  # missing-value markers (NA, NaN, ".") as empty cells; ids as given
+        if col != "id":
+            raw[col] = raw[col].where(~raw[col].str.strip().isin(MISSING_MARKERS), "")
     if "response" not in raw.columns:  # a survival-only cohort: no response data
         raw["response"] = ""
     pairs = [cols for cols in ENDPOINT_COLUMNS.values() if any(c in raw.columns for c in cols)]
@@ -376,7 +384,7 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
             continue
         v = numeric_column(raw, tcol, path, unit)
         if v.isna().any():
-            fail_rows(path, tcol, v.isna(), unit, "an empty cell")
+            fail_rows(path, tcol, v.isna(), unit, "a missing value")
         bad = ~np.isfinite(v) | (v < 0)
         if bad.any():
             fail_rows(path, tcol, bad, unit, ", ".join(f"{x:g}" for x in v[bad].unique()[:3]))
@@ -397,11 +405,17 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
             fail_rows(path, "pfs_event", death_not_pfs, "1 where the patient died at pfs_time "
                       "(death without prior progression is a PFS event)", "0")
 
-    for col in covariates:
-        v = numeric_column(raw, col, path, "a number (covariates are numeric; code categories as 0/1)")
-        if v.isna().any():
-            fail_rows(path, col, v.isna(), "a value (covariates may not be missing; impute or drop "
-                  "the patients explicitly before the analysis)", "an empty cell")
+    values = {col: numeric_column(raw, col, path, "a number (covariates are numeric; code "
+                                  "categories as 0/1)") for col in covariates}
+    gaps = {col: v.isna() for col, v in values.items() if v.isna().any()}
+    if gaps:  # every covariate with missing values at once
+        where = "; ".join(f"column '{col}', {_where(m)}" for col, m in gaps.items())
+        n = int(np.logical_or.reduce(list(gaps.values())).sum())
+        raise InputError(f"{path}: {where}: expected a value (covariates may not be missing; "
+                         f"impute them or drop the {n} patient(s) explicitly before the "
+                         "analysis, or leave the column out of the covariates); found a missing "
+                         "value (an empty cell or NA).")
+    for col, v in values.items():
         out[col] = v.astype(float)
 
     for arm, label in ARM_LABELS.items():
