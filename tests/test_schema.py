@@ -176,8 +176,11 @@ def test_cohort_without_response_data_is_for_survival_only(tmp_path):
     path = write(tmp_path, "\n".join([lines[0], *rows]) + "\n")
     cohort = load_cohort(path)
     assert not cohort.has_response and load_cohort(write(tmp_path, GOOD)).has_response
-    with pytest.raises(InputError, match="no evaluable"):
+    with pytest.raises(InputError) as err:
         analysis.fit_orr(cohort, "none")
+    msg = " ".join(str(err.value).split())
+    assert msg.startswith(f"{path}: no response data (the response column is missing or empty")
+    assert "expected a survival endpoint it has (os, pfs)" in msg
 
 
 # --------------------------------------------------------------------------- own columns, units

@@ -37,7 +37,7 @@ from . import fitinfo, propensity, reconstruct, response, survival, survival_boo
 from .errors import InputError
 from .propensity import make_design
 from .sampling import SamplerSettings
-from .schema import Cohort
+from .schema import Cohort, require_response
 
 SURVIVAL_STRATEGIES = ("none", "iptw", "ps_covariate", "psm", "covariates")
 PSM_DESIGN_DRAWS = 8  # rematched sets pooled by the PSM fit (design uncertainty)
@@ -290,6 +290,7 @@ def psm_propagated(cohort: Cohort, design: propensity.Design, endpoint: str, *, 
 def fit_orr(cohort: Cohort, strategy: str, *, design=None, prior_set=None,
             sampler: SamplerSettings | None = None, n_boot: int = 400):
     """Fit the response (ORR) model under ``strategy``; an InferenceData (marginal RD/RR/OR)."""
+    require_response(cohort)
     sampler = sampler or SamplerSettings()
     frame = cohort.frame
     kwargs = {}

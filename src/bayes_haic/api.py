@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .schema import require_endpoint
+from .schema import require_endpoint, require_response
 
 __all__ = ["fit", "balance", "reanalyse", "FitResult", "BalanceResult", "load_data"]
 
@@ -252,11 +252,9 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
     if overrides and not isinstance(prior, (str, Path, type(None))):
         prior_set = as_prior_set(prior_set.source, tuple(overrides))
     cohort = load_data(data, covariates, columns=columns, time_unit=time_unit, arms=arms)
-    if endpoint == "orr" and not cohort.has_response:
-        raise InputError(f"{cohort.path}: no response data (the response column is missing "
-                         "or empty in every row); fit "
-                         f"{' or '.join(repr(e) for e in cohort.endpoints)}.")
-    if endpoint != "orr":
+    if endpoint == "orr":
+        require_response(cohort)
+    else:
         require_endpoint(cohort, endpoint)
     design = analysis.make_design(cohort, cfg.design) if adjust in ("iptw", "psm",
                                                                     "ps_covariate") else None

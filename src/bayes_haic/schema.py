@@ -466,6 +466,15 @@ def require_endpoint(cohort: Cohort, endpoint: str) -> None:
                      f"({', '.join(cohort.endpoints)}), or a file with {tcol} and {ecol}.")
 
 
+def require_response(cohort: Cohort) -> None:
+    """InputError unless some patient of ``cohort`` has an evaluated response (0 or 1)."""
+    if not cohort.has_response:
+        raise InputError(f"{cohort.path}: no response data (the response column is missing or "
+                         "empty in every row), so no response (ORR) model can be fitted; "
+                         "expected a survival endpoint it has "
+                         f"({', '.join(cohort.endpoints)}), or a file with a 0/1 response column.")
+
+
 def kaplan_meier_median(time, event) -> float:
     """Kaplan-Meier median survival time in months (inf when the curve stays above 0.5; NaN
     when no row has this endpoint, as in a reconstructed cohort of the other endpoint)."""
