@@ -428,6 +428,7 @@ def test_main_job_on_a_cohort_with_os_only(tmp_path):
     steps = [m for m in messages if m.startswith("[")]
     done, total = steps[-1][1:].split(",")[0].split("/")
     assert done == total and int(total) >= len(steps)  # the step count adds up
+    assert {m[1:].split(",")[0].split("/")[1] for m in steps} == {total}  # from the first step on
     os_full = results["full"][results["full"]["endpoint"] == "os"].reset_index(drop=True)
     cols = ["analysis", "measure", "adjustment", "prior", "median", "lower", "upper"]
     pd.testing.assert_frame_equal(os_full[cols], res[cols])

@@ -170,15 +170,19 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     progress = Progress(total=3 + cfg.published.enabled + n_fits + cfg.sensitivity.enabled
                         + bool(cfg.data.reconstructed), echo=echo)
 
-    # 1. the cohort and its propensity design (the blocks below need the design)
-    progress.step("cohort: validation and propensity design")
+    # 1. the cohort and its propensity design (the blocks below need the design); the step
+    # count leaves out the fits of what the cohort has no data for
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
     refuse_reconstructed_main(cfg, cohort)
     endpoints = survival_endpoints(cfg, cohort)
-    for e in cfg.survival.endpoints:
-        if e not in endpoints:  # no data for it: its fits are not run
-            progress.total -= len(cfg.survival.strategies) + bool(cfg.survival.time_varying_strategy)
-            echo(f"{e.upper()}: not fitted (the cohort has no {e.upper()} data)")
+    missing = [e for e in cfg.survival.endpoints if e not in endpoints]
+    progress.total -= len(missing) * (len(cfg.survival.strategies)
+                                      + bool(cfg.survival.time_varying_strategy))
+    if not cohort.has_response and cfg.response.strategies:
+        progress.total -= len(cfg.response.strategies) - 1
+    progress.step("cohort: validation and propensity design")
+    for e in missing:
+        echo(f"{e.upper()}: not fitted (the cohort has no {e.upper()} data)")
     state.cohort = cohort
     from . import analysis
 
@@ -186,8 +190,6 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     state.design = design
     state.sections["cohort"] = report_main.cohort_section(cohort)
     state.sections["design"] = report_main.design_section(cohort, design)
-    if not cohort.has_response and cfg.response.strategies:
-        progress.total -= len(cfg.response.strategies) - 1
 
     # 2-4. survival models, response models and the prior sensitivity study, in blocks
     blocks = main_blocks(cfg, cohort)
