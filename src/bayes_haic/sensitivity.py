@@ -47,8 +47,8 @@ Baseline-hazard prior
 The shipped sets differ only in the prior on the treatment effect, but the HR also depends on
 the prior of the baseline hazard (a nuisance parameter): with few events per interval a
 proper baseline prior adds information that the hazard ratio borrows (found on R's ``ovarian``
-data, 12 deaths in 8 intervals: HR 0.43 under the reference baseline prior Normal(-2.5, 2),
-0.52 with a flat one, against 0.54 by maximum likelihood). On the main cut set every MCMC fit
+data, 12 deaths in 8 intervals: crude HR 0.43 under the reference baseline prior
+Normal(-2.5, 2), 0.54 with its sd 5-fold wider, and 0.54 by maximum likelihood in R). On the main cut set every MCMC fit
 that uses ``survival.log_baseline_hazard`` is therefore also computed with that prior's sd
 multiplied by :data:`BASELINE_WIDEN` (PSIS reweighting where reliable, else a refit), and the
 shift of the posterior median and 95% limits of log HR is reported in units of its posterior sd
