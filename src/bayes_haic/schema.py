@@ -445,6 +445,12 @@ def _arm_names(arms, meta, tier, path) -> tuple:
     return tuple(a.strip() for a in arms)
 
 
+def endpoint_title(endpoint: str) -> str:
+    """``"Overall survival"`` for ``"os"`` (a report heading); an unknown key as given."""
+    name = ENDPOINT_NAMES.get(endpoint, endpoint)
+    return name[:1].upper() + name[1:]
+
+
 def require_endpoint(cohort: Cohort, endpoint: str) -> None:
     """InputError unless ``cohort`` has data for the survival endpoint ``endpoint``."""
     if endpoint not in ENDPOINT_COLUMNS:

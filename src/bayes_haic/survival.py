@@ -70,7 +70,6 @@ from .results import result_row, summarise_draws
 from .sampler_settings import DEFAULT_SEED, RANDOM_WALK_TARGET_ACCEPT
 from .schema import ENDPOINT_COLUMNS
 
-ENDPOINTS = ENDPOINT_COLUMNS  # endpoint -> (time, event) columns
 ARMS = ("control", "treated")  # treatment 0, 1
 BASELINES = ("rw", "independent")
 ADJUSTMENTS = ("none", "iptw", "ps_covariate", "covariates", "psm")
@@ -274,9 +273,9 @@ def expand_person_intervals(time, event, treatment, cuts, weights=None, covariat
 
 def endpoint_columns(frame: pd.DataFrame, endpoint: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(time, event, treatment) arrays of ``endpoint`` (``"os"`` or ``"pfs"``) from a cohort frame."""
-    if endpoint not in ENDPOINTS:
-        raise InputError(f"endpoint: expected one of {', '.join(ENDPOINTS)}; found {endpoint!r}.")
-    tcol, ecol = ENDPOINTS[endpoint]
+    if endpoint not in ENDPOINT_COLUMNS:
+        raise InputError(f"endpoint: expected one of {', '.join(ENDPOINT_COLUMNS)}; found {endpoint!r}.")
+    tcol, ecol = ENDPOINT_COLUMNS[endpoint]
     missing = [c for c in (tcol, ecol, "treatment") if c not in frame.columns]
     if missing:
         raise InputError(f"cohort: missing column(s) {', '.join(missing)} for endpoint '{endpoint}'.")

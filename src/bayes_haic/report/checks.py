@@ -7,6 +7,7 @@ import pandas as pd
 
 from ..checks import PARETO_K, THRESHOLDS, Checks
 from ..labels import STRATEGY_LABELS, arm_names as _arm_names
+from ..schema import endpoint_title
 from . import figures
 from . import pages as rp
 
@@ -29,11 +30,8 @@ def flagged_cells(ppcs: list, arm_names=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-ENDPOINT_NAMES = {"os": "Overall survival", "pfs": "Progression-free survival"}
-
-
 def _survival_ppc_figure(endpoint: str, ppcs: list, arms) -> rp.Figure:
-    name = ENDPOINT_NAMES.get(endpoint, endpoint)
+    name = endpoint_title(endpoint)
     return rp.Figure.from_matplotlib(
         figures.plot_survival_ppc(ppcs, arm_names=arms),
         f"{name}: observed Kaplan-Meier curves (steps) over the 95% band of replicate curves "
@@ -113,7 +111,7 @@ def checks_section(checks: Checks, cohort, fits: dict, drawn: dict | None = None
                          "Survival posterior predictive p-values per fit", digits=2))
         for endpoint in dict.fromkeys(k[0] for k in surv):
             ppcs = [p for k, p in surv.items() if k[0] == endpoint]
-            name = ENDPOINT_NAMES.get(endpoint, endpoint)
+            name = endpoint_title(endpoint)
             sec.add(drawn.get(("survival", endpoint)) or _survival_ppc_figure(endpoint, ppcs, arms))
             flagged = flagged_cells(ppcs, arm_names=arms)
             if len(flagged):

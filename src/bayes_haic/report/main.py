@@ -19,7 +19,7 @@ from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
 from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT, TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
-from ..schema import ENDPOINT_COLUMNS, summarise_cohort
+from ..schema import ENDPOINT_COLUMNS, endpoint_title, summarise_cohort
 from . import figures
 from . import pages as rp
 
@@ -147,7 +147,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
     from ..survival import extrapolation_footnote, extrapolation_note
 
-    name = {"os": "Overall survival", "pfs": "Progression-free survival"}[endpoint]
+    name = endpoint_title(endpoint)
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
                      nav=endpoint.upper())
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
