@@ -29,12 +29,12 @@ def start() -> None:
     """Entry points: turn the cyclic garbage collector off while the command imports PyMC,
     PyTensor, ArviZ and the figure library; their ~10^6 long-lived objects would otherwise trigger
     repeated full collections (~0.45 s per process). :func:`settle` turns it back on. Also hides
-    dask (:func:`hide_dask`) and defers ArviZ's import-time compilation
+    packages the command does not use (:func:`hide_unused`) and defers ArviZ's import-time compilation
     (:class:`_LazyArvizUfunc`)."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
     gc.disable()
-    hide_dask()
+    hide_unused()
     if ARVIZ_EAGER_UFUNC_MODULE not in sys.modules:
         sys.meta_path.insert(0, _LazyArvizUfunc())
 
@@ -83,21 +83,35 @@ def end(code: int):
     sys.exit(code)
 
 
-def hide_dask() -> None:
-    """A command-line process other than ``validate`` makes no dask object, yet with dask
-    installed (the validation study needs it) xarray imports ``dask.array`` at its first array,
-    to recognise dask arrays, and ``dask.distributed`` at its first netCDF write, to ask which
-    scheduler is active: ~0.3 s per ``fit``. Marking dask as absent (``sys.modules["dask"] =
-    None``, Python's documented way to make an import fail) makes both checks answer "no dask" at
-    once, which is the truth for such a process. ``validate`` undoes it (:func:`allow_dask`)
-    before it imports anything. No-op when dask is already imported."""
-    sys.modules.setdefault("dask", None)
+#: Packages a command-line process marks as absent (:func:`hide_unused`); ``validate`` needs dask.
+UNUSED_PACKAGES = ("dask", "numcodecs", "zarr")
 
 
-def allow_dask() -> None:
-    """Undo :func:`hide_dask` (the ``validate`` command, which runs on Dask)."""
-    if "dask" in sys.modules and sys.modules["dask"] is None:
-        del sys.modules["dask"]
+def hide_unused() -> None:
+    """Mark installed packages that a command other than ``validate`` never uses as absent
+    (``sys.modules[name] = None``, Python's documented way to make an import fail), so that the
+    libraries' optional imports of them answer "not available" at once, which is the truth for
+    such a process:
+
+    * dask (installed for the validation study): xarray imports ``dask.array`` at its first
+      array, to recognise dask arrays, and ``dask.distributed`` at its first netCDF write, to ask
+      which scheduler is active: ~0.3 s per ``fit``;
+    * numcodecs and zarr (installed for nutpie's zarr storage, which we do not use): PyMC 5.28
+      imports both for its zarr trace backend and then finds that zarr 3 lacks what the backend
+      needs (``zarr.storage.BaseStore``), so the backend is unavailable either way
+      (``tests/test_process.py`` checks that): ~0.1-0.2 s per command.
+
+    ``validate`` undoes it (:func:`allow_unused`) before it imports anything. A package already
+    imported is left alone."""
+    for name in UNUSED_PACKAGES:
+        sys.modules.setdefault(name, None)
+
+
+def allow_unused() -> None:
+    """Undo :func:`hide_unused` (the ``validate`` command, which runs on Dask)."""
+    for name in UNUSED_PACKAGES:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 class _LazyArvizUfunc(importlib.abc.MetaPathFinder):
