@@ -26,12 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .schema import require_endpoint, require_response
+from .schema import name_endpoints, naming_scope, require_endpoint, require_response
 
 __all__ = ["fit", "balance", "reanalyse", "FitResult", "BalanceResult", "load_data"]
 
 
-def load_data(data, covariates=None, *, columns=None, time_unit: str = "months", arms=None):
+def load_data(data, covariates=None, *, columns=None, time_unit: str = "months", arms=None,
+              endpoint_names=None):
     """A validated :class:`~bayes_haic.schema.Cohort` from a DataFrame or a CSV path.
 
     Parameters
@@ -47,6 +48,10 @@ def load_data(data, covariates=None, *, columns=None, time_unit: str = "months",
         Unit of the data's times; converted to months.
     arms : tuple of str, optional
         Report names of (treatment = 1, treatment = 0); default ``("treated", "control")``.
+    endpoint_names : dict, optional
+        Report names (short, long) of the survival endpoints, e.g. ``{"pfs": ("RFS",
+        "relapse-free survival")}`` when ``pfs_time``/``pfs_event`` hold relapse-free survival;
+        default OS and PFS.
 
     Returns
     -------
@@ -55,13 +60,14 @@ def load_data(data, covariates=None, *, columns=None, time_unit: str = "months",
     from .schema import cohort_from_frame, load_cohort
 
     if isinstance(data, (str, Path)):
-        return load_cohort(data, covariates, columns=columns, time_unit=time_unit, arms=arms)
+        return load_cohort(data, covariates, columns=columns, time_unit=time_unit, arms=arms,
+                           endpoint_names=endpoint_names)
     if isinstance(data, pd.DataFrame):
         id_col = (columns or {}).get("id", "id")
         if id_col not in data.columns:  # a frame without ids: its row positions
             data = data.assign(**{id_col: [f"row{i + 1}" for i in range(len(data))]})
         return cohort_from_frame(data, covariates, columns=columns, time_unit=time_unit,
-                                 arms=arms)
+                                 arms=arms, endpoint_names=endpoint_names)
     raise InputError(f"data: expected a pandas DataFrame or the path of a CSV file; found "
                      f"{type(data).__name__}.")
 
@@ -152,6 +158,7 @@ class FitResult:
             raise InputError(f"{self.endpoint}: no hazard ratio (a response fit has rd, rr, or).")
         return rows.iloc[0]
 
+    @naming_scope
     def plot(self, title: str | None = None):
         """The Kaplan-Meier-vs-model figure (OS/PFS): Kaplan-Meier per arm (IPT-weighted for
         IPTW, the matched set for PSM) over the posterior survival (median, 95% band); for ORR
@@ -159,7 +166,8 @@ class FitResult:
         :mod:`bayes_haic.report.figures`)."""
         from .report import figures
 
-        label = title or f"{self.endpoint.upper()}, adjustment '{self.adjustment}'"
+        name_endpoints(self.cohort.endpoint_names)
+        label = title or f"{self.endpoint_label}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
             return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
         from . import checks
@@ -167,6 +175,11 @@ class FitResult:
         _, draws = self._survival_estimands()
         return figures.km_vs_model(checks.fit_km(self.idata), self.endpoint, draws, label,
                                    arm_names=self.cohort.arms)
+
+    @property
+    def endpoint_label(self) -> str:
+        """The endpoint's short name as the cohort names it (``"OS"``, ``"RFS"``, ``"ORR"``)."""
+        return self.cohort.endpoint_names.get(self.endpoint, (self.endpoint.upper(),))[0]
 
     def _survival_estimands(self) -> tuple:
         """:func:`bayes_haic.survival.survival_estimands` of the fit, computed once (the
@@ -186,7 +199,7 @@ class FitResult:
         return path
 
     def __repr__(self) -> str:
-        head = (f"FitResult({self.endpoint.upper()}, adjustment '{self.adjustment}', prior "
+        head = (f"FitResult({self.endpoint_label}, adjustment '{self.adjustment}', prior "
                 f"'{self.prior_set.label()}', {self.cohort.name}: {self.cohort.n_treated} "
                 f"{self.cohort.arms[0]} vs {self.cohort.n_control} {self.cohort.arms[1]})")
         try:
@@ -200,7 +213,7 @@ class FitResult:
 
 def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
         prior="reference", overrides=(), columns=None, time_unit: str = "months", arms=None,
-        config=None, draws=None, tune=None, chains=None, seed=None, cuts=None,
+        endpoint_names=None, config=None, draws=None, tune=None, chains=None, seed=None, cuts=None,
         n_intervals=None, baseline=None, n_boot=None, time_varying: bool = False) -> FitResult:
     """Fit one endpoint under one adjustment strategy (the ``bayes-haic fit`` command).
 
@@ -218,8 +231,8 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
         partial file is completed from the reference set) or a loaded set.
     overrides : sequence of str
         Single prior parameters, e.g. ``["survival.log_hr.sigma=0.5"]``.
-    columns, time_unit, arms
-        The data's own column names, time unit and arm names (see :func:`load_data`).
+    columns, time_unit, arms, endpoint_names
+        The data's own column names, time unit, arm and endpoint names (see :func:`load_data`).
     config : str or path, optional
         A configuration TOML for the defaults of everything below (default: the shipped one).
     draws, tune, chains, seed : int, optional
@@ -251,7 +264,8 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
     prior_set = as_prior_set(prior, tuple(overrides))
     if overrides and not isinstance(prior, (str, Path, type(None))):
         prior_set = as_prior_set(prior_set.source, tuple(overrides))
-    cohort = load_data(data, covariates, columns=columns, time_unit=time_unit, arms=arms)
+    cohort = load_data(data, covariates, columns=columns, time_unit=time_unit, arms=arms,
+                       endpoint_names=endpoint_names)
     if endpoint == "orr":
         require_response(cohort)
     else:

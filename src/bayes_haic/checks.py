@@ -105,6 +105,7 @@ from .errors import InputError
 from .fitinfo import FitInfo
 from .labels import STRATEGY_LABELS
 from .sampler_settings import DEFAULT_SEED
+from .schema import endpoint_label
 
 THRESHOLDS = {"rhat_max": 1.01, "ess_bulk_min": 400.0, "ess_tail_min": 400.0, "divergences": 0,
               "bfmi_min": 0.3, "chains": 2}
@@ -144,9 +145,17 @@ def is_bootstrap(idata: az.InferenceData) -> bool:
 
 
 def _label(key) -> str:
+    """A fit's label in tables and notes: ``"RFS iptw"`` for ``("pfs", "iptw")`` (the endpoint as
+    the cohort names it, :func:`~bayes_haic.schema.endpoint_label`)."""
     if isinstance(key, tuple):
-        return " ".join([str(key[0]).upper(), *(str(k) for k in key[1:])])
+        return " ".join([endpoint_label(str(key[0])), *(str(k) for k in key[1:])])
     return str(key)
+
+
+def _seed_label(key) -> str:
+    """What seeds a fit's replicates with the seed: ``"PFS iptw"``, the schema's key whatever the
+    endpoint is called, so renaming an endpoint changes no number."""
+    return " ".join([str(key[0]).upper(), *(str(k) for k in key[1:])])
 
 
 # --------------------------------------------------------------------------- the data of a fit
@@ -228,14 +237,14 @@ def fit_data(idata: az.InferenceData, frame: pd.DataFrame | None = None, weights
     if stored is not None:
         t, d, x, w = stored["time"], stored["event"], stored["treatment"], stored.get("weight")
     elif frame is None:
-        raise InputError(f"checks: the {endpoint.upper()} fit stored no patient data; pass the "
+        raise InputError(f"checks: the {endpoint_label(endpoint)} fit stored no patient data; pass the "
                          "analysed cohort rows (frame) to reconstruct it.")
     else:
         t, d, x = sv.endpoint_columns(frame, endpoint)
         w = None
         if idata.attrs.get("adjustment") == "iptw":
             if weights is None:
-                raise InputError(f"checks: the {endpoint.upper()} IPTW fit needs its IPT weights "
+                raise InputError(f"checks: the {endpoint_label(endpoint)} IPTW fit needs its IPT weights "
                                  "(design.weights) to reconstruct the weighted data.")
             w = frame[weights].to_numpy(float) if isinstance(weights, str) else np.asarray(weights, float).ravel()
             if w.size != t.size or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
@@ -264,7 +273,7 @@ def _check_reproduces(idata, frame, endpoint, cuts, w) -> None:
             ok = np.allclose(coll["exposure"].values * scale, const["exposure"].values, rtol=1e-8, atol=1e-8)
     if not ok:
         raise InputError(
-            f"checks: the data given do not reproduce the {endpoint.upper()} fit "
+            f"checks: the data given do not reproduce the {endpoint_label(endpoint)} fit "
             f"(adjustment '{idata.attrs.get('adjustment')}'): its events/exposure per arm and "
             "interval differ (another cohort, subset, weights or cut points?).")
 
@@ -435,7 +444,7 @@ class SurvivalPPC:
     def summary(self) -> dict:
         ev = self.events
         return {
-            "endpoint": self.endpoint.upper(),
+            "endpoint": endpoint_label(self.endpoint),
             "adjustment": STRATEGY_LABELS.get(self.adjustment, self.adjustment),
             "checked": "IPT-weighted KM and weighted events" if self.weighted else "KM and events",
             "replicates": self.n_draws,
@@ -709,7 +718,7 @@ def diagnostics_table(fits: dict) -> pd.DataFrame:
     rows = []
     for key, idata in fits.items():
         post = idata.posterior
-        row = {"fit": _label(key), "endpoint": str(idata.attrs.get("endpoint", "")).upper(),
+        row = {"fit": _label(key), "endpoint": endpoint_label(str(idata.attrs.get("endpoint", ""))),
                "adjustment": idata.attrs.get("adjustment", ""),
                "sampler": "Bayesian bootstrap" if is_bootstrap(idata) else "NUTS",
                "chains": int(post.sizes["chain"]), "draws": int(post.sizes["draw"])}
@@ -828,7 +837,7 @@ def _loo_models(fits: dict, time_varying_fits: dict, cohort, design):
         if ph is None or is_bootstrap(ph) or is_bootstrap(tv):
             continue
         frame = None if _is_patient_level(ph) else _survival_frame(cohort, strategy, design)[0]
-        title = (f"{endpoint.upper()}: proportional vs time-varying HR "
+        title = (f"{endpoint_label(endpoint)}: proportional vs time-varying HR "
                  f"({STRATEGY_LABELS.get(strategy, strategy)})")
         out[(endpoint, title)] = ({f"main: {model_label(ph)}": ph, model_label(tv): tv}, frame)
     return out
@@ -870,7 +879,7 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
                 frame, weights = (None, None) if _is_patient_level(idata) else \
                     _survival_frame(cohort, strategy, design)
                 surv[key] = survival_ppc(idata, frame, weights=weights, n_draws=n_draws, seed=seed,
-                                         label=_label(key))
+                                         label=_seed_label(key))
         except InputError as err:
             notes.append(f"{_label(key)}: posterior predictive check not computed: {err}")
     free = _loo_models(fits, time_varying_fits, cohort, design)
@@ -887,21 +896,21 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
             cands = list(candidates)
             if endpoint in covered and any(c.get("time_varying") for c in cands):
                 cands = [c for c in cands if not c.get("time_varying")]
-                notes.append(f"{endpoint.upper()} LOO: the time-varying HR is compared under the "
+                notes.append(f"{endpoint_label(endpoint)} LOO: the time-varying HR is compared under the "
                              "strategy of the main job's time-varying fit; not refitted unadjusted.")
             if not cands:
                 continue
-            say(f"checks: {endpoint.upper()} PSIS-LOO candidate fits ({len(cands)})")
+            say(f"checks: {endpoint_label(endpoint)} PSIS-LOO candidate fits ({len(cands)})")
             models, cnotes = fit_loo_candidates(cohort.frame, endpoint, idata, candidates=cands,
                                                 prior_set=prior_set,
                                                 sampler=candidate_sampler or candidate_settings(sampler))
-            notes.extend(f"{endpoint.upper()} LOO: {n}" for n in cnotes)
+            notes.extend(f"{endpoint_label(endpoint)} LOO: {n}" for n in cnotes)
             if len(models) > 1:
-                title = f"{endpoint.upper()}: model structures (unadjusted)"
+                title = f"{endpoint_label(endpoint)}: model structures (unadjusted)"
                 loo[(endpoint, title)] = loo_table(models, cohort.frame)
             for label, fit in models.items():
                 if not label.startswith("main: "):
-                    cand_fits[f"{endpoint.upper()} LOO candidate: {label}"] = fit
+                    cand_fits[f"{endpoint_label(endpoint)} LOO candidate: {label}"] = fit
     tv_fits = {time_varying_label(ep, v): v for ep, v in (time_varying_fits or {}).items()}
     diag = diagnostics_table({**fits, **tv_fits, **cand_fits})
     fails = failures(diag)
@@ -911,7 +920,7 @@ def run_checks(cohort, fits: dict, *, design=None, time_varying_fits: dict | Non
 
 def time_varying_label(endpoint: str, idata) -> str:
     """The diagnostics table's label of ``endpoint``'s time-varying-HR fit."""
-    return f"{endpoint.upper()} {idata.attrs.get('adjustment', '')} time-varying HR"
+    return f"{endpoint_label(endpoint)} {idata.attrs.get('adjustment', '')} time-varying HR"
 
 
 def diagnostics_order(fits: dict, time_varying_fits: dict | None = None) -> list[str]:

@@ -34,8 +34,8 @@ def _covariate_list(value):
 
 
 def data_options(f):
-    """``--column``, ``--time-unit`` and ``--arms``: read a cohort file with its own column
-    names, times in another unit, and name its arms in reports."""
+    """``--column``, ``--time-unit``, ``--arms`` and ``--endpoint-name``: read a cohort file with
+    its own column names, times in another unit, and name its arms and endpoints in reports."""
     opts = [
         click.option("--column", "columns", multiple=True, metavar="SCHEMA=COLUMN",
                      help="Map a schema column to the file's own, e.g. --column treatment=chemo "
@@ -46,6 +46,11 @@ def data_options(f):
         click.option("--arms", default=None, metavar="TREATED,CONTROL",
                      help="Names of the arms in reports (treatment = 1, then 0), e.g. "
                      "--arms 'chemo,no chemo'."),
+        click.option("--endpoint-name", "endpoint_names", multiple=True,
+                     metavar="ENDPOINT=SHORT,LONG",
+                     help="Name a survival endpoint in reports, e.g. --endpoint-name "
+                     "'pfs=RFS,relapse-free survival' when pfs_time/pfs_event hold relapse-free "
+                     "survival (repeatable; adds to [data.endpoint_names])."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -73,7 +78,19 @@ def _arm_pair(value):
     return tuple(parts)
 
 
-def _configured(config_path, columns=(), time_unit=None, arms=None):
+def _endpoint_name_map(items) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = [p.strip() for p in value.split(",", 1)]
+        if not sep or len(parts) != 2 or not all(parts):
+            raise InputError(f"--endpoint-name {item!r}: expected ENDPOINT=SHORT,LONG, e.g. "
+                             "--endpoint-name 'pfs=RFS,relapse-free survival'.")
+        out[key.strip()] = {"short": parts[0], "long": parts[1]}
+    return out
+
+
+def _configured(config_path, columns=(), time_unit=None, arms=None, endpoint_names=()):
     """The configuration (file or shipped default) with the command line's data options."""
     from pydantic import ValidationError
 
@@ -87,11 +104,12 @@ def _configured(config_path, columns=(), time_unit=None, arms=None):
     pair = _arm_pair(arms)
     if pair:
         data["arms"] = {"treated": pair[0], "control": pair[1]}
+    data["endpoint_names"] = {**data["endpoint_names"], **_endpoint_name_map(endpoint_names)}
     try:
         new = DataConfig.model_validate(data)
     except ValidationError as exc:  # say which option
         msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InputError(f"--column / --arms: {msg}.") from None
+        raise InputError(f"--column / --arms / --endpoint-name: {msg}.") from None
     return cfg.model_copy(update={"data": new})
 
 
@@ -113,7 +131,7 @@ def _prior_name(prior, cfg):
               help="Configuration TOML whose [data] column mapping, time unit, arm names and "
               "covariates apply.")
 @data_options
-def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms):
+def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms, endpoint_names):
     """Validate a cohort CSV (FILE or --cohort; default: the configuration's) and print a
     per-arm summary table."""
     from .schema import ENDPOINT_COLUMNS, load_cohort, summarise_cohort
@@ -122,22 +140,23 @@ def check_cohort(file, cohort_option, covariates, config_path, columns, time_uni
     if file and cohort_option and file != cohort_option:
         raise InputError(f"check-cohort: two cohort files given, FILE {file!r} and --cohort "
                          f"{cohort_option!r}; expected one of them (they mean the same).")
-    cfg = _configured(config_path, columns, time_unit, arms)
+    cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     cohort = load_cohort(file or cohort_option or cfg.cohort_path(),
                          _covariate_list(covariates) or cfg.data.covariates,
                          **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
+    label = {e: names[0] for e, names in cohort.endpoint_names.items()}
     click.echo(f"{cohort.path}: valid cohort, data tier '{cohort.data_tier}'"
                + (" (SYNTHETIC data, not the study's patients)" if cohort.data_tier == "synthetic"
                   else "")
                + (" (RECONSTRUCTED from a published Kaplan-Meier figure, not the study's "
                   "patients)" if cohort.data_tier == "reconstructed" else "")
                + (f"; {len(cohort.frame)} patients" if cohort.data_tier != "reconstructed" else
-                  "; " + ", ".join(f"{cohort.frame[e + '_time'].notna().sum()} {e.upper()} rows"
+                  "; " + ", ".join(f"{cohort.frame[e + '_time'].notna().sum()} {label[e]} rows"
                                    for e in cohort.endpoints)
                   + " (separate pseudo-patients per endpoint)")
-               + (f"; survival endpoints: {' and '.join(e.upper() for e in cohort.endpoints)} "
-                  "only (no " + " or ".join(e.upper() for e in ENDPOINT_COLUMNS
+               + (f"; survival endpoints: {' and '.join(label[e] for e in cohort.endpoints)} "
+                  "only (no " + " or ".join(label[e] for e in ENDPOINT_COLUMNS
                                             if e not in cohort.endpoints) + " data)"
                   if len(cohort.endpoints) < len(ENDPOINT_COLUMNS)
                   and cohort.data_tier != "reconstructed" else "")
@@ -254,13 +273,13 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
 @click.option("--strict", is_flag=True, help="Exit with code 1 when any fit fails a "
               "convergence check (the report is still written, with the failures on top).")
 @data_options
-def run_cmd(config_path, out, strict, columns, time_unit, arms):
+def run_cmd(config_path, out, strict, columns, time_unit, arms, endpoint_names):
     """The main job: published-evidence reanalysis plus patient-level models, HTML report."""
     from .pipeline import run_main
 
     process.settle()
     process.keep_freed_memory()
-    cfg = _configured(config_path, columns, time_unit, arms)
+    cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     state = run_main(cfg, out, argv=sys.argv, echo=lambda m: click.echo(m, err=True))
     if state.alerts:
         for alert in state.alerts:
@@ -311,12 +330,12 @@ def validate(config_path, replicates, scheduler, workers, out, no_progress, repo
 @click.option("--out", default="reports/design", show_default=True,
               type=click.Path(file_okay=False), help="Folder for the table and figures.")
 @data_options
-def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
+def balance(cohort, covariates, config_path, out, columns, time_unit, arms, endpoint_names):
     """Propensity design only: PS model, matching, weights and covariate balance."""
     from .pipeline import run_balance
 
     process.settle()
-    cfg = _configured(config_path, columns, time_unit, arms)
+    cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     run_balance(cohort or cfg.cohort_path(), out, covariates=_covariate_list(covariates),
                 config_path=cfg, echo=click.echo)
 
@@ -342,12 +361,12 @@ def balance(cohort, covariates, config_path, out, columns, time_unit, arms):
               type=click.Path(file_okay=False), help="Folder for the tables and report.")
 @data_options
 def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, seed, config_path,
-                out, columns, time_unit, arms):
+                out, columns, time_unit, arms, endpoint_names):
     """Prior sensitivity: every prior set and cut-point set, power scaling, tipping points."""
     from .jobs import write_sensitivity
 
     process.settle()
-    cfg = _configured(config_path, columns, time_unit, arms)
+    cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     names = [_prior_name(p, cfg) for p in priors] or None
     if names is None and config_path:  # the configuration's prior family
         names = list(cfg.priors.published_sets)
@@ -464,11 +483,11 @@ def fit_options(endpoint=None, adjust=None):
 
 
 def _fit(cohort, endpoint, adjust, covariates, prior, overrides, seed, config_path, out,
-         columns=(), time_unit=None, arms=None):
+         columns=(), time_unit=None, arms=None, endpoint_names=()):
     from .pipeline import run_fit
 
     process.settle()
-    cfg = _configured(config_path, columns, time_unit, arms)
+    cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     run_fit(cohort or cfg.cohort_path(), endpoint, adjust, out,
             covariates=_covariate_list(covariates), prior=_prior_name(prior, cfg),
             overrides=overrides, seed=seed, config_path=cfg, argv=sys.argv,

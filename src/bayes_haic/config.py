@@ -11,8 +11,9 @@ the configuration file's own folder, then against the shipped files (so the defa
 ``<config folder>/priors/`` first, then among the shipped sets.
 
 ``[data.columns]`` maps the schema's column names to a cohort file's own (``treatment =
-"chemo"``), ``[data] time_unit`` converts its times to months, and ``[data.arms]`` names the
-arms in reports (:class:`DataConfig`).
+"chemo"``), ``[data] time_unit`` converts its times to months, ``[data.arms]`` names the
+arms in reports and ``[data.endpoint_names]`` the survival endpoints (``pfs = {short = "RFS",
+long = "relapse-free survival"}``; :class:`DataConfig`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ class ArmLabels(_Strict):
     control: str = Field(min_length=1, max_length=60)
 
 
+class EndpointName(_Strict):
+    """Report names of a survival endpoint, e.g. ``short = "RFS"``, ``long = "relapse-free
+    survival"`` for a cohort whose ``pfs_time``/``pfs_event`` hold relapse-free survival."""
+
+    short: str = Field(min_length=1, max_length=12)
+    long: str = Field(min_length=1, max_length=60)
+
+
 class DataConfig(_Strict):
     cohort: str = "data/synthetic/cohort.csv"
     covariates: list[str] | None = None  # None: the cohort sidecar's list
@@ -54,6 +63,8 @@ class DataConfig(_Strict):
     columns: dict[str, str] = {}
     time_unit: TimeUnit = "months"  # unit of os_time / pfs_time in the file (converted to months)
     arms: ArmLabels | None = None  # None: the cohort sidecar's names, else defaults
+    # names of the survival endpoints in reports (keys os, pfs); unnamed: the sidecar's, else OS/PFS
+    endpoint_names: dict[Literal["os", "pfs"], EndpointName] = {}
 
     @field_validator("columns")
     @classmethod
@@ -70,7 +81,9 @@ class DataConfig(_Strict):
     def cohort_options(self) -> dict:
         """Keyword arguments of :func:`bayes_haic.schema.load_cohort` from this table."""
         return {"columns": dict(self.columns), "time_unit": self.time_unit,
-                "arms": (self.arms.treated, self.arms.control) if self.arms else None}
+                "arms": (self.arms.treated, self.arms.control) if self.arms else None,
+                "endpoint_names": {k: (v.short, v.long) for k, v in self.endpoint_names.items()}
+                or None}
 
 
 class DesignConfig(_Strict):

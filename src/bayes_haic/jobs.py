@@ -22,7 +22,7 @@ from .config import load_config
 from .provenance import package_versions, run_info
 from .report.pages import tier_banner
 from .results import atomic_write_text, write_results
-from .schema import load_cohort
+from .schema import endpoint_label, load_cohort, name_endpoints, naming_scope
 
 if TYPE_CHECKING:
     from .evidence import EvidenceReanalysis
@@ -33,6 +33,7 @@ SENSITIVITY_PUBLISHED_NOTE = ("Only the parts labelled PUBLISHED TIER use the st
                               "(published) numbers.")
 
 
+@naming_scope
 def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
                       overrides=(), threshold: float | None = None, seed=None, covariates=None,
                       cut_sets=None, config_path=None, argv=None, echo=print) -> SensitivityStudy:
@@ -60,6 +61,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     sampler = replace(settings, seed=int(seed) if seed is not None else settings.seed)
     cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
                          **cfg.data.cohort_options())
+    name_endpoints(cohort.endpoint_names)
     endpoints = tuple(endpoints or cohort.endpoints)  # default: every endpoint it has
     main = cfg.survival.cuts if cfg.survival.cuts != "quantile" else cfg.survival.n_intervals
     strategies = tuple(cfg.sensitivity.strategies)
@@ -78,7 +80,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     section = sensitivity_section(study)
     curves = pd.concat([t.frame() for t in (*study.tipping.values(), *study.published_tipping.values())],
                        ignore_index=True)
-    title = f"bayes-haic sensitivity: {', '.join(e.upper() for e in endpoints)}, {cohort.name}"
+    title = f"bayes-haic sensitivity: {', '.join(endpoint_label(e) for e in endpoints)}, {cohort.name}"
     html = rp.render(title, [section],
                      banner=tier_banner(cohort, SENSITIVITY_PUBLISHED_NOTE, what="results"),
                      footer=f"{SENSITIVITY_METHOD}; {cohort.name} (tier '{cohort.data_tier}'); "

@@ -30,7 +30,7 @@ from .provenance import package_versions
 from .report import main as report_main
 from .results import atomic_write, atomic_write_bytes, write_results
 from .sampler_settings import TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
-from .schema import Cohort, load_cohort
+from .schema import Cohort, endpoint_label, load_cohort, name_endpoints, naming_scope
 
 
 @dataclass
@@ -144,6 +144,7 @@ def time_varying_sampler(sampler):
                    draws=max(sampler.draws, TIME_VARYING_MIN_DRAWS))
 
 
+@naming_scope
 def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> RunState:
     """Run the full default analysis and write ``out_dir/results.csv`` and ``out_dir/index.html``.
 
@@ -173,6 +174,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     # 1. the cohort and its propensity design (the blocks below need the design); the step
     # count leaves out the fits of what the cohort has no data for
     cohort = load_cohort(cfg.cohort_path(), cfg.data.covariates, **cfg.data.cohort_options())
+    name_endpoints(cohort.endpoint_names)
     refuse_reconstructed_main(cfg, cohort)
     endpoints = survival_endpoints(cfg, cohort)
     missing = [e for e in cfg.survival.endpoints if e not in endpoints]
@@ -182,7 +184,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
         progress.total -= len(cfg.response.strategies) - 1
     progress.step("cohort: validation and propensity design")
     for e in missing:
-        echo(f"{e.upper()}: not fitted (the cohort has no {e.upper()} data)")
+        echo(f"{endpoint_label(e)}: not fitted (the cohort has no {endpoint_label(e)} data)")
     state.cohort = cohort
     from . import analysis
 
@@ -313,9 +315,9 @@ def survival_endpoints(cfg: MainConfig, cohort: Cohort) -> list[str]:
     endpoints = [e for e in cfg.survival.endpoints if e in cohort.endpoints]
     if not endpoints:
         raise InputError(
-            f"{cohort.path}: has data for {', '.join(e.upper() for e in cohort.endpoints)} only, "
+            f"{cohort.path}: has data for {', '.join(endpoint_label(e) for e in cohort.endpoints)} only, "
             f"and the configuration's [survival] endpoints are "
-            f"{', '.join(e.upper() for e in cfg.survival.endpoints)}; expected at least one "
+            f"{', '.join(endpoint_label(e) for e in cfg.survival.endpoints)}; expected at least one "
             f"endpoint the cohort has (endpoints = {list(cohort.endpoints)!r} in [survival]).")
     return endpoints
 
@@ -339,6 +341,7 @@ def main_blocks(cfg: MainConfig, cohort: Cohort) -> list[Block]:
     return blocks
 
 
+@naming_scope
 def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     """Compute one block; a dict of what it adds to the :class:`RunState` (``rows``, ``fits``,
     ``hr_t``, ``estimands``, ``km``, its ``section``, or the sensitivity ``study``). ``announce``
@@ -346,19 +349,22 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     from . import analysis, response, sensitivity
     from .report.sensitivity import overlay_figures
 
+    if block.kind not in ("survival", "response", "sensitivity"):
+        raise ValueError(f"unknown block kind {block.kind!r}")
     say = announce or (lambda _m: None)
     cfg, cohort, design, prior_set, sampler = ctx.cfg, ctx.cohort, ctx.design, ctx.prior_set, ctx.sampler
+    name_endpoints(cohort.endpoint_names)  # also in a worker process
     state = RunState(cfg, cohort=cohort, design=design)
     if block.kind == "survival":
         endpoint = block.endpoint
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
         for strategy in cfg.survival.strategies:
-            say(f"{endpoint.upper()}: PWE model, adjustment '{strategy}'")
+            say(f"{endpoint_label(endpoint)}: PWE model, adjustment '{strategy}'")
             idata = fit_configured(cfg, cohort, endpoint, strategy, design, prior_set, sampler, cuts)
             state.add_survival_fit((endpoint, strategy), idata, cut_set=main_cut_label(cfg))
         tv = cfg.survival.time_varying_strategy
         if tv:
-            say(f"{endpoint.upper()}: time-varying HR(t), adjustment '{tv}'")
+            say(f"{endpoint_label(endpoint)}: time-varying HR(t), adjustment '{tv}'")
             state.hr_t[endpoint] = fit_configured(cfg, cohort, endpoint, tv, design, prior_set,
                                                   sampler, cuts, time_varying=True)
         section = report_main.survival_section(cohort, endpoint, state.summarise())
@@ -372,7 +378,7 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             state.fits[("orr", strategy)] = idata
             state.rows.extend(response.response_rows(idata, cohort.data_tier, cohort.name))
         section = report_main.response_section(cohort, state.summarise())
-    elif block.kind == "sensitivity":
+    else:  # sensitivity
         if block.steps:
             say("prior sensitivity: every prior set and cut-point set, tipping points")
         orr = block.endpoint == "orr"
@@ -385,8 +391,6 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
             psm_design_draws=cfg.survival.psm_design_draws, published=cfg.published.enabled)
         return {"study": study, "figures": overlay_figures(study)}
-    else:
-        raise ValueError(f"unknown block kind {block.kind!r}")
     return {"rows": state.rows, "fits": state.fits, "hr_t": state.hr_t,
             "estimands": state.estimands, "km": state.km, "section": section}
 
@@ -510,7 +514,7 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             pending.discard(i)
             results[i] = res
             b = blocks[i]
-            what = {"survival": f"{b.endpoint.upper()}: {b.steps} PWE models done",
+            what = {"survival": f"{endpoint_label(b.endpoint)}: {b.steps} PWE models done",
                     "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
                                  else "ORR: not fitted (the cohort has no response data)"),
                     "sensitivity": "prior sensitivity: every prior set and cut-point set, "
@@ -646,7 +650,7 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
     diag = None
     if state.reconstructed:
         label = report_main.reconstructed_label(rc)
-        diag = checks.diagnostics_table({f"{e.upper()}, reconstructed, {label}": v
+        diag = checks.diagnostics_table({f"{endpoint_label(e)}, reconstructed, {label}": v
                                          for e, v in state.reconstructed.items()})
         state.alerts.extend(checks.failures(diag))
     km = {e: checks.fit_km(v) for e, v in state.reconstructed.items()}
@@ -656,6 +660,7 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
 # ------------------------------------------------------------------------------ one fit
 
 
+@naming_scope
 def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None,
             prior="reference", overrides=(), seed=None, argv=None, echo=print,
             config_path=None) -> pd.DataFrame:
@@ -674,6 +679,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
     cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
+    name_endpoints(cohort.endpoint_names)
     reconstruct.check_strategy(cohort, adjust, endpoint)  # tier 'reconstructed': none only
     cohort = reconstruct.for_endpoint(cohort, endpoint)
     t0 = time.perf_counter()
@@ -692,7 +698,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                time_varying=cfg.survival.time_varying)
         rows = state.add_survival_fit((endpoint, adjust), idata, cut_set=main_cut_label(cfg))
         section = report_main.survival_section(cohort, endpoint, state.summarise())
-    echo(f"fitted {endpoint.upper()} ({adjust}) in {time.perf_counter() - t0:.1f} s")
+    echo(f"fitted {endpoint_label(endpoint)} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     state.rows = rows
     chk = checks.run_checks(cohort, state.fits, design=design, prior_set=prior_set,
                             sampler=sampler, seed=sampler.seed)
@@ -702,7 +708,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                             report_main.used_priors([idata])),
                 report_main.provenance_section(cfg, cohort, argv),
                 report_main.limitations_section(cohort, study=cohort.data_tier == "synthetic")]
-    html = rp.render(f"bayes-haic fit: {endpoint.upper()}, adjustment '{adjust}', {cohort.name}",
+    html = rp.render(f"bayes-haic fit: {endpoint_label(endpoint)}, adjustment '{adjust}', {cohort.name}",
                      sections, alerts=alerts, banner=rp.tier_banner(cohort))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,11 @@ time_unit = "months"    # unit of the time columns in your file: days, weeks, mo
 [data.arms]
 treated = "treated"
 control = "control"
+
+# If pfs_time/pfs_event hold another endpoint (relapse-, disease- or event-free survival),
+# name it for the reports (results.csv keeps the key pfs):
+# [data.endpoint_names]
+# pfs = { short = "RFS", long = "relapse-free survival" }
 '''
 
 PARTIAL_EXAMPLE = '''# An example of a partial prior file: it defines only the priors it changes; every other prior
@@ -68,7 +73,8 @@ What to edit:
    without progression data leaves `pfs_time`/`pfs_event` out: its analyses are of OS only,
    and the reports say so); an optional 0/1 `response`; numeric baseline covariates.
 2. **`main.toml`, `[data]`**: your file's column names under `[data.columns]`, the unit of its
-   times (`time_unit`; converted to months), the arm names for the reports (`[data.arms]`),
+   times (`time_unit`; converted to months), the arm names for the reports (`[data.arms]`), the
+   name of your second endpoint if it is not PFS (`[data.endpoint_names]`, e.g. RFS),
    the covariates of the propensity model. The rest (adjustment strategies, cut points, sampler)
    has working defaults; every key is validated.
 3. **`priors/`**: the prior sets this folder's configuration uses; a name given with `--prior`

@@ -35,6 +35,12 @@ The arms are named in reports by ``arms`` (treated, control): given by configura
 sidecar's ``"arms"`` (``{"treated": ..., "control": ...}``), else HAIC-LEN-P / LEN-P for the
 study's own (synthetic) cohort, else "treated" / "control".
 
+The survival endpoints keep the schema's keys (``os``, ``pfs``: columns, ``results.csv``, seeds),
+but a cohort whose second endpoint is relapse-free, disease-free or event-free survival names it
+(``endpoint_names``: ``{"pfs": ("RFS", "relapse-free survival")}``; ``[data.endpoint_names]`` in a
+configuration, the sidecar's ``"endpoint_names"``), and every label, heading and message of a run
+uses that name (:func:`name_endpoints`, :func:`endpoint_label`).
+
 plus any baseline covariate columns (numeric, no missing values), chosen by configuration: the
 ``--covariates`` option, else the ``covariates`` list of a sidecar file ``<cohort>.meta.json``,
 else every extra column. The sidecar also declares the data tier (``"data_tier": "synthetic"``);
@@ -49,7 +55,9 @@ message naming the file, the column, the lines (line 1 is the header) and what w
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -65,7 +73,10 @@ from .labels import ARM_LABELS, STUDY_ARMS  # noqa: F401  (the study's arm names
 REQUIRED_COLUMNS = ["id", "treatment", "os_time", "os_event", "pfs_time", "pfs_event", "response"]
 # each survival endpoint's (time, event) columns; a cohort has at least one of the pairs
 ENDPOINT_COLUMNS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
-ENDPOINT_NAMES = {"os": "overall survival", "pfs": "progression-free survival"}
+# each endpoint's report names (short, long) unless a cohort names its own (name_endpoints)
+ENDPOINT_NAMES = {"os": ("OS", "overall survival"), "pfs": ("PFS", "progression-free survival")}
+# the endpoint names in force for labels and messages (set per run by name_endpoints)
+_ENDPOINT_NAMING = contextvars.ContextVar("endpoint_naming", default=ENDPOINT_NAMES)
 GENERIC_ARMS = ("treated", "control")  # a user's cohort without arm names
 # months per unit of a cohort file's times
 TIME_UNITS = {"days": 12 / 365.25, "weeks": 7 * 12 / 365.25, "months": 1.0, "years": 12.0}
@@ -88,6 +99,8 @@ class Cohort:
     sha256: str
     meta: dict = field(default_factory=dict)
     arms: tuple = STUDY_ARMS  # report names of (treatment = 1, treatment = 0)
+    # report names (short, long) of the survival endpoints, e.g. {"pfs": ("RFS", "relapse-free survival")}
+    endpoint_names: dict = field(default_factory=lambda: dict(ENDPOINT_NAMES))
     columns: dict = field(default_factory=dict)  # schema name -> the file's column, if mapped
     time_unit: str = "months"  # unit of the file's times (converted to months on loading)
 
@@ -210,13 +223,15 @@ def _require_columns(path, wanted, available, phrase: str, what, suggest_from=No
 
 
 def load_cohort(path: str | Path, covariates=None, *, columns=None, time_unit: str = "months",
-                arms=None) -> Cohort:
+                arms=None, endpoint_names=None) -> Cohort:
     """Read and validate a cohort CSV; returns a :class:`Cohort` with typed columns.
 
     ``covariates`` is a list of column names (or a comma-separated string); ``None`` takes the
     sidecar's list, else every column beyond the required ones. ``columns`` maps schema names to
     the file's own (``{"treatment": "chemo"}``), ``time_unit`` is the unit of the file's times
-    (converted to months), ``arms`` the report names of (treated, control).
+    (converted to months), ``arms`` the report names of (treated, control), ``endpoint_names``
+    those of the survival endpoints (``{"pfs": ("RFS", "relapse-free survival")}``; else the
+    sidecar's, else OS and PFS).
     """
     path = Path(path)
     if not path.is_file():
@@ -227,13 +242,15 @@ def load_cohort(path: str | Path, covariates=None, *, columns=None, time_unit: s
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as a CSV file ({exc}).") from None
-    return _validate(raw, path, hashlib.sha256(data).hexdigest(), read_sidecar(path), covariates,
-                     columns, time_unit, arms)
+    meta = read_sidecar(path)
+    cohort = _validate(raw, path, hashlib.sha256(data).hexdigest(), meta, covariates, columns,
+                       time_unit, arms)
+    return dataclasses.replace(cohort, endpoint_names=_endpoint_names(endpoint_names, meta, path))
 
 
 def cohort_from_frame(frame: pd.DataFrame, covariates=None, *, columns=None,
                       time_unit: str = "months", arms=None, name: str = "data frame",
-                      data_tier: str = "user") -> Cohort:
+                      data_tier: str = "user", endpoint_names=None) -> Cohort:
     """A validated :class:`Cohort` from a pandas DataFrame (the Python API's route in).
 
     The same checks and options as :func:`load_cohort`; messages name ``name``, the frame's own
@@ -254,10 +271,11 @@ def cohort_from_frame(frame: pd.DataFrame, covariates=None, *, columns=None,
     digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
     token = _ROW_STYLE.set(("row", 1))
     try:
-        return _validate(raw, name, digest, {"data_tier": data_tier}, covariates, columns,
-                         time_unit, arms)
+        cohort = _validate(raw, name, digest, {"data_tier": data_tier}, covariates, columns,
+                           time_unit, arms)
     finally:
         _ROW_STYLE.reset(token)
+    return dataclasses.replace(cohort, endpoint_names=_endpoint_names(endpoint_names, {}, name))
 
 
 def _apply_columns(raw: pd.DataFrame, path, columns: dict) -> pd.DataFrame:
@@ -445,9 +463,74 @@ def _arm_names(arms, meta, tier, path) -> tuple:
     return tuple(a.strip() for a in arms)
 
 
+def _endpoint_names(given, meta, path) -> dict:
+    """{endpoint: (short, long)} report names: the schema's, overridden by the sidecar's
+    ``"endpoint_names"``, then by ``given`` (either as ``{"pfs": ("RFS", "relapse-free
+    survival")}`` or ``{"pfs": {"short": ..., "long": ...}}``)."""
+    names = dict(ENDPOINT_NAMES)
+    for source in (meta.get("endpoint_names"), given):
+        if source is None:
+            continue
+        if not isinstance(source, dict):
+            raise InputError(f"{path}: endpoint names: expected a table keyed by endpoint, e.g. "
+                             f"pfs = {{short = \"RFS\", long = \"relapse-free survival\"}}; "
+                             f"found {source!r}.")
+        for key, value in source.items():
+            if isinstance(value, dict):
+                value = (value.get("short"), value.get("long"))
+            ok = (key in ENDPOINT_COLUMNS and isinstance(value, (tuple, list)) and len(value) == 2
+                  and all(isinstance(v, str) and v.strip() for v in value)
+                  and len(value[0].strip()) <= 12 and len(value[1].strip()) <= 60)
+            if not ok:
+                raise InputError(
+                    f"{path}: endpoint names: expected, for an endpoint key among "
+                    f"{', '.join(ENDPOINT_COLUMNS)}, a short name (1-12 characters) and a long "
+                    "one (1-60), e.g. pfs = {short = \"RFS\", long = \"relapse-free survival\"}; "
+                    f"found {key!r} = {value!r}.")
+            names[key] = (value[0].strip(), value[1].strip())
+    shorts = [names[e][0].casefold() for e in ENDPOINT_COLUMNS]
+    if len(set(shorts)) < len(shorts):
+        raise InputError(f"{path}: endpoint names: the endpoints need different short names; "
+                         f"found {', '.join(f'{e} = {names[e][0]!r}' for e in ENDPOINT_COLUMNS)}.")
+    return names
+
+
+def naming_scope(fn):
+    """Decorator: ``fn`` runs in a copy of the current context, so :func:`name_endpoints` inside
+    it names the endpoints until it returns and never beyond. The commands, the main job and its
+    blocks (also in worker processes), the sensitivity job and the Python API's fits are
+    decorated and name the endpoints as their cohort does as soon as they have it."""
+
+    @functools.wraps(fn)
+    def scoped(*args, **kwargs):
+        return contextvars.copy_context().run(fn, *args, **kwargs)
+
+    return scoped
+
+
+def name_endpoints(names: dict) -> None:
+    """Let :func:`endpoint_label`, :func:`endpoint_name` and :func:`endpoint_title` use ``names``
+    (a cohort's ``endpoint_names``) for the rest of the enclosing :func:`naming_scope` (outside
+    any scope: for the rest of the Python session's context; the defaults are OS and PFS)."""
+    _ENDPOINT_NAMING.set({**ENDPOINT_NAMES, **(names or {})})
+
+
+def endpoint_label(endpoint: str) -> str:
+    """The short name of a survival endpoint (``"OS"``, ``"PFS"``, or the cohort's, e.g.
+    ``"RFS"``) for labels; an unknown key in upper case."""
+    names = _ENDPOINT_NAMING.get()
+    return names[endpoint][0] if endpoint in names else str(endpoint).upper()
+
+
+def endpoint_name(endpoint: str) -> str:
+    """The long name of a survival endpoint in lower case (``"overall survival"``)."""
+    names = _ENDPOINT_NAMING.get()
+    return names[endpoint][1] if endpoint in names else str(endpoint)
+
+
 def endpoint_title(endpoint: str) -> str:
     """``"Overall survival"`` for ``"os"`` (a report heading); an unknown key as given."""
-    name = ENDPOINT_NAMES.get(endpoint, endpoint)
+    name = endpoint_name(endpoint)
     return name[:1].upper() + name[1:]
 
 
@@ -458,15 +541,16 @@ def require_endpoint(cohort: Cohort, endpoint: str) -> None:
                          f"{endpoint!r}.")
     if endpoint in cohort.endpoints:
         return
+    label = {e: names[0] for e, names in cohort.endpoint_names.items()}
     if cohort.data_tier == "reconstructed":
         raise InputError(f"{cohort.path}: a reconstructed cohort of "
-                         f"{', '.join(e.upper() for e in cohort.endpoints)} only (its sidecar's "
-                         f"'endpoints'); expected one of them, not {endpoint.upper()}. Reconstruct "
-                         f"the {endpoint.upper()} figure with `bayes-haic reconstruct --endpoint "
+                         f"{', '.join(label[e] for e in cohort.endpoints)} only (its sidecar's "
+                         f"'endpoints'); expected one of them, not {label[endpoint]}. Reconstruct "
+                         f"the {label[endpoint]} figure with `bayes-haic reconstruct --endpoint "
                          f"{endpoint}`.")
     tcol, ecol = ENDPOINT_COLUMNS[endpoint]
-    have = " and ".join(e.upper() for e in cohort.endpoints)
-    raise InputError(f"{cohort.path}: no {ENDPOINT_NAMES[endpoint]} ({endpoint.upper()}) data: "
+    have = " and ".join(label[e] for e in cohort.endpoints)
+    raise InputError(f"{cohort.path}: no {cohort.endpoint_names[endpoint][1]} ({label[endpoint]}) data: "
                      f"columns {tcol} and {ecol} are missing or empty in every row, so this "
                      f"cohort has {have} only; expected an endpoint it has "
                      f"({', '.join(cohort.endpoints)}), or a file with {tcol} and {ecol}.")
@@ -506,8 +590,9 @@ def summarise_cohort(cohort: Cohort) -> pd.DataFrame:
         row = {"patients": len(g)}
         for e in cohort.endpoints:  # an endpoint without data has no rows here
             tcol, ecol = ENDPOINT_COLUMNS[e]
-            row[f"{e.upper()} events"] = int(g[ecol].sum())
-            row[f"median {e.upper()} (months, KM)"] = kaplan_meier_median(g[tcol], g[ecol])
+            label = cohort.endpoint_names[e][0]
+            row[f"{label} events"] = int(g[ecol].sum())
+            row[f"median {label} (months, KM)"] = kaplan_meier_median(g[tcol], g[ecol])
         row["ORR (%)"] = 100 * g.loc[evaluable, "response"].mean() if evaluable.any() else np.nan
         row["response not evaluable"] = int((~evaluable).sum())
         for c in cohort.covariates:

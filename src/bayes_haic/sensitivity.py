@@ -101,7 +101,7 @@ from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quan
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
 from .results import result_row
 from .sampling import SamplerSettings
-from .schema import require_endpoint
+from .schema import endpoint_label, require_endpoint
 
 DEFAULT_THRESHOLD = 0.95
 #: the baseline-hazard prior check: that prior's sd is multiplied by BASELINE_WIDEN, and a shift
@@ -540,7 +540,7 @@ class TippingPoint:
 
     def text(self) -> str:
         """The tipping point in plain words."""
-        who = f"{self.endpoint.upper()}" + (f" ({self.strategy})" if self.strategy else "")
+        who = f"{endpoint_label(self.endpoint)}" + (f" ({self.strategy})" if self.strategy else "")
         thr = f"{self.threshold:g}"
         if self.status == "already":
             return (f"{who}: P(HR < 1) is already below {thr} under the widest prior tried "
@@ -981,7 +981,7 @@ def run_sensitivity(
             for ci, cs in enumerate(cut_sets):
                 main = ci == 0
                 cuts = cs.cuts(cohort, endpoint)
-                say(f"sensitivity: {endpoint.upper()} '{strategy}', {cs.label}: fit under "
+                say(f"sensitivity: {endpoint_label(endpoint)} '{strategy}', {cs.label}: fit under "
                     f"'{base_set.label()}'")
                 try:
                     base_idata = fit(endpoint, strategy, cuts, base_set)
@@ -990,7 +990,7 @@ def run_sensitivity(
                         raise
                     # e.g. an IPTW bootstrap on a grid with an interval without events: the
                     # other cut sets still inform the study; say what was left out and why
-                    notes.append(f"{endpoint.upper()} '{strategy}', {cs.label}: not estimable "
+                    notes.append(f"{endpoint_label(endpoint)} '{strategy}', {cs.label}: not estimable "
                                  f"({err})")
                     say(f"sensitivity: {notes[-1]}")
                     continue
@@ -1018,7 +1018,7 @@ def run_sensitivity(
                 wide_set = widened_baseline(base_set)
                 if main and mcmc and wide_set is not None \
                         and BASELINE_KEY in str(base_idata.attrs.get("priors_used", "")):
-                    say(f"sensitivity: {endpoint.upper()} '{strategy}': baseline-hazard prior "
+                    say(f"sensitivity: {endpoint_label(endpoint)} '{strategy}': baseline-hazard prior "
                         f"widened {BASELINE_WIDEN:g}-fold")
                     rw = (psis_reweight(base_idata, base_set, wide_set, k_max=k_max, min_ess=min_ess)
                           if reweight else None)
@@ -1029,7 +1029,7 @@ def run_sensitivity(
                 tippable = (mcmc and not int(base_idata.attrs.get("design_draws", 1) or 1) > 1) \
                     or strategy == "iptw"
                 if main and tipping and tippable:
-                    say(f"sensitivity: {endpoint.upper()} '{strategy}': tipping point")
+                    say(f"sensitivity: {endpoint_label(endpoint)} '{strategy}': tipping point")
                     # the IPTW posterior is recombined from its cached bootstrap replicates at
                     # every s (a few ms), never reweighted from resampled draws
                     tips[(endpoint, strategy)] = patient_tipping(

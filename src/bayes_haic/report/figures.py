@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..labels import ARM_COLORS, ARM_LABELS, IMPORTANT_RD, STRATEGY_LABELS, STUDY_ARMS
 from ..labels import arm_names as _arm_names
 from ..labels import format_p_value as _fmt_p
+from ..schema import endpoint_label
 from .axes import finish_rd_axes, log_ratio_axis
 
 
@@ -59,7 +60,7 @@ def _km_vs_model(ax, km, endpoint, draws, title, arm_names=None) -> None:
     ax.set_xlim(0, times.max())
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("months")
-    ax.set_ylabel(f"{endpoint.upper()} probability")
+    ax.set_ylabel(f"{endpoint_label(endpoint)} probability")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=6.5, frameon=False)
 
@@ -394,5 +395,5 @@ def overlay_figure(rec) -> Figure:
         ax.set_xlabel("months")
         ax.set_title(f"{arm} (treatment = {rec.codes[arm]})", fontsize=9)
         ax.legend(fontsize=7, loc="lower left")
-    axes[0].set_ylabel(f"{rec.endpoint.upper()} probability")
+    axes[0].set_ylabel(f"{endpoint_label(rec.endpoint)} probability")
     return fig

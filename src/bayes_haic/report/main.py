@@ -19,7 +19,7 @@ from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
 from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT, TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
-from ..schema import ENDPOINT_COLUMNS, endpoint_title, summarise_cohort
+from ..schema import ENDPOINT_COLUMNS, endpoint_label, endpoint_title, summarise_cohort
 from . import figures
 from . import pages as rp
 
@@ -62,9 +62,9 @@ def cohort_section(cohort: Cohort) -> rp.Section:
 def missing_endpoints_text(cohort: Cohort, missing) -> str:
     """Says which survival endpoints a cohort has no data for, and that none is analysed."""
     cols = " and ".join(f"{ENDPOINT_COLUMNS[e][0]}/{ENDPOINT_COLUMNS[e][1]}" for e in missing)
-    names = " and ".join(e.upper() for e in missing)
+    names = " and ".join(endpoint_label(e) for e in missing)
     return (f"{cohort.name} has no {names} data (columns {cols} missing or empty in every row): "
-            f"every survival analysis here is of {' and '.join(e.upper() for e in cohort.endpoints)} "
+            f"every survival analysis here is of {' and '.join(endpoint_label(e) for e in cohort.endpoints)} "
             f"only, and no {names} result is shown or estimated.")
 
 
@@ -149,7 +149,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
 
     name = endpoint_title(endpoint)
     sec = rp.Section(endpoint, f"{name}: piecewise-exponential models", tier=cohort.data_tier,
-                     nav=endpoint.upper())
+                     nav=endpoint_label(endpoint))
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == endpoint}
     est = weights_estimand(state.design)
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
@@ -203,7 +203,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     if tv is not None:
         strategy = tv.attrs.get("adjustment", "")
         sec.add(rp.Figure.from_matplotlib(
-            figures.hr_over_time(tv, f"{endpoint.upper()}: HR(t), {label(strategy)}"),
+            figures.hr_over_time(tv, f"{endpoint_label(endpoint)}: HR(t), {label(strategy)}"),
             f"Non-proportional hazards check: interval-specific hazard ratio HR(t) (random walk "
             f"of the log-HR across intervals, prior set '{tv.attrs.get('prior', '')}'), "
             f"adjustment '{strategy}'. "
@@ -287,7 +287,7 @@ def published_comparison(state: RunState) -> pd.DataFrame:
     arms = (("treated", STUDY_ARMS[0]), ("control", STUDY_ARMS[1]))
     for endpoint in ("os", "pfs"):
         for arm, label in arms:
-            out.append({"quantity": f"median {endpoint.upper()} (months), {label}",
+            out.append({"quantity": f"median {endpoint.upper()} (months), {label}",  # the study's
                         "analysis set": "PSM",
                         "study (published)": ev.value(f"median_{endpoint}", analysis_set="PSM", arm=label),
                         "this analysis": ours(endpoint, f"median_{arm}", "psm")})
@@ -497,13 +497,13 @@ def reconstructed_section(rc, estimands: dict, diagnostics: pd.DataFrame | None,
         hr = summ[summ["quantity"] == "hr"].iloc[0]
         med = summ[summ["quantity"] == "median"].set_index("arm")
         rows.append({
-            "endpoint": e.upper(), "comparison": label,
+            "endpoint": endpoint_label(e), "comparison": label,
             "HR (95% CrI)": format_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": rp.format_probability(hr["probability"]),
             "median HAIC-LEN-P": format_ci(*med.loc["treated", ["median", "lower", "upper"]], 1),
             "median LEN-P": format_ci(*med.loc["control", ["median", "lower", "upper"]], 1),
             "study (published IPTW HR)": published_hr(e)})
-        panels.append((km[e], draws, f"{e.upper()}: {label}"))
+        panels.append((km[e], draws, f"{endpoint_label(e)}: {label}"))
     if rows:
         endpoints = list(estimands)
         sec.add(rp.Table(pd.DataFrame(rows), "Posterior HR (HAIC-LEN-P vs LEN-P) and medians "

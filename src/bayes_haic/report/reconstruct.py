@@ -6,13 +6,14 @@ from __future__ import annotations
 import pandas as pd
 
 from ..reconstruct import METHOD, PERCENT_THRESHOLD, RECONSTRUCTED_BANNER, Reconstruction
+from ..schema import endpoint_label
 from . import figures
 from . import pages as rp
 
 
 def accuracy_section(rec: Reconstruction, table: pd.DataFrame, *, figure: str = "") -> rp.Section:
     """A report section (tier ``reconstructed``) on one figure's reconstruction accuracy."""
-    name = rec.endpoint.upper()
+    name = endpoint_label(rec.endpoint)
     sec = rp.Section(f"accuracy-{rec.endpoint}", f"{name}: reconstruction accuracy",
                      tier="reconstructed", nav=f"{name} accuracy")
     sec.add(rp.Text(

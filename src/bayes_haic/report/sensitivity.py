@@ -13,6 +13,7 @@ from scipy import stats
 from .. import survival
 from ..importance import K_MAX, MIN_ESS
 from ..labels import format_ci_dash
+from ..schema import endpoint_label
 from ..sensitivity import SensitivityStudy
 from . import pages as rp
 from .axes import DENSE_TICKS, log_ratio_axis
@@ -49,7 +50,7 @@ def plot_overlay(study: SensitivityStudy, endpoint: str, strategy: str = "none")
     ax.set_ylim(0, top * 1.45)
     ax.set_xlabel(f"hazard ratio {study.arms[0]} vs {study.arms[1]} (log scale)")
     ax.set_ylabel("density per unit log(HR)")
-    ax.set_title(f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set, "
+    ax.set_title(f"{endpoint_label(endpoint)} ({strategy}): posterior of the HR under each prior set, "
                  f"{study.main_cut_set.label}", fontsize=9)
     ax.legend(fontsize=6.8, frameon=False, loc="upper left")
     return fig
@@ -63,7 +64,7 @@ def plot_tipping(points: dict, title: str, threshold: float):
     for i, t in enumerate(points.values()):
         color = f"C{i}"
         order = np.argsort(t.scales)
-        label = f"{t.endpoint.upper()}" + (f" ({t.strategy})" if t.strategy else "")
+        label = f"{endpoint_label(t.endpoint)}" + (f" ({t.strategy})" if t.strategy else "")
         if t.status == "tips":
             label += f": tipping s = {t.scale:.3g}"
         ax.plot(t.scales[order], t.p_benefit[order], color=color, lw=1.5, label=label)
@@ -95,7 +96,7 @@ def overlay_figures(study: SensitivityStudy) -> dict:
     passes them to :func:`sensitivity_section`."""
     return {(endpoint, strategy): rp.Figure.from_matplotlib(
                 plot_overlay(study, endpoint, strategy),
-                f"{endpoint.upper()} ({strategy}): posterior of the HR under each prior set (solid) "
+                f"{endpoint_label(endpoint)} ({strategy}): posterior of the HR under each prior set (solid) "
                 "and the prior on log(HR) (dashed).")
             for endpoint, strategy in dict.fromkeys((p.endpoint, p.strategy) for p in study.posteriors)}
 
@@ -145,11 +146,11 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
         def cell(arm):  # a dagger where the median is extrapolated (survival.extrapolation_note)
             note = p.median_note(arm, short=True)
             if note:
-                beyond.append(f"{p.endpoint.upper()}, {arm}, {p.prior_label}: {note}")
+                beyond.append(f"{endpoint_label(p.endpoint)}, {arm}, {p.prior_label}: {note}")
             return format_ci_dash(p.median_summary(arm)) + (" †" if note else "")
 
         if p.medians is not None:
-            meds.append({"endpoint": p.endpoint.upper(), "prior": p.prior_label,
+            meds.append({"endpoint": endpoint_label(p.endpoint), "prior": p.prior_label,
                          "median, treated (months)": cell("treated"),
                          "median, control (months)": cell("control"), "method": p.how})
     if meds:
@@ -238,7 +239,7 @@ def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
         return (f"{r['median_hr' + suffix]:.2f} ({r['lower_hr' + suffix]:.2f}-"
                 f"{r['upper_hr' + suffix]:.2f})")
 
-    rows = [{"endpoint": r["endpoint"].upper(), "strategy": r["strategy"], "prior set": r["prior"],
+    rows = [{"endpoint": endpoint_label(r["endpoint"]), "strategy": r["strategy"], "prior set": r["prior"],
              "baseline prior": r["baseline_prior"], "HR (95% CrI)": ci(r),
              "widened baseline prior": r["baseline_prior_widened"], "HR (95% CrI), widened": ci(r, "_widened"),
              "P(HR < 1)": f"{rp.format_probability(r['p_hr_below_1'])} -> "
@@ -252,7 +253,7 @@ def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
                        "times wider; shifts of the posterior quantiles of log HR in posterior sds")]
     hit = check[check["influential"]]
     if len(hit):
-        which = "; ".join(f"{r['endpoint'].upper()} '{r['strategy']}' ({ci(r)} -> {ci(r, '_widened')})"
+        which = "; ".join(f"{endpoint_label(r['endpoint'])} '{r['strategy']}' ({ci(r)} -> {ci(r, '_widened')})"
                           for r in hit.to_dict("records"))
         blocks.append(rp.Text(
             f"The baseline-hazard prior informs the hazard ratio of: {which}. Widening it "
