@@ -497,9 +497,11 @@ def _endpoint_names(given, meta, path) -> dict:
 
 def naming_scope(fn):
     """Decorator: ``fn`` runs in a copy of the current context, so :func:`name_endpoints` inside
-    it names the endpoints until it returns and never beyond. The commands, the main job and its
-    blocks (also in worker processes), the sensitivity job and the Python API's fits are
-    decorated and name the endpoints as their cohort does as soon as they have it."""
+    it names the endpoints until it returns and never beyond. The one-fit command
+    (:func:`~bayes_haic.pipeline.run_fit`), the main job and each of its blocks (also in a worker
+    process), the sensitivity job and :meth:`bayes_haic.api.FitResult.plot` are decorated and
+    name the endpoints as their cohort does as soon as they have it; other labels (the API's
+    ``repr``, ``check-cohort``) read ``cohort.endpoint_names`` directly."""
 
     @functools.wraps(fn)
     def scoped(*args, **kwargs):
