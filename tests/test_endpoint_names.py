@@ -19,10 +19,11 @@ from bayes_haic.schema import endpoint_label, load_cohort
 from test_pipeline import FAST
 
 COVARIATES = ["age", "ecog_1", "mvi"]
-RFS = '[data.endpoint_names]\npfs = {short = "RFS", long = "relapse-free survival"}\n'
-# what a page of an RFS cohort must never say (the study's PFS belongs to the published tier,
-# which these runs leave out)
-PFS_WORDS = re.compile(r"\bPFS\b|[Pp]rogression-free|[Pp]rogression")
+RFS = ('[data.endpoint_names]\npfs = {short = "RFS", long = "relapse-free survival"}\n'
+       'orr = {short = "CR", long = "complete response"}\n')
+# what a page of a cohort with RFS and complete response must never say, in any case (the
+# study's PFS and ORR belong to the published tier, which these runs leave out)
+PFS_WORDS = re.compile(r"\bpfs\b|progression|\borr\b|objective response", re.IGNORECASE)
 
 
 def _user_cohort(tmp_path):
@@ -42,8 +43,10 @@ def _config(tmp_path, cohort, names: bool, name="fast"):
 
 
 def _visible_text(html: str) -> str:
-    """A page's text without its embedded images (base64 can spell anything)."""
-    return re.sub(r"data:image/[a-z+]+;base64,[A-Za-z0-9+/=]+", "", html)
+    """What a reader sees of a page: its text without tags (links to ``pfs.html`` and embedded
+    images are not read), styles or scripts."""
+    html = re.sub(r"<(style|script)\b.*?</\1>", " ", html, flags=re.DOTALL)
+    return re.sub(r"<[^>]*>", " ", html)
 
 
 def test_names_come_from_the_sidecar_then_the_configuration(tmp_path):
@@ -54,7 +57,8 @@ def test_names_come_from_the_sidecar_then_the_configuration(tmp_path):
     assert load_cohort(path).endpoint_names["pfs"] == ("DFS", "disease-free survival")
     given = load_cohort(path, endpoint_names={"pfs": ("RFS", "relapse-free survival")})
     assert given.endpoint_names == {"os": ("OS", "overall survival"),
-                                    "pfs": ("RFS", "relapse-free survival")}
+                                    "pfs": ("RFS", "relapse-free survival"),
+                                    "orr": ("ORR", "objective response")}
 
 
 @pytest.mark.parametrize("names, expected", [
@@ -77,15 +81,15 @@ def test_a_bad_endpoint_name_in_a_configuration_or_option_is_refused(tmp_path, c
     cfg.write_text(cfg.read_text().replace("pfs = {short", "dfs = {short"))
     assert main(["check-cohort", "--config", str(cfg)]) == 2
     err = " ".join(capsys.readouterr().err.split())
-    assert str(cfg) in err and "data.endpoint_names.dfs" in err and "'os' or 'pfs'" in err
+    assert str(cfg) in err and "data.endpoint_names.dfs" in err and "'os', 'pfs' or 'orr'" in err
     assert main(["check-cohort", str(cohort), "--endpoint-name", "pfs=RFS"]) == 2
     assert "expected ENDPOINT=SHORT,LONG" in capsys.readouterr().err
 
 
 def test_a_renamed_endpoint_changes_labels_not_numbers(tmp_path, capsys):
     """The same seeded PFS fit (IPTW: its bootstrap and its checks' replicates are seeded) with
-    and without the names: results.csv and posterior identical; the RFS page and messages say
-    RFS and relapse-free survival and never PFS or progression."""
+    and without the names: results.csv identical; the RFS page and messages say RFS and
+    relapse-free survival and never PFS or progression; a response fit says CR, never ORR."""
     cohort = _user_cohort(tmp_path)
     plain = run_fit(cohort, "pfs", "iptw", tmp_path / "plain", config_path=_config(tmp_path, cohort, False),
                     echo=lambda m: None)
@@ -98,7 +102,14 @@ def test_a_renamed_endpoint_changes_labels_not_numbers(tmp_path, capsys):
     assert "RFS" in page and "Relapse-free survival" in page
     assert not PFS_WORDS.search(page), PFS_WORDS.search(page).group(0)
     assert any("fitted RFS (iptw)" in m for m in said)
+    run_fit(cohort, "orr", "none", tmp_path / "cr", config_path=_config(tmp_path, cohort, True),
+            echo=said.append)
+    page = _visible_text((tmp_path / "cr" / "report.html").read_text())
+    assert "CR risk difference" in page and "Complete response" in page
+    assert not PFS_WORDS.search(page), PFS_WORDS.search(page).group(0)
+    assert any("fitted CR (none)" in m for m in said)
     # the checks' numbers (seeded by the schema key) are those of the plain page
+    page = _visible_text((tmp_path / "named" / "report.html").read_text())
     plain_page = _visible_text((tmp_path / "plain" / "report.html").read_text())
     numbers = re.compile(r"\d+\.\d+")
     assert numbers.findall(page.split("Model checks")[-1])[:40] == \
@@ -144,4 +155,5 @@ def test_the_main_job_of_an_rfs_cohort_never_says_pfs(tmp_path):
         hit = PFS_WORDS.search(text)
         assert hit is None, f"{page.name}: {text[max(hit.start() - 80, 0):hit.end() + 80]}"
     assert "RFS" in (tmp_path / "named" / "pfs.html").read_text()
+    assert "Complete response" in (tmp_path / "named" / "response.html").read_text()
     assert not any(PFS_WORDS.search(m) for m in said), [m for m in said if PFS_WORDS.search(m)]

@@ -63,8 +63,8 @@ class DataConfig(_Strict):
     columns: dict[str, str] = {}
     time_unit: TimeUnit = "months"  # unit of os_time / pfs_time in the file (converted to months)
     arms: ArmLabels | None = None  # None: the cohort sidecar's names, else defaults
-    # names of the survival endpoints in reports (keys os, pfs); unnamed: the sidecar's, else OS/PFS
-    endpoint_names: dict[Literal["os", "pfs"], EndpointName] = {}
+    # names of the endpoints in reports (keys os, pfs, orr); unnamed: the sidecar's, else OS/PFS/ORR
+    endpoint_names: dict[Literal["os", "pfs", "orr"], EndpointName] = {}
 
     @field_validator("columns")
     @classmethod

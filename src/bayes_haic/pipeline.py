@@ -370,9 +370,9 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
         section = report_main.survival_section(cohort, endpoint, state.summarise())
     elif block.kind == "response":
         if not cohort.has_response and cfg.response.strategies:
-            say("ORR: not fitted (the cohort has no response data)")
+            say(f"{endpoint_label('orr')}: not fitted (the cohort has no response data)")
         for strategy in cfg.response.strategies if cohort.has_response else ():
-            say(f"ORR: response model, adjustment '{strategy}'")
+            say(f"{endpoint_label('orr')}: response model, adjustment '{strategy}'")
             idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=prior_set,
                                      sampler=sampler, n_boot=cfg.survival.bootstrap_draws)
             state.fits[("orr", strategy)] = idata
@@ -515,8 +515,9 @@ def run_blocks(ctx: BlockContext, blocks: list[Block], processes: int, progress:
             results[i] = res
             b = blocks[i]
             what = {"survival": f"{endpoint_label(b.endpoint)}: {b.steps} PWE models done",
-                    "response": (f"ORR: {b.steps} response model(s) done" if ctx.cohort.has_response
-                                 else "ORR: not fitted (the cohort has no response data)"),
+                    "response": (f"{endpoint_label('orr')}: {b.steps} response model(s) done"
+                                 if ctx.cohort.has_response else f"{endpoint_label('orr')}: not "
+                                 "fitted (the cohort has no response data)"),
                     "sensitivity": "prior sensitivity: every prior set and cut-point set, "
                                    "tipping points, done"}[b.kind]
             if b.steps:

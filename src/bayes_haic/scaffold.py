@@ -38,10 +38,11 @@ time_unit = "months"    # unit of the time columns in your file: days, weeks, mo
 treated = "treated"
 control = "control"
 
-# If pfs_time/pfs_event hold another endpoint (relapse-, disease- or event-free survival),
-# name it for the reports (results.csv keeps the key pfs):
+# If pfs_time/pfs_event hold another endpoint (relapse-, disease- or event-free survival) or
+# response is not objective response, name them for the reports (results.csv keeps the keys):
 # [data.endpoint_names]
 # pfs = { short = "RFS", long = "relapse-free survival" }
+# orr = { short = "CR", long = "complete response" }
 '''
 
 PARTIAL_EXAMPLE = '''# An example of a partial prior file: it defines only the priors it changes; every other prior
@@ -74,7 +75,7 @@ What to edit:
    and the reports say so); an optional 0/1 `response`; numeric baseline covariates.
 2. **`main.toml`, `[data]`**: your file's column names under `[data.columns]`, the unit of its
    times (`time_unit`; converted to months), the arm names for the reports (`[data.arms]`), the
-   name of your second endpoint if it is not PFS (`[data.endpoint_names]`, e.g. RFS),
+   names of your endpoints if they are not PFS and ORR (`[data.endpoint_names]`, e.g. RFS, CR),
    the covariates of the propensity model. The rest (adjustment strategies, cut points, sampler)
    has working defaults; every key is validated.
 3. **`priors/`**: the prior sets this folder's configuration uses; a name given with `--prior`

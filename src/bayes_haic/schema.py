@@ -35,11 +35,13 @@ The arms are named in reports by ``arms`` (treated, control): given by configura
 sidecar's ``"arms"`` (``{"treated": ..., "control": ...}``), else HAIC-LEN-P / LEN-P for the
 study's own (synthetic) cohort, else "treated" / "control".
 
-The survival endpoints keep the schema's keys (``os``, ``pfs``: columns, ``results.csv``, seeds),
-but a cohort whose second endpoint is relapse-free, disease-free or event-free survival names it
-(``endpoint_names``: ``{"pfs": ("RFS", "relapse-free survival")}``; ``[data.endpoint_names]`` in a
-configuration, the sidecar's ``"endpoint_names"``), and every label, heading and message of a run
-uses that name (:func:`name_endpoints`, :func:`endpoint_label`).
+The endpoints keep the schema's keys (``os``, ``pfs``, ``orr`` for the binary ``response``:
+columns, ``results.csv``, seeds), but a cohort whose second survival endpoint is relapse-free,
+disease-free or event-free survival, or whose response is complete response, names it
+(``endpoint_names``: ``{"pfs": ("RFS", "relapse-free survival"), "orr": ("CR", "complete
+response")}``; ``[data.endpoint_names]`` in a configuration, the sidecar's ``"endpoint_names"``),
+and every label, heading and message of a run uses that name (:func:`name_endpoints`,
+:func:`endpoint_label`).
 
 plus any baseline covariate columns (numeric, no missing values), chosen by configuration: the
 ``--covariates`` option, else the ``covariates`` list of a sidecar file ``<cohort>.meta.json``,
@@ -74,7 +76,8 @@ REQUIRED_COLUMNS = ["id", "treatment", "os_time", "os_event", "pfs_time", "pfs_e
 # each survival endpoint's (time, event) columns; a cohort has at least one of the pairs
 ENDPOINT_COLUMNS = {"os": ("os_time", "os_event"), "pfs": ("pfs_time", "pfs_event")}
 # each endpoint's report names (short, long) unless a cohort names its own (name_endpoints)
-ENDPOINT_NAMES = {"os": ("OS", "overall survival"), "pfs": ("PFS", "progression-free survival")}
+ENDPOINT_NAMES = {"os": ("OS", "overall survival"), "pfs": ("PFS", "progression-free survival"),
+                  "orr": ("ORR", "objective response")}
 # the endpoint names in force for labels and messages (set per run by name_endpoints)
 _ENDPOINT_NAMING = contextvars.ContextVar("endpoint_naming", default=ENDPOINT_NAMES)
 GENERIC_ARMS = ("treated", "control")  # a user's cohort without arm names
@@ -478,20 +481,20 @@ def _endpoint_names(given, meta, path) -> dict:
         for key, value in source.items():
             if isinstance(value, dict):
                 value = (value.get("short"), value.get("long"))
-            ok = (key in ENDPOINT_COLUMNS and isinstance(value, (tuple, list)) and len(value) == 2
+            ok = (key in ENDPOINT_NAMES and isinstance(value, (tuple, list)) and len(value) == 2
                   and all(isinstance(v, str) and v.strip() for v in value)
                   and len(value[0].strip()) <= 12 and len(value[1].strip()) <= 60)
             if not ok:
                 raise InputError(
                     f"{path}: endpoint names: expected, for an endpoint key among "
-                    f"{', '.join(ENDPOINT_COLUMNS)}, a short name (1-12 characters) and a long "
+                    f"{', '.join(ENDPOINT_NAMES)}, a short name (1-12 characters) and a long "
                     "one (1-60), e.g. pfs = {short = \"RFS\", long = \"relapse-free survival\"}; "
                     f"found {key!r} = {value!r}.")
             names[key] = (value[0].strip(), value[1].strip())
-    shorts = [names[e][0].casefold() for e in ENDPOINT_COLUMNS]
+    shorts = [names[e][0].casefold() for e in ENDPOINT_NAMES]
     if len(set(shorts)) < len(shorts):
         raise InputError(f"{path}: endpoint names: the endpoints need different short names; "
-                         f"found {', '.join(f'{e} = {names[e][0]!r}' for e in ENDPOINT_COLUMNS)}.")
+                         f"found {', '.join(f'{e} = {names[e][0]!r}' for e in ENDPOINT_NAMES)}.")
     return names
 
 
@@ -562,7 +565,8 @@ def require_response(cohort: Cohort) -> None:
     """InputError unless some patient of ``cohort`` has an evaluated response (0 or 1)."""
     if not cohort.has_response:
         raise InputError(f"{cohort.path}: no response data (the response column is missing or "
-                         "empty in every row), so no response (ORR) model can be fitted; "
+                         f"empty in every row), so no response ({cohort.endpoint_names['orr'][0]}) "
+                         "model can be fitted; "
                          "expected a survival endpoint it has "
                          f"({', '.join(cohort.endpoints)}), or a file with a 0/1 response column.")
 
@@ -595,7 +599,8 @@ def summarise_cohort(cohort: Cohort) -> pd.DataFrame:
             label = cohort.endpoint_names[e][0]
             row[f"{label} events"] = int(g[ecol].sum())
             row[f"median {label} (months, KM)"] = kaplan_meier_median(g[tcol], g[ecol])
-        row["ORR (%)"] = 100 * g.loc[evaluable, "response"].mean() if evaluable.any() else np.nan
+        row[f"{cohort.endpoint_names['orr'][0]} (%)"] = (100 * g.loc[evaluable, "response"].mean()
+                                                         if evaluable.any() else np.nan)
         row["response not evaluable"] = int((~evaluable).sum())
         for c in cohort.covariates:
             row[f"mean {c}"] = g[c].mean()

@@ -1043,7 +1043,7 @@ def run_sensitivity(
         for strategy in orr_strategies:
             t0 = time.perf_counter()
             for ps in sets:
-                say(f"sensitivity: ORR '{strategy}' under '{ps.label()}'")
+                say(f"sensitivity: {endpoint_label('orr')} '{strategy}' under '{ps.label()}'")
                 n_fits[0] += 1
                 idata = analysis.fit_orr(cohort, strategy, design=design, prior_set=ps,
                                          sampler=sampler, n_boot=n_boot)

@@ -41,7 +41,7 @@ def _survival_ppc_figure(endpoint: str, ppcs: list, arms) -> rp.Figure:
 
 def _response_ppc_figure(ppcs: list, arms) -> rp.Figure:
     return rp.Figure.from_matplotlib(figures.plot_response_ppc(ppcs, arm_names=arms),
-                                     "Objective response: replicate proportions per arm "
+                                     f"{endpoint_title('orr')}: replicate proportions per arm "
                                      "(histograms) and the observed proportion (lines).")
 
 
@@ -128,7 +128,7 @@ def checks_section(checks: Checks, cohort, fits: dict, drawn: dict | None = None
         tab["adjustment"] = [STRATEGY_LABELS.get(a, a) for a in tab["adjustment"]]
         tab["arm"] = [names[a] for a in tab["arm"]]
         tab = tab.rename(columns=RESPONSE_PPC_COLUMNS)
-        sec.add(rp.Table(tab, "Objective response: observed proportion of responders (IPT-weighted "
+        sec.add(rp.Table(tab, f"{endpoint_title('orr')}: observed proportion of responders (IPT-weighted "
                          "for IPTW) vs posterior predictive replicates. Models with one parameter "
                          "per arm reproduce the arm totals by construction; p-values near 1 are "
                          "expected there."))

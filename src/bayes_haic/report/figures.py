@@ -204,7 +204,8 @@ def plot_rd(fits, labels=None, arm_names=None):
             f"P(RD>{IMPORTANT_RD:g}) = {np.mean(x > IMPORTANT_RD):.2f}",
         )
     treated, control = arm_names or STUDY_ARMS
-    finish_rd_axes(ax, f"ORR risk difference, {treated} - {control} (marginal)", IMPORTANT_RD)
+    finish_rd_axes(ax, f"{endpoint_label('orr')} risk difference, {treated} - {control} (marginal)",
+                   IMPORTANT_RD)
     return fig
 
 

@@ -232,7 +232,8 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
 def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     """The response page from the ORR fits in ``state`` and their summaries
     (:meth:`bayes_haic.pipeline.RunState.summarise`)."""
-    sec = rp.Section("response", "Objective response", tier=cohort.data_tier, nav="Response")
+    sec = rp.Section("response", endpoint_title("orr"), tier=cohort.data_tier, nav="Response")
+    rate = endpoint_label("orr")
     fits = {k[1]: v for k, v in state.fits.items() if k[0] == "orr"}
     if not cohort.has_response:
         sec.add(rp.Text(f"{cohort.name} has no response data (the response column is empty in "
@@ -245,8 +246,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
         s = state.estimands[("orr", strategy)]
         rows.append({
             "adjustment": label(strategy),
-            f"ORR {cohort.arms[0]}": format_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
-            f"ORR {cohort.arms[1]}": format_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
+            f"{rate} {cohort.arms[0]}": format_ci(s["p_treated_median"], s["p_treated_lower"], s["p_treated_upper"]),
+            f"{rate} {cohort.arms[1]}": format_ci(s["p_control_median"], s["p_control_lower"], s["p_control_upper"]),
             "risk difference": format_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": format_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
             "P(RD > 0)": rp.format_probability(s["p_rd_above_0"]),
@@ -261,7 +262,7 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     if fits:
         sec.add(rp.Figure.from_matplotlib(
             figures.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms),
-            "Posterior of the ORR risk difference by adjustment strategy."))
+            f"Posterior of the {rate} risk difference by adjustment strategy."))
     return sec
 
 
@@ -330,8 +331,11 @@ def summary_section(state: RunState) -> rp.Section:
         + (" Rows with tier 'reconstructed' come from pseudo-patients rebuilt from the "
            "study's published Kaplan-Meier figures (not its patient data)."
            if state.reconstructed else "")
-        + " prob_benefit is P(HR < 1) for hazard ratios and P(RD > 0) for the ORR difference."))
-    key = pd.concat([pub[keep], pat[keep]])
+        + " prob_benefit is P(HR < 1) for hazard ratios and P(RD > 0) for the "
+        + f"{endpoint_label('orr')} difference."))
+    # the study's endpoints by their names, the cohort's by the names it gives them
+    key = pd.concat([pub[keep].assign(endpoint=pub["endpoint"].str.upper()),
+                     pat[keep].assign(endpoint=pat["endpoint"].map(endpoint_label))])
     key["prob_benefit"] = key["prob_benefit"].map(rp.format_probability)
     sec.add(rp.Table(key, "Key posteriors (median, 95% credible interval)"))
     # the study's published numbers belong beside its own (synthetic) cohort and its

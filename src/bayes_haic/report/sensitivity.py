@@ -13,7 +13,7 @@ from scipy import stats
 from .. import survival
 from ..importance import K_MAX, MIN_ESS
 from ..labels import format_ci_dash
-from ..schema import endpoint_label
+from ..schema import endpoint_label, endpoint_title
 from ..sensitivity import SensitivityStudy
 from . import pages as rp
 from .axes import DENSE_TICKS, log_ratio_axis
@@ -130,6 +130,7 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
                         "conclusions would depend on the priors, not what the study found.", "warning"))
     table = study.table()
     show = table[table["cut_set"] == main.label].copy()
+    show["endpoint"] = show["endpoint"].map(endpoint_label)
     show["HR (95% CrI)"] = [format_ci_dash(r) for r in show.to_dict("records")]
     for col in ("p_hr_below_1", "p_hr_below_0.7"):
         show[col] = show[col].map(rp.format_probability)
@@ -162,16 +163,16 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
     if study.orr:
         orr = [{"strategy": r.strategy, "prior": r.prior_set.label(),
                 "prior on log OR": str(r.prior_set.get("response.log_or")),
-                "ORR difference (95% CrI)": format_ci_dash(r.summary()),
+                f"{endpoint_label('orr')} difference (95% CrI)": format_ci_dash(r.summary()),
                 "P(RD > 0)": rp.format_probability(r.summary()["p_rd_above_0"]),
                 "method": r.method} for r in study.orr]
-        sec.add(rp.Table(pd.DataFrame(orr), "Objective response: risk difference (treated minus "
-                         "control) under each prior set, for the study's PSM and IPTW analyses"))
+        sec.add(rp.Table(pd.DataFrame(orr), f"{endpoint_title('orr')}: risk difference (treated "
+                         "minus control) under each prior set and adjustment strategy"))
     sec.add(*(overlay_figures(study) if overlays is None else overlays).values())
     if len(study.cut_sets) > 1:
         wide = []
         for (endpoint, strategy, cut), g in table.groupby(["endpoint", "strategy", "cut_set"], sort=False):
-            row = {"endpoint": endpoint, "strategy": strategy, "cut points": cut}
+            row = {"endpoint": endpoint_label(endpoint), "strategy": strategy, "cut points": cut}
             for r in g.to_dict("records"):
                 row[r["prior"]] = f"{format_ci_dash(r)}; P(HR<1) {rp.format_probability(r['p_hr_below_1'])}; " + (
                     r["method"].replace("PSIS reweighting", "PSIS"))
@@ -183,6 +184,7 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
         ps = study.psens.rename(columns={
             "prior_log_hr": "prior sensitivity (log-HR prior)",
             "prior_all": "prior sensitivity (all priors)", "likelihood": "likelihood sensitivity"})
+        ps = ps.assign(endpoint=ps["endpoint"].map(endpoint_label)) if "endpoint" in ps else ps
         sec.add(rp.Table(ps.drop(columns=["variable", "priors_scaled"]),
                          f"Power-scaling sensitivity of the posterior of log HR ({main.label}; "
                          "Kallioinen et al. 2023, az.psens). Values >= 0.05 mean the component "
@@ -199,6 +201,7 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
             columns={"z": "difference / MCSE", "reliable": "reliable (k, ESS)", "pareto_k": "Pareto k",
                      "psis_ess": "PSIS ESS", "median_hr_reweighted": "median HR reweighted",
                      "median_hr_refit": "median HR refit"})
+        rc["endpoint"] = rc["endpoint"].map(endpoint_label)
         sec.add(rp.Table(rc, "Check of the reweighting on the main cut set: median HR by PSIS "
                          "reweighting of the first prior's fit against a refit (difference in "
                          "units of its Monte Carlo standard error)"))
