@@ -134,7 +134,8 @@ def test_the_api_names_the_endpoint(tmp_path):
     with pytest.raises(InputError) as err:
         bh.fit(frame, endpoint="os", adjust="none", covariates=COVARIATES, config=cfg,
                endpoint_names={"pfs": ("EFS", "event-free survival")})
-    assert "has EFS only" in " ".join(str(err.value).split())
+    msg = " ".join(str(err.value).split())
+    assert "has EFS only" in msg and "expected an endpoint it has (pfs = EFS)" in msg
 
 
 @pytest.mark.slow

@@ -558,7 +558,15 @@ def require_endpoint(cohort: Cohort, endpoint: str) -> None:
     raise InputError(f"{cohort.path}: no {cohort.endpoint_names[endpoint][1]} ({label[endpoint]}) data: "
                      f"columns {tcol} and {ecol} are missing or empty in every row, so this "
                      f"cohort has {have} only; expected an endpoint it has "
-                     f"({', '.join(cohort.endpoints)}), or a file with {tcol} and {ecol}.")
+                     f"({_endpoint_keys(cohort)}), or a file with {tcol} and {ecol}.")
+
+
+def _endpoint_keys(cohort: Cohort) -> str:
+    """``"os, pfs = RFS"``: the keys of the survival endpoints ``cohort`` has, as a fit is asked
+    for them, each with the cohort's name for it when that is not the key in capitals."""
+    return ", ".join(e + (f" = {cohort.endpoint_names[e][0]}"
+                          if cohort.endpoint_names[e][0] != e.upper() else "")
+                     for e in cohort.endpoints)
 
 
 def require_response(cohort: Cohort) -> None:
@@ -568,7 +576,7 @@ def require_response(cohort: Cohort) -> None:
                          f"empty in every row), so no response ({cohort.endpoint_names['orr'][0]}) "
                          "model can be fitted; "
                          "expected a survival endpoint it has "
-                         f"({', '.join(cohort.endpoints)}), or a file with a 0/1 response column.")
+                         f"({_endpoint_keys(cohort)}), or a file with a 0/1 response column.")
 
 
 def kaplan_meier_median(time, event) -> float:
