@@ -158,3 +158,25 @@ def test_the_main_job_of_an_rfs_cohort_never_says_pfs(tmp_path):
     assert "RFS" in (tmp_path / "named" / "pfs.html").read_text()
     assert "Complete response" in (tmp_path / "named" / "response.html").read_text()
     assert not any(PFS_WORDS.search(m) for m in said), [m for m in said if PFS_WORDS.search(m)]
+
+
+def test_the_published_tier_keeps_the_study_s_names_in_a_named_run():
+    """In a run that names pfs RFS, the published tier's tipping points (the study's real
+    numbers) still say PFS; the cohort's say RFS."""
+    import numpy as np
+
+    from bayes_haic.schema import name_endpoints, naming_scope
+    from bayes_haic.sensitivity import TippingPoint
+
+    def curve(tier):
+        return TippingPoint(tier, "pfs", "iptw", 0.95, np.array([0.5, 1.0]), np.array([0.97, 0.99]),
+                            np.zeros(2), ["closed form"] * 2, 0.4)
+
+    @naming_scope
+    def texts():
+        name_endpoints({"pfs": ("RFS", "relapse-free survival")})
+        return curve("published").text(), curve("user").text()
+
+    published, user = texts()
+    assert published.startswith("PFS (iptw)") and user.startswith("RFS (iptw)")
+    assert endpoint_label("pfs") == "PFS"  # the scope ended with the function

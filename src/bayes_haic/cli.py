@@ -48,9 +48,10 @@ def data_options(f):
                      "--arms 'chemo,no chemo'."),
         click.option("--endpoint-name", "endpoint_names", multiple=True,
                      metavar="ENDPOINT=SHORT,LONG",
-                     help="Name a survival endpoint in reports, e.g. --endpoint-name "
+                     help="Name an endpoint (os, pfs, orr) in reports, e.g. --endpoint-name "
                      "'pfs=RFS,relapse-free survival' when pfs_time/pfs_event hold relapse-free "
-                     "survival (repeatable; adds to [data.endpoint_names])."),
+                     "survival, 'orr=CR,complete response' (repeatable; adds to "
+                     "[data.endpoint_names])."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -131,7 +132,8 @@ def _prior_name(prior, cfg):
               help="Configuration TOML whose [data] column mapping, time unit, arm names and "
               "covariates apply.")
 @data_options
-def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms, endpoint_names):
+def check_cohort(file, cohort_option, covariates, config_path, columns, time_unit, arms,
+                 endpoint_names):
     """Validate a cohort CSV (FILE or --cohort; default: the configuration's) and print a
     per-arm summary table."""
     from .schema import ENDPOINT_COLUMNS, load_cohort, summarise_cohort

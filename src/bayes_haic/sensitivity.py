@@ -538,9 +538,15 @@ class TippingPoint:
     base_label: str = ""
     detail: str = ""  # e.g. the published HR and SE
 
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint's short name: the study's (OS, PFS) for the published tier, else as the
+        cohort names it."""
+        return self.endpoint.upper() if self.data_tier == "published" else endpoint_label(self.endpoint)
+
     def text(self) -> str:
         """The tipping point in plain words."""
-        who = f"{endpoint_label(self.endpoint)}" + (f" ({self.strategy})" if self.strategy else "")
+        who = self.endpoint_name + (f" ({self.strategy})" if self.strategy else "")
         thr = f"{self.threshold:g}"
         if self.status == "already":
             return (f"{who}: P(HR < 1) is already below {thr} under the widest prior tried "

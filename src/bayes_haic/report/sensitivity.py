@@ -64,7 +64,7 @@ def plot_tipping(points: dict, title: str, threshold: float):
     for i, t in enumerate(points.values()):
         color = f"C{i}"
         order = np.argsort(t.scales)
-        label = f"{endpoint_label(t.endpoint)}" + (f" ({t.strategy})" if t.strategy else "")
+        label = t.endpoint_name + (f" ({t.strategy})" if t.strategy else "")
         if t.status == "tips":
             label += f": tipping s = {t.scale:.3g}"
         ax.plot(t.scales[order], t.p_benefit[order], color=color, lw=1.5, label=label)
