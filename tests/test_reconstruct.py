@@ -296,6 +296,26 @@ def test_reconstruct_command_writes_a_labelled_cohort_and_an_accuracy_report(tmp
                                     "median_months", "total_events"}
     assert (acc.loc[acc["quantity"] == "n_risk", "difference"] == 0).all()
     assert main(["check-cohort", str(out)]) == 0
+    assert cohort.arms == ("HAIC-LEN-P", "LEN-P")  # the figure's arm names
+
+
+def test_another_study_s_figure_keeps_its_arm_names(tmp_path, capsys):
+    """Curves of another trial (Sorafenib vs Placebo) give a cohort whose arms carry those names
+    on every page, not this package's study's HAIC-LEN-P and LEN-P; [data.arms] can rename."""
+    rename = lambda text: text.replace("HAIC-LEN-P", "Sorafenib").replace("LEN-P", "Placebo")  # noqa: E731
+    p, r = files(tmp_path, rename(POINTS), rename(RISK))
+    out = tmp_path / "other.csv"
+    assert main(["reconstruct", "--points", str(p), "--at-risk", str(r), "--treated", "Sorafenib",
+                 "--out", str(out)]) == 0
+    assert load_cohort(out).arms == ("Sorafenib", "Placebo")
+    assert load_cohort(out, arms=("S", "P")).arms == ("S", "P")
+    assert main(["fit", "--cohort", str(out), "--endpoint", "os", "--adjust", "none",
+                 "--out", str(tmp_path / "fit")]) == 0
+    page = (tmp_path / "fit" / "report.html").read_text()
+    assert "Sorafenib" in page and "HAIC-LEN-P" not in page and "LEN-P" not in page
+    capsys.readouterr()
+    assert main(["check-cohort", str(out)]) == 0
+    assert "Sorafenib" in capsys.readouterr().out
 
 
 def test_two_figures_give_unpaired_rows_per_endpoint(tmp_path):

@@ -634,9 +634,10 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
     :func:`bayes_haic.schema.load_cohort`): each row belongs to one endpoint of the sidecar's
     ``endpoints`` (its time and event filled, the other endpoint's empty); no covariates, no
     response. Returns a :class:`~bayes_haic.schema.Cohort`."""
-    from .schema import ARM_LABELS, Cohort, check_binary, fail_rows, numeric_column
+    from .schema import Cohort, check_binary, fail_rows, numeric_column
 
     path = Path(path)
+    arms = reconstructed_arms(meta)
     if covariates:
         raise InputError(f"{path}: covariates {covariates!r} requested, but a cohort "
                          "reconstructed from a Kaplan-Meier figure (tier 'reconstructed') has "
@@ -650,7 +651,7 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
     if (ids == "").any() or ids.duplicated().any():
         fail_rows(path, "id", (ids == "") | ids.duplicated(keep=False), "unique patient identifiers")
     out = pd.DataFrame({"id": ids})
-    out["treatment"] = numeric_column(raw, "treatment", path, "1 (HAIC-LEN-P) or 0 (LEN-P)")
+    out["treatment"] = numeric_column(raw, "treatment", path, f"1 ({arms[0]}) or 0 ({arms[1]})")
     check_binary(out["treatment"], path, "treatment")
     filled = {}
     for e, (tcol, ecol) in ENDPOINT_COLUMNS.items():
@@ -676,13 +677,28 @@ def load_reconstructed(path, raw: pd.DataFrame, meta: dict, digest: str, covaria
         fail_rows(path, "response", raw["response"].str.strip() != "", "empty cells (a "
               "reconstructed cohort has no response data)")
     for e in endpoints:
-        for arm, label in ARM_LABELS.items():
+        for arm, label in ((1, arms[0]), (0, arms[1])):
             if not ((out["treatment"] == arm) & filled[e]).any():
                 raise InputError(f"{path}: column 'treatment': no {e.upper()} row has treatment "
                                  f"= {arm} ({label}); expected both arms for every endpoint of "
                                  "the sidecar.")
     out["treatment"] = out["treatment"].astype(int)
-    return Cohort(out, [], str(path), "reconstructed", digest, meta)
+    return Cohort(out, [], str(path), "reconstructed", digest, meta, arms=arms)
+
+
+def reconstructed_arms(meta: dict) -> tuple:
+    """(treated, control): the names of the arms in the digitised figures of a reconstructed
+    cohort (its sidecar's ``"arms"``, per endpoint ``{name: treatment code}``; the first
+    endpoint's when figures name them differently), else "treated" and "control". The study's
+    own figures give HAIC-LEN-P and LEN-P; another study's figures give its arms."""
+    from .schema import GENERIC_ARMS
+
+    for codes in (meta.get("arms") or {}).values():
+        if isinstance(codes, dict):
+            by_code = {v: str(k) for k, v in codes.items()}
+            if set(by_code) == {0, 1}:
+                return by_code[1], by_code[0]
+    return GENERIC_ARMS
 
 
 def for_endpoint(cohort, endpoint: str):

@@ -360,7 +360,10 @@ def _validate_mapped(raw, path, digest, meta, covariates, columns, time_unit, ar
     if meta.get("data_tier") == "reconstructed":  # pseudo-patients from a KM figure
         from .reconstruct import load_reconstructed
 
-        return load_reconstructed(path, raw, meta, digest, covariates)
+        cohort = load_reconstructed(path, raw, meta, digest, covariates)  # arms: the figures'
+        if arms is None:
+            return cohort
+        return dataclasses.replace(cohort, arms=_arm_names(arms, {}, "reconstructed", path))
     if covariates is None:
         covariates = meta.get("covariates")
         if covariates is None:
