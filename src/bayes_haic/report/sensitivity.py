@@ -155,7 +155,8 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
                          "median, treated (months)": cell("treated"),
                          "median, control (months)": cell("control"), "method": p.how})
     if meds:
-        sec.add(rp.Table(pd.DataFrame(meds), f"PS matching (the study's analysis set for its medians): "
+        why = " (the study's analysis set for its medians)" if tier == "synthetic" else ""
+        sec.add(rp.Table(pd.DataFrame(meds), f"PS matching{why}: "
                          f"posterior median survival per arm under each prior set ({main.label}; "
                          "design uncertainty propagated over rematched sets)"))
     if beyond:
