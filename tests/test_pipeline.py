@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -526,3 +527,29 @@ def test_one_rule_decides_whether_a_run_concerns_the_packages_study(tmp_path):
     assert "responder counts (37/55" in text(limitations_section(user, study=True))
     assert "responder counts (37/55" not in text(limitations_section(user, study=False))
     assert "Non-randomised comparison" in text(limitations_section(user, study=False))
+
+
+def test_the_rmst_horizon_is_the_configuration_s(tmp_path):
+    """``[survival] rmst_months`` sets the horizon of the standardised RMST difference: the
+    fit command's row is ``rmst_diff_36`` with the posterior of survival_estimands(..., 36) of
+    the same draws, its page says 36 months, and the API's FitResult uses it too."""
+    import arviz as az
+
+    import bayes_haic as bh
+    from bayes_haic import survival
+
+    cfg = fast_config(tmp_path, default_cohort_path())
+    cfg.write_text(cfg.read_text().replace("n_intervals = 5", "n_intervals = 5\nrmst_months = 36"))
+    rows = run_fit(default_cohort_path(), "os", "none", tmp_path / "fit", config_path=cfg,
+                   echo=lambda m: None)
+    row = rows[rows["measure"] == "rmst_diff_36"].iloc[0]
+    idata = az.from_netcdf(tmp_path / "fit" / "posterior.nc")
+    _, draws = survival.survival_estimands(idata, rmst_tau=36.0)
+    assert row["median"] == pytest.approx(float(np.median(draws["rmst_diff"].values)), rel=1e-5)
+    _, draws24 = survival.survival_estimands(idata, rmst_tau=24.0)
+    assert abs(row["median"] - float(np.median(draws24["rmst_diff"].values))) > 0.1  # months
+    page = (tmp_path / "fit" / "report.html").read_text()
+    assert "RMST difference at 36 mo" in page and "survival to 36 months" in page
+    assert "24 mo" not in page
+    fit = bh.fit(default_cohort_path(), endpoint="os", adjust="none", config=cfg)
+    assert "rmst_diff_36" in set(fit.summary()["measure"])

@@ -106,6 +106,9 @@ class FitResult:
         The effective prior set (complete, overrides applied).
     design : bayes_haic.propensity.Design or None
         The propensity design, for the strategies that use one.
+    rmst_months : float
+        Horizon of the standardised RMST difference (months; ``[survival] rmst_months`` of the
+        configuration the fit used, default 24).
     """
 
     idata: object
@@ -114,6 +117,7 @@ class FitResult:
     adjustment: str
     prior_set: object
     design: object = None
+    rmst_months: float = 24.0  # horizon of the RMST difference (the configuration's [survival])
     _rows: list = field(default=None, repr=False)
     _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
@@ -136,7 +140,7 @@ class FitResult:
     def summary(self) -> pd.DataFrame:
         """The estimates as a DataFrame with exactly the columns of ``results.csv``
         (:data:`bayes_haic.results.RESULT_COLUMNS`): for OS/PFS the HR, the arm medians and the
-        RMST difference at 24 months; for ORR the RD, RR and OR."""
+        RMST difference to :attr:`rmst_months`; for ORR the RD, RR and OR."""
         from . import response, survival
         from .results import results_frame
 
@@ -146,7 +150,8 @@ class FitResult:
                                                      self.cohort.name)
             else:
                 self._rows = survival.result_rows(self.idata, self.cohort.data_tier,
-                                                  self.cohort.name, draws=self._survival_estimands()[1])
+                                                  self.cohort.name, rmst_tau=self.rmst_months,
+                                                  draws=self._survival_estimands()[1])
         return results_frame(self._rows)
 
     @property
@@ -187,7 +192,7 @@ class FitResult:
         from . import survival
 
         if self._estimands is None:
-            self._estimands = survival.survival_estimands(self.idata)
+            self._estimands = survival.survival_estimands(self.idata, rmst_tau=self.rmst_months)
         return self._estimands
 
     def to_netcdf(self, path) -> Path:
@@ -282,7 +287,8 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
                                       baseline=opts["baseline"], n_boot=opts["n_boot"],
                                       time_varying=time_varying,
                                       pair_effect=cfg.survival.psm_pair_effect)
-    return FitResult(idata, cohort, endpoint, adjust, prior_set, design)
+    return FitResult(idata, cohort, endpoint, adjust, prior_set, design,
+                     rmst_months=cfg.survival.rmst_months)
 
 
 @dataclass

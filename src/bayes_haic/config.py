@@ -105,6 +105,9 @@ class SurvivalConfig(_Strict):
     strategies: list[Strategy] = ["none", "iptw"]
     cuts: Literal["quantile"] | list[float] = "quantile"
     n_intervals: int = Field(8, ge=1, le=50)
+    # horizon of the standardised restricted-mean-survival difference (months), reported with
+    # every survival fit as rmst_diff_<months> (a choice about the study's follow-up)
+    rmst_months: float = Field(24.0, gt=0, le=600)
     # independent: each interval's log baseline hazard has its own prior (the default: no
     # hierarchical funnel, 0 divergences on the default cohort); rw: random-walk smoothing
     # (for many intervals; its non-centred funnel gives a few divergent transitions here)

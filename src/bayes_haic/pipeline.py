@@ -75,6 +75,7 @@ class RunState:
         self.fits[key] = idata
         self._summarise_fit(key, idata)
         rows = survival.result_rows(idata, self.cohort.data_tier, self.cohort.name, cut_set=cut_set,
+                                    rmst_tau=self.config.survival.rmst_months,
                                     draws=self.estimands[key][1])
         self.rows.extend(rows)
         return rows
@@ -95,7 +96,8 @@ class RunState:
         if key[0] == "orr":
             self.estimands[key] = response.response_summary(idata)
         else:
-            self.estimands[key] = survival.survival_estimands(idata)
+            self.estimands[key] = survival.survival_estimands(
+                idata, rmst_tau=self.config.survival.rmst_months)
             self.km[key] = checks.fit_km(idata)
 
 
@@ -646,8 +648,9 @@ def run_reconstructed(cfg: MainConfig, state: RunState, prior_set, sampler) -> r
         idata = analysis.fit_survival(rc, e, "none", prior_set=prior_set, sampler=sampler,
                                       cuts=cuts, baseline=cfg.survival.baseline)
         state.reconstructed[e] = idata
-        estimands[e] = survival.survival_estimands(idata)
-        state.rows.extend(survival.result_rows(idata, "reconstructed", rc.name, draws=estimands[e][1]))
+        estimands[e] = survival.survival_estimands(idata, rmst_tau=cfg.survival.rmst_months)
+        state.rows.extend(survival.result_rows(idata, "reconstructed", rc.name,
+                                               rmst_tau=cfg.survival.rmst_months, draws=estimands[e][1]))
     diag = None
     if state.reconstructed:
         label = report_main.reconstructed_label(rc)

@@ -154,6 +154,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     est = weights_estimand(state.design)
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
     rows, forest_rows, rmst_rows, notes, panels, beyond = [], [], [], [], [], []
+    tau = state.config.survival.rmst_months  # the RMST horizon of every fit's estimands (months)
     for strategy, idata in fits.items():
         summ, draws = state.estimands[(endpoint, strategy)]
         hr = summ[summ["quantity"] == "hr"].iloc[0]
@@ -175,7 +176,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
             "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
             f"median {cohort.arms[0]}": median_cell("treated", cohort.arms[0]),
             f"median {cohort.arms[1]}": median_cell("control", cohort.arms[1]),
-            "RMST difference at 24 mo": format_ci(rd["median"], rd["lower"], rd["upper"], 1),
+            f"RMST difference at {tau:g} mo": format_ci(rd["median"], rd["lower"], rd["upper"], 1),
         })
         notes.append(f"{label(strategy)}: "
                      f"{idata.attrs.get('estimand_detail', idata.attrs.get('estimand'))}; "
@@ -217,13 +218,13 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                     "published abstract.")
     sec.blocks.insert(1 + len(notes), rp.Figure.from_matplotlib(
         figures.forest(forest_rows, pub, f"{name}: HR and RMST difference by adjustment strategy",
-                       rmst_rows=rmst_rows, rmst_tau=24.0, arm_names=cohort.arms),
+                       rmst_rows=rmst_rows, rmst_tau=tau, arm_names=cohort.arms),
         "Posterior median and 95% credible interval per adjustment strategy. Marginal hazard "
         "ratios (population-average: unadjusted, IPTW, PS matching) and conditional ones (given "
         "the PS spline, the covariates or the matched pair) are shown in separate panels: they "
         "are different estimands, which differ even without confounding because the hazard ratio "
         "is not collapsible. The last panel is the standardised difference in restricted mean "
-        f"survival to 24 months ({cohort.arms[0]} minus {cohort.arms[1]}, months), a measure "
+        f"survival to {tau:g} months ({cohort.arms[0]} minus {cohort.arms[1]}, months), a measure "
         "comparable across strategies; each is in its strategy's population (the whole cohort, the "
         f"IPT-weighted ({est}) pseudo-population, the matched set)." + pub_note))
     return sec
