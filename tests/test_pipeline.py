@@ -553,3 +553,23 @@ def test_the_rmst_horizon_is_the_configuration_s(tmp_path):
     assert "24 mo" not in page
     fit = bh.fit(default_cohort_path(), endpoint="os", adjust="none", config=cfg)
     assert "rmst_diff_36" in set(fit.summary()["measure"])
+
+
+def test_the_important_response_difference_is_the_configuration_s(tmp_path):
+    """``[response] important_difference`` is the threshold of the response page's P(RD > d)
+    (the share of the stored RD draws above it) and of its figure; the study's 0.2 is only the
+    default."""
+    import arviz as az
+
+    from bayes_haic import response
+
+    cfg = fast_config(tmp_path, default_cohort_path())
+    cfg.write_text(cfg.read_text().replace('[response]\nstrategies = ["none"]',
+                                           '[response]\nstrategies = ["none"]\nimportant_difference = 0.1'))
+    run_fit(default_cohort_path(), "orr", "none", tmp_path / "fit", config_path=cfg,
+            echo=lambda m: None)
+    page = (tmp_path / "fit" / "report.html").read_text()
+    assert "P(RD &gt; 0.1)" in page and "P(RD &gt; 0.2)" not in page
+    rd = az.from_netcdf(tmp_path / "fit" / "posterior.nc").posterior["rd"].values
+    s = response.response_summary(az.from_netcdf(tmp_path / "fit" / "posterior.nc"), important=0.1)
+    assert s["p_rd_above_important"] == float(np.mean(rd > 0.1)) and s["important_rd"] == 0.1

@@ -109,6 +109,9 @@ class FitResult:
     rmst_months : float
         Horizon of the standardised RMST difference (months; ``[survival] rmst_months`` of the
         configuration the fit used, default 24).
+    important_difference : float
+        The clinically important response risk difference of :meth:`plot` (``[response]
+        important_difference``, default 0.2).
     """
 
     idata: object
@@ -118,6 +121,7 @@ class FitResult:
     prior_set: object
     design: object = None
     rmst_months: float = 24.0  # horizon of the RMST difference (the configuration's [survival])
+    important_difference: float = 0.2  # the response's important RD (the configuration's [response])
     _rows: list = field(default=None, repr=False)
     _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
@@ -174,7 +178,8 @@ class FitResult:
         name_endpoints(self.cohort.endpoint_names)
         label = title or f"{self.endpoint_label}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
-            return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms)
+            return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms,
+                                   important=self.important_difference)
         from . import checks
 
         _, draws = self._survival_estimands()
@@ -288,7 +293,8 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
                                       time_varying=time_varying,
                                       pair_effect=cfg.survival.psm_pair_effect)
     return FitResult(idata, cohort, endpoint, adjust, prior_set, design,
-                     rmst_months=cfg.survival.rmst_months)
+                     rmst_months=cfg.survival.rmst_months,
+                     important_difference=cfg.response.important_difference)
 
 
 @dataclass

@@ -123,6 +123,8 @@ class SurvivalConfig(_Strict):
 
 class ResponseConfig(_Strict):
     strategies: list[Strategy] = ["none", "iptw"]
+    # the clinically important risk difference (a proportion): reports give P(RD > it)
+    important_difference: float = Field(0.2, gt=0, lt=1)
 
 
 class SensitivityConfig(_Strict):

@@ -94,7 +94,8 @@ class RunState:
         from . import checks, response, survival
 
         if key[0] == "orr":
-            self.estimands[key] = response.response_summary(idata)
+            self.estimands[key] = response.response_summary(
+                idata, important=self.config.response.important_difference)
         else:
             self.estimands[key] = survival.survival_estimands(
                 idata, rmst_tau=self.config.survival.rmst_months)

@@ -532,9 +532,11 @@ def prob_rd_above(idata: az.InferenceData, threshold: float = IMPORTANT_RD) -> f
     return float(np.mean(idata.posterior["rd"].values > threshold))
 
 
-def response_summary(idata: az.InferenceData) -> dict:
+def response_summary(idata: az.InferenceData, important: float = IMPORTANT_RD) -> dict:
     """Posterior medians / 95% intervals of the marginal arm probabilities, RD, RR, OR, plus
-    P(RD > 0) and P(RD > 0.2), and the excluded (not evaluable) counts."""
+    P(RD > 0) and P(RD > ``important``) (``p_rd_above_important``; the clinically important
+    difference, a proportion: ``[response] important_difference``, default the study's 0.2),
+    and the excluded (not evaluable) counts."""
     post = idata.posterior
     out = {}
     for k, arm in enumerate(ARMS):
@@ -544,7 +546,8 @@ def response_summary(idata: az.InferenceData) -> dict:
         s = summarise_draws(post[name].values)
         out.update({f"{name.rstrip('_')}_{q}": s[q] for q in ("median", "lower", "upper")})
     out["p_rd_above_0"] = prob_rd_above(idata, 0.0)
-    out[f"p_rd_above_{IMPORTANT_RD:g}"] = prob_rd_above(idata, IMPORTANT_RD)
+    out["important_rd"] = float(important)
+    out["p_rd_above_important"] = prob_rd_above(idata, important)
     for key in ("n_treated", "n_control", "n_missing_treated", "n_missing_control"):
         out[key] = idata.attrs.get(key)
     return out

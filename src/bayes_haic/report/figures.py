@@ -179,10 +179,11 @@ def hr_over_time(idata, title: str = "") -> Figure:
 # ------------------------------------------------------------------------------ ORR
 
 
-def plot_rd(fits, labels=None, arm_names=None):
-    """Posterior density of the ORR risk difference for one fit or several (dict label -> idata,
-    or a list with ``labels``); lines at 0 and at the clinically important 0.2. ``arm_names``:
-    (treated, control) names on the axis (default the study's)."""
+def plot_rd(fits, labels=None, arm_names=None, important: float = IMPORTANT_RD):
+    """Posterior density of the response risk difference for one fit or several (dict label ->
+    idata, or a list with ``labels``); lines at 0 and at the clinically important difference
+    ``important`` (default the study's 0.2). ``arm_names``: (treated, control) names on the
+    axis (default the study's)."""
     import arviz as az
     from scipy.stats import gaussian_kde
 
@@ -193,7 +194,7 @@ def plot_rd(fits, labels=None, arm_names=None):
     fig = Figure(figsize=(6.5, 4), layout="constrained")
     ax = fig.add_subplot()
     allx = np.concatenate([f.posterior["rd"].values.ravel() for f in fits.values()])
-    grid = np.linspace(min(allx.min(), -0.05), max(allx.max(), IMPORTANT_RD + 0.05), 400)
+    grid = np.linspace(min(allx.min(), -0.05), max(allx.max(), important + 0.05), 400)
     for i, (label, f) in enumerate(fits.items()):
         x = f.posterior["rd"].values.ravel()
         ax.plot(
@@ -201,11 +202,11 @@ def plot_rd(fits, labels=None, arm_names=None):
             gaussian_kde(x)(grid),
             color=f"C{i}",
             label=f"{label}: median {np.median(x):.2f}, P(RD>0) = {np.mean(x > 0):.3f}, "
-            f"P(RD>{IMPORTANT_RD:g}) = {np.mean(x > IMPORTANT_RD):.2f}",
+            f"P(RD>{important:g}) = {np.mean(x > important):.2f}",
         )
     treated, control = arm_names or STUDY_ARMS
     finish_rd_axes(ax, f"{endpoint_label('orr')} risk difference, {treated} - {control} (marginal)",
-                   IMPORTANT_RD)
+                   important)
     return fig
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from typing import TYPE_CHECKING
 
 from .. import reconstruct
-from ..labels import IMPORTANT_RD, STUDY_ARMS, format_ci, strategy_label
+from ..labels import STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
 from ..sampler_settings import RANDOM_WALK_TARGET_ACCEPT, TIME_VARYING_MIN_DRAWS, TIME_VARYING_MIN_TUNE
@@ -252,7 +252,7 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
             "risk difference": format_ci(s["rd_median"], s["rd_lower"], s["rd_upper"]),
             "risk ratio": format_ci(s["rr_median"], s["rr_lower"], s["rr_upper"]),
             "P(RD > 0)": rp.format_probability(s["p_rd_above_0"]),
-            "P(RD > 0.2)": rp.format_probability(s[f"p_rd_above_{IMPORTANT_RD:g}"]),
+            f"P(RD > {s['important_rd']:g})": rp.format_probability(s["p_rd_above_important"]),
             "not evaluable (excluded)": f"{s['n_missing_treated']} / {s['n_missing_control']}",
         })
         notes.append(f"{label(strategy)}: {idata.attrs.get('estimand_detail', '')}; "
@@ -262,7 +262,8 @@ def response_section(cohort: Cohort, state: RunState) -> rp.Section:
     sec.add(*(rp.Text(n, "note") for n in notes))
     if fits:
         sec.add(rp.Figure.from_matplotlib(
-            figures.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms),
+            figures.plot_rd({label(k): v for k, v in fits.items()}, arm_names=cohort.arms,
+                            important=state.config.response.important_difference),
             f"Posterior of the {rate} risk difference by adjustment strategy."))
     return sec
 
