@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .labels import IMPORTANT_RD
 from .schema import name_endpoints, naming_scope, require_endpoint, require_response
 
 __all__ = ["fit", "balance", "reanalyse", "FitResult", "BalanceResult", "load_data"]
@@ -121,7 +122,7 @@ class FitResult:
     prior_set: object
     design: object = None
     rmst_months: float = 24.0  # horizon of the RMST difference (the configuration's [survival])
-    important_difference: float = 0.2  # the response's important RD (the configuration's [response])
+    important_difference: float = IMPORTANT_RD  # the response's important RD ([response])
     _rows: list = field(default=None, repr=False)
     _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
