@@ -39,7 +39,7 @@ def _config(tmp_path, cohort, names: bool, name="fast"):
     # PSM in the sensitivity study too (its medians table); two rematched sets keep it quick
     text = text.replace('strategies = ["none", "iptw"]\norr_strategies = []',
                         'strategies = ["none", "iptw", "psm"]\norr_strategies = []')
-    text = text.replace("[response]", "psm_design_draws = 2\n[response]", 1)
+    text = text.replace("[response]", "psm_design_draws = 2\nimportant_hr = 0.8\n[response]", 1)
     text = text.replace("[survival]", (RFS if names else "") + "[survival]", 1)
     path = tmp_path / f"{name}{'_rfs' if names else ''}.toml"
     path.write_text(text)
@@ -161,6 +161,9 @@ def test_the_main_job_of_an_rfs_cohort_never_says_pfs(tmp_path):
         assert hit is None, f"{page.name}: {text[max(hit.start() - 80, 0):hit.end() + 80]}"
     assert "RFS" in (tmp_path / "named" / "pfs.html").read_text()
     assert "Complete response" in (tmp_path / "named" / "response.html").read_text()
+    # the configuration's clinically important HR reaches the worker blocks' pages
+    for page in ("pfs.html", "sensitivity.html"):
+        assert "P(HR &lt; 0.8)" in (tmp_path / "named" / page).read_text(), page
     # a user's cohort: its sensitivity page speaks of its analyses, not of the study's
     assert "the study" not in _visible_text((tmp_path / "named" / "sensitivity.html").read_text())
     assert not any(PFS_WORDS.search(m) for m in said), [m for m in said if PFS_WORDS.search(m)]

@@ -529,17 +529,19 @@ def test_one_rule_decides_whether_a_run_concerns_the_packages_study(tmp_path):
     assert "Non-randomised comparison" in text(limitations_section(user, study=False))
 
 
-def test_the_rmst_horizon_is_the_configuration_s(tmp_path):
+def test_the_rmst_horizon_and_important_hr_are_the_configuration_s(tmp_path):
     """``[survival] rmst_months`` sets the horizon of the standardised RMST difference: the
     fit command's row is ``rmst_diff_36`` with the posterior of survival_estimands(..., 36) of
-    the same draws, its page says 36 months, and the API's FitResult uses it too."""
+    the same draws, its page says 36 months, and the API's FitResult uses it too;
+    ``important_hr`` = 0.8 gives the page's P(HR < 0.8), the share of stored draws below it."""
     import arviz as az
 
     import bayes_haic as bh
     from bayes_haic import survival
 
     cfg = fast_config(tmp_path, default_cohort_path())
-    cfg.write_text(cfg.read_text().replace("n_intervals = 5", "n_intervals = 5\nrmst_months = 36"))
+    cfg.write_text(cfg.read_text().replace("n_intervals = 5",
+                                           "n_intervals = 5\nrmst_months = 36\nimportant_hr = 0.8"))
     rows = run_fit(default_cohort_path(), "os", "none", tmp_path / "fit", config_path=cfg,
                    echo=lambda m: None)
     row = rows[rows["measure"] == "rmst_diff_36"].iloc[0]
@@ -551,6 +553,10 @@ def test_the_rmst_horizon_is_the_configuration_s(tmp_path):
     page = (tmp_path / "fit" / "report.html").read_text()
     assert "RMST difference at 36 mo" in page and "survival to 36 months" in page
     assert "24 mo" not in page
+    p08 = float(np.mean(idata.posterior["hr"].values < 0.8))
+    assert re.search(r"P\(HR &lt; 0\.8\)", page) and "P(HR &lt; 0.7)" not in page
+    summary, _ = survival.survival_estimands(idata, rmst_tau=36.0, hr_thresholds=(1.0, 0.8))
+    assert summary.loc[summary["quantity"] == "P(HR<0.8)", "probability"].item() == pytest.approx(p08)
     fit = bh.fit(default_cohort_path(), endpoint="os", adjust="none", config=cfg)
     assert "rmst_diff_36" in set(fit.summary()["measure"])
 

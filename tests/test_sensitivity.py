@@ -513,3 +513,20 @@ def test_baseline_prior_check_on_a_small_real_cohort():
     blocks = sensitivity_section(study).blocks
     text = " ".join(b.text for b in blocks if isinstance(b, rp.Text))
     assert "The baseline-hazard prior informs the hazard ratio of: OS 'none'" in text
+
+
+def test_the_important_hr_of_the_table_and_page(study):
+    """The study's P(HR < d) column is for its ``important_hr`` (``[survival] important_hr``):
+    0.8 gives ``p_hr_below_0.8``, each the posterior's own P(HR < 0.8), and the page's column
+    says so; the default is the study's 0.7."""
+    from dataclasses import replace
+
+    from bayes_haic.report.sensitivity import sensitivity_section
+
+    assert study.important_hr == 0.7 and "p_hr_below_0.7" in study.table()
+    other = replace(study, settings={**study.settings, "important_hr": 0.8})
+    t = other.table()
+    assert "p_hr_below_0.7" not in t
+    assert list(t["p_hr_below_0.8"]) == [p.prob_below(0.8) for p in other.posteriors]
+    heads = [list(b.frame.columns) for b in sensitivity_section(other).blocks if hasattr(b, "frame")]
+    assert any("P(HR < 0.8)" in h for h in heads) and not any("P(HR < 0.7)" in h for h in heads)

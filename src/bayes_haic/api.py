@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .labels import IMPORTANT_RD
+from .labels import IMPORTANT_HR, IMPORTANT_RD
 from .schema import name_endpoints, naming_scope, require_endpoint, require_response
 
 __all__ = ["fit", "balance", "reanalyse", "FitResult", "BalanceResult", "load_data"]
@@ -113,6 +113,9 @@ class FitResult:
     important_difference : float
         The clinically important response risk difference of :meth:`plot` (``[response]
         important_difference``, default 0.2).
+    important_hr : float
+        The clinically important HR of the estimands' P(HR < it) (``[survival] important_hr``,
+        default 0.7).
     """
 
     idata: object
@@ -123,6 +126,7 @@ class FitResult:
     design: object = None
     rmst_months: float = 24.0  # horizon of the RMST difference (the configuration's [survival])
     important_difference: float = IMPORTANT_RD  # the response's important RD ([response])
+    important_hr: float = IMPORTANT_HR  # the survival fits' important HR ([survival])
     _rows: list = field(default=None, repr=False)
     _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
@@ -198,7 +202,8 @@ class FitResult:
         from . import survival
 
         if self._estimands is None:
-            self._estimands = survival.survival_estimands(self.idata, rmst_tau=self.rmst_months)
+            self._estimands = survival.survival_estimands(
+                self.idata, rmst_tau=self.rmst_months, hr_thresholds=(1.0, self.important_hr))
         return self._estimands
 
     def to_netcdf(self, path) -> Path:
@@ -295,7 +300,8 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
                                       pair_effect=cfg.survival.psm_pair_effect)
     return FitResult(idata, cohort, endpoint, adjust, prior_set, design,
                      rmst_months=cfg.survival.rmst_months,
-                     important_difference=cfg.response.important_difference)
+                     important_difference=cfg.response.important_difference,
+                     important_hr=cfg.survival.important_hr)
 
 
 @dataclass

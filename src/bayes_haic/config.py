@@ -108,6 +108,8 @@ class SurvivalConfig(_Strict):
     # horizon of the standardised restricted-mean-survival difference (months), reported with
     # every survival fit as rmst_diff_<months> (a choice about the study's follow-up)
     rmst_months: float = Field(24.0, gt=0, le=600)
+    # the clinically important hazard ratio: reports give P(HR < it) beside P(HR < 1)
+    important_hr: float = Field(0.7, gt=0, lt=1)
     # independent: each interval's log baseline hazard has its own prior (the default: no
     # hierarchical funnel, 0 divergences on the default cohort); rw: random-walk smoothing
     # (for many intervals; its non-centred funnel gives a few divergent transitions here)

@@ -75,7 +75,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
         strategies=strategies, orr_strategies=orr_strategies, design=design,
         n_boot=cfg.survival.bootstrap_draws,
         cut_sets=cut_sets if cut_sets is not None else cut_sets_with_main(main),
-        published=cfg.published.enabled, echo=echo)
+        published=cfg.published.enabled, important_hr=cfg.survival.important_hr, echo=echo)
     rows = study.rows() + study.published_rows()
     section = sensitivity_section(study)
     curves = pd.concat([t.frame() for t in (*study.tipping.values(), *study.published_tipping.values())],

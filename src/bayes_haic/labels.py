@@ -46,8 +46,12 @@ def arm_names(names=None) -> dict:
 
 # --------------------------------------------------------------------------- reported thresholds
 
-#: the clinically important ORR risk difference: every ORR result reports P(RD > 0.2)
+#: the clinically important response risk difference (default of ``[response]
+#: important_difference``): every response result reports P(RD > 0.2)
 IMPORTANT_RD = 0.2
+#: the clinically important hazard ratio (default of ``[survival] important_hr``): every
+#: patient-level HR result reports P(HR < 0.7) beside P(HR < 1)
+IMPORTANT_HR = 0.7
 
 
 # --------------------------------------------------------------------------- formatters

@@ -98,7 +98,8 @@ class RunState:
                 idata, important=self.config.response.important_difference)
         else:
             self.estimands[key] = survival.survival_estimands(
-                idata, rmst_tau=self.config.survival.rmst_months)
+                idata, rmst_tau=self.config.survival.rmst_months,
+                hr_thresholds=(1.0, self.config.survival.important_hr))
             self.km[key] = checks.fit_km(idata)
 
 
@@ -392,7 +393,8 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             cut_sets=_cut_sets(cfg, sensitivity),
             sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
             baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
-            psm_design_draws=cfg.survival.psm_design_draws, published=cfg.published.enabled)
+            psm_design_draws=cfg.survival.psm_design_draws, published=cfg.published.enabled,
+            important_hr=cfg.survival.important_hr)
         return {"study": study, "figures": overlay_figures(study)}
     return {"rows": state.rows, "fits": state.fits, "hr_t": state.hr_t,
             "estimands": state.estimands, "km": state.km, "section": section}

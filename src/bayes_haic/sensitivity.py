@@ -95,7 +95,7 @@ from scipy import special, stats
 from . import analysis, response, sampling, survival
 from .errors import InputError
 from .fitinfo import FitInfo
-from .labels import STUDY_ARMS
+from .labels import IMPORTANT_HR, STUDY_ARMS
 from .labels import format_small_probability as _fmt_p
 from .importance import K_MAX, MIN_ESS, Reweighting, psis_weights, weighted_quantile
 from .priors import Prior, PriorSet, load_prior_set, shipped_prior_names
@@ -327,10 +327,13 @@ class HRPosterior:
         """Posterior P(HR < ratio)."""
         return float(np.sum(self.draw_weights() * (self.log_hr.ravel() < math.log(ratio))))
 
-    def summary(self) -> dict:
+    def summary(self, important: float = IMPORTANT_HR) -> dict:
+        """Median and 95% interval of the HR, P(HR < 1) and P(HR < ``important``) (the
+        clinically important HR; key ``p_hr_below_<important>``)."""
         lo, med, hi = np.exp(self.quantile([0.025, 0.5, 0.975]))
         return {"median": float(med), "lower": float(lo), "upper": float(hi),
-                "p_hr_below_1": self.prob_below(1.0), "p_hr_below_0.7": self.prob_below(0.7)}
+                "p_hr_below_1": self.prob_below(1.0),
+                f"p_hr_below_{important:g}": self.prob_below(important)}
 
     def arm_medians(self, arm: str) -> np.ndarray | None:
         """The draws of ``arm``'s (``treated``/``control``) median survival (months), or None."""
@@ -792,6 +795,11 @@ class SensitivityStudy:
     baseline_check: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+
+    @property
+    def important_hr(self) -> float:
+        """The clinically important HR of the study's P(HR < it) (its ``settings``)."""
+        return float(self.settings.get("important_hr", IMPORTANT_HR))
     arms: tuple = STUDY_ARMS
 
     @property
@@ -801,14 +809,15 @@ class SensitivityStudy:
     def table(self) -> pd.DataFrame:
         """Tidy table: one row per endpoint, strategy, cut set and prior set."""
         recs = []
+        imp = self.important_hr
         for p in self.posteriors:
-            s = p.summary()
+            s = p.summary(imp)
             recs.append({
                 "data_tier": self.data_tier, "endpoint": p.endpoint, "strategy": p.strategy,
                 "cut_set": p.cut_set.label, "n_intervals": len(p.cuts), "prior": p.prior_label,
                 "prior_log_hr": str(p.prior_log_hr), "median": s["median"], "lower": s["lower"],
                 "upper": s["upper"], "p_hr_below_1": s["p_hr_below_1"],
-                "p_hr_below_0.7": s["p_hr_below_0.7"], "method": p.how,
+                f"p_hr_below_{imp:g}": s[f"p_hr_below_{imp:g}"], "method": p.how,
                 "pareto_k": p.k, "ess": p.ess, "mcse_median_log_hr": p.mcse_median,
             })
         return pd.DataFrame(recs)
@@ -920,6 +929,7 @@ def run_sensitivity(
     psm_design_draws: int = analysis.PSM_DESIGN_DRAWS,
     evidence=None,
     published: bool = True,
+    important_hr: float = IMPORTANT_HR,
     echo: Callable | None = None,
 ) -> SensitivityStudy:
     """Fit every endpoint and strategy of ``cohort`` under every prior set and cut set.
@@ -942,7 +952,9 @@ def run_sensitivity(
     under every prior set (default PSM and IPTW; skipped for a cohort without response data).
     Tipping points: for the MCMC fits of one data set (``none``, ``ps_covariate``,
     ``covariates``) and for IPTW (recombined from its bootstrap replicates at every s).
-    ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study is reproducible.
+    ``important_hr``: the clinically important HR of the table's P(HR < it) (``[survival]
+    important_hr``). ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study
+    is reproducible.
 
     Returns a :class:`SensitivityStudy` labelled with ``cohort.data_tier``; its
     ``published_tipping`` (tier ``published``) uses only the study's published HRs
@@ -1065,7 +1077,8 @@ def run_sensitivity(
         published_tipping=pub, orr=orr, notes=notes, timings=timings,
         baseline_check=pd.DataFrame(baseline_rows),
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
-                  "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies)},
+                  "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies),
+                  "important_hr": float(important_hr)},
         arms=tuple(getattr(cohort, "arms", STUDY_ARMS)))
 
 

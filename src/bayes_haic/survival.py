@@ -65,6 +65,7 @@ from . import covariates as covariates_mod
 from . import fitinfo, sampling, splines
 from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
+from .labels import IMPORTANT_HR
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .sampler_settings import DEFAULT_SEED, RANDOM_WALK_TARGET_ACCEPT
@@ -1376,7 +1377,7 @@ def survival_estimands(
     *,
     landmarks=(12.0, 24.0),
     rmst_tau: float = 24.0,
-    hr_thresholds=(1.0, 0.7),
+    hr_thresholds=(1.0, IMPORTANT_HR),
 ) -> tuple[pd.DataFrame, xr.Dataset]:
     """Arm-level survival estimands from posterior draws of the per-arm PWE hazard.
 

@@ -155,6 +155,7 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
     label = lambda strategy: strategy_label(strategy, est)  # noqa: E731
     rows, forest_rows, rmst_rows, notes, panels, beyond = [], [], [], [], [], []
     tau = state.config.survival.rmst_months  # the RMST horizon of every fit's estimands (months)
+    important = state.config.survival.important_hr  # their P(HR < important)
     for strategy, idata in fits.items():
         summ, draws = state.estimands[(endpoint, strategy)]
         hr = summ[summ["quantity"] == "hr"].iloc[0]
@@ -167,13 +168,13 @@ def survival_section(cohort: Cohort, endpoint: str, state: RunState) -> rp.Secti
                 beyond.append(f"{label(strategy)}, {name}: {note}")
             return format_ci(r["median"], r["lower"], r["upper"], 1) + (" †" if note else "")
         rd = summ[summ["quantity"] == "rmst_diff"].iloc[0]
-        p07 = summ[summ["quantity"] == "P(HR<0.7)"]["probability"]
+        p07 = summ[summ["quantity"] == f"P(HR<{important:g})"]["probability"]
         rows.append({
             "adjustment": label(strategy),
             "HR estimand": idata.attrs.get("estimand", ""),
             "HR (95% CrI)": format_ci(hr["median"], hr["lower"], hr["upper"], 3),
             "P(HR < 1)": rp.format_probability(hr["probability"]),
-            "P(HR < 0.7)": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
+            f"P(HR < {important:g})": rp.format_probability(float(p07.iloc[0]) if len(p07) else np.nan),
             f"median {cohort.arms[0]}": median_cell("treated", cohort.arms[0]),
             f"median {cohort.arms[1]}": median_cell("control", cohort.arms[1]),
             f"RMST difference at {tau:g} mo": format_ci(rd["median"], rd["lower"], rd["upper"], 1),

@@ -132,12 +132,13 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
     show = table[table["cut_set"] == main.label].copy()
     show["endpoint"] = show["endpoint"].map(endpoint_label)
     show["HR (95% CrI)"] = [format_ci_dash(r) for r in show.to_dict("records")]
-    for col in ("p_hr_below_1", "p_hr_below_0.7"):
+    important = f"p_hr_below_{study.important_hr:g}"
+    for col in ("p_hr_below_1", important):
         show[col] = show[col].map(rp.format_probability)
     show = show[["endpoint", "strategy", "prior", "prior_log_hr", "HR (95% CrI)", "p_hr_below_1",
-                 "p_hr_below_0.7", "method"]].rename(columns={
+                 important, "method"]].rename(columns={
                      "prior_log_hr": "prior on log(HR)", "p_hr_below_1": "P(HR < 1)",
-                     "p_hr_below_0.7": "P(HR < 0.7)"})
+                     important: f"P(HR < {study.important_hr:g})"})
     sec.add(rp.Table(show, f"Posterior HR under each prior set ({main.label})"))
     meds, beyond = [], []
     for p in study.posteriors:
