@@ -26,7 +26,6 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .labels import IMPORTANT_HR, IMPORTANT_RD
 from .schema import name_endpoints, naming_scope, require_endpoint, require_response
 
 __all__ = ["fit", "balance", "reanalyse", "FitResult", "BalanceResult", "load_data"]
@@ -107,15 +106,10 @@ class FitResult:
         The effective prior set (complete, overrides applied).
     design : bayes_haic.propensity.Design or None
         The propensity design, for the strategies that use one.
-    rmst_months : float
-        Horizon of the standardised RMST difference (months; ``[survival] rmst_months`` of the
-        configuration the fit used, default 24).
-    important_difference : float
-        The clinically important response risk difference of :meth:`plot` (``[response]
-        important_difference``, default 0.2).
-    important_hr : float
-        The clinically important HR of the estimands' P(HR < it) (``[survival] important_hr``,
-        default 0.7).
+    config : bayes_haic.config.MainConfig or None
+        The configuration the fit used; its reporting settings (``[survival] rmst_months`` and
+        ``important_hr``, ``[response] important_difference``) shape :meth:`summary` and
+        :meth:`plot`. None: the defaults.
     """
 
     idata: object
@@ -124,9 +118,7 @@ class FitResult:
     adjustment: str
     prior_set: object
     design: object = None
-    rmst_months: float = 24.0  # horizon of the RMST difference (the configuration's [survival])
-    important_difference: float = IMPORTANT_RD  # the response's important RD ([response])
-    important_hr: float = IMPORTANT_HR  # the survival fits' important HR ([survival])
+    config: object = None
     _rows: list = field(default=None, repr=False)
     _estimands: tuple = field(default=None, repr=False)  # survival_estimands, computed once
 
@@ -149,7 +141,7 @@ class FitResult:
     def summary(self) -> pd.DataFrame:
         """The estimates as a DataFrame with exactly the columns of ``results.csv``
         (:data:`bayes_haic.results.RESULT_COLUMNS`): for OS/PFS the HR, the arm medians and the
-        RMST difference to :attr:`rmst_months`; for ORR the RD, RR and OR."""
+        RMST difference to ``[survival] rmst_months``; for ORR the RD, RR and OR."""
         from . import response, survival
         from .results import results_frame
 
@@ -159,7 +151,8 @@ class FitResult:
                                                      self.cohort.name)
             else:
                 self._rows = survival.result_rows(self.idata, self.cohort.data_tier,
-                                                  self.cohort.name, rmst_tau=self.rmst_months,
+                                                  self.cohort.name,
+                                                  rmst_tau=self._settings.survival.rmst_months,
                                                   draws=self._survival_estimands()[1])
         return results_frame(self._rows)
 
@@ -184,12 +177,19 @@ class FitResult:
         label = title or f"{self.endpoint_label}, adjustment '{self.adjustment}'"
         if self.endpoint == "orr":
             return figures.plot_rd({label: self.idata}, arm_names=self.cohort.arms,
-                                   important=self.important_difference)
+                                   important=self._settings.response.important_difference)
         from . import checks
 
         _, draws = self._survival_estimands()
         return figures.km_vs_model(checks.fit_km(self.idata), self.endpoint, draws, label,
                                    arm_names=self.cohort.arms)
+
+    @property
+    def _settings(self):
+        """The configuration the fit used (the defaults when none was recorded)."""
+        from .config import MainConfig
+
+        return self.config if self.config is not None else MainConfig()
 
     @property
     def endpoint_label(self) -> str:
@@ -203,7 +203,8 @@ class FitResult:
 
         if self._estimands is None:
             self._estimands = survival.survival_estimands(
-                self.idata, rmst_tau=self.rmst_months, hr_thresholds=(1.0, self.important_hr))
+                self.idata, rmst_tau=self._settings.survival.rmst_months,
+                hr_thresholds=(1.0, self._settings.survival.important_hr))
         return self._estimands
 
     def to_netcdf(self, path) -> Path:
@@ -298,10 +299,7 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
                                       baseline=opts["baseline"], n_boot=opts["n_boot"],
                                       time_varying=time_varying,
                                       pair_effect=cfg.survival.psm_pair_effect)
-    return FitResult(idata, cohort, endpoint, adjust, prior_set, design,
-                     rmst_months=cfg.survival.rmst_months,
-                     important_difference=cfg.response.important_difference,
-                     important_hr=cfg.survival.important_hr)
+    return FitResult(idata, cohort, endpoint, adjust, prior_set, design, config=cfg)
 
 
 @dataclass
