@@ -87,3 +87,27 @@ def test_validate_runs_on_dask_from_the_console_script(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "v" / "validation.html").exists()
     assert "ImportError" not in done.stderr and "No module named 'dask" not in done.stderr
+
+
+NOTICE_PROBE = r"""
+import sys
+from bayes_haic import process
+if sys.argv[1] == "command":
+    process.start()
+import arviz
+"""
+
+
+def test_the_command_line_does_not_print_arvizs_daily_notice(tmp_path):
+    """ArviZ 0.23.4 prints a FutureWarning about its coming 1.0 at its first import of the day
+    (remembered in a file of the user's cache folder). A command-line process does not print it;
+    a Python session does. Each interpreter gets its own empty cache folder, so both would see
+    the notice; the second half shows that the probe can see it at all."""
+    def stderr(mode):
+        env = {**__import__("os").environ, "XDG_CACHE_HOME": str(tmp_path / mode),
+               "PYTHONWARNINGS": "default"}
+        return subprocess.run([sys.executable, "-c", NOTICE_PROBE, mode], capture_output=True,
+                              text=True, env=env, check=True).stderr
+
+    assert "ArviZ is undergoing" not in stderr("command")
+    assert "ArviZ is undergoing" in stderr("session")

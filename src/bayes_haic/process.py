@@ -17,9 +17,17 @@ import gc
 import importlib.abc
 import importlib.machinery
 import sys
+import warnings
 
 # Set by start(), never at import: the tuning below is for a command-line process only.
 _OWN_PROCESS = False
+
+#: ArviZ 0.23.4's notice, printed as a FutureWarning by the first import of ArviZ each day on each
+#: machine ("ArviZ is undergoing a major refactor ..."): about ArviZ 1.0, which this package does
+#: not install (pyproject.toml bounds ArviZ below 0.24). A command's first lines are its progress
+#: and its one-paragraph errors, so the command line does not print it; a Python session (the
+#: API, the tests' warning filter aside) still sees it, as ArviZ intends.
+ARVIZ_DAILY_NOTICE = r"\s*ArviZ is undergoing a major refactor"
 
 # ArviZ's one numba function that is compiled when ArviZ is imported (see _LazyArvizUfunc).
 ARVIZ_EAGER_UFUNC_MODULE = "arviz.stats.ecdf_utils"
@@ -29,12 +37,13 @@ def start() -> None:
     """Entry points: turn the cyclic garbage collector off while the command imports PyMC,
     PyTensor, ArviZ and the figure library; their ~10^6 long-lived objects would otherwise trigger
     repeated full collections (~0.45 s per process). :func:`settle` turns it back on. Also hides
-    packages the command does not use (:func:`hide_unused`) and defers ArviZ's import-time compilation
-    (:class:`_LazyArvizUfunc`)."""
+    packages the command does not use (:func:`hide_unused`), defers ArviZ's import-time compilation
+    (:class:`_LazyArvizUfunc`) and silences ArviZ's daily notice (:data:`ARVIZ_DAILY_NOTICE`)."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
     gc.disable()
     hide_unused()
+    warnings.filterwarnings("ignore", message=ARVIZ_DAILY_NOTICE, category=FutureWarning)
     if ARVIZ_EAGER_UFUNC_MODULE not in sys.modules:
         sys.meta_path.insert(0, _LazyArvizUfunc())
 
