@@ -4,7 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from bayes_haic.config import load_config
+import tomllib
+
+from bayes_haic.config import MainConfig, default_config_path, load_config
+from bayes_haic.reanalysis import GENERIC_PRIOR_NAMES, PRIOR_NAMES
 from bayes_haic.errors import InputError
 
 
@@ -13,6 +16,39 @@ def test_shipped_main_config_loads():
     assert cfg.cohort_path().is_file()
     assert set(cfg.survival.endpoints) == {"os", "pfs"}
     assert cfg.sampler.settings().seed == cfg.sampler.seed
+
+
+#: where a key left out of a file differs from the shipped models/main.toml, and why (config.py)
+STUDY_ONLY = {
+    "published.enabled": (False, True),  # the package's study's published tier: opt-in
+    "priors.published_sets": (list(GENERIC_PRIOR_NAMES), list(PRIOR_NAMES)),  # + evidence_based
+    "sampler.tune": (1000, 500),  # 500 was measured enough on the default cohort only
+}
+
+
+def _leaves(table, prefix=""):
+    for key, value in table.items():
+        if isinstance(value, dict) and key not in ("columns", "arms", "endpoint_names"):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def test_a_key_left_out_takes_the_shipped_files_value_except_the_studys_own(tmp_path):
+    """A file with only a [data] table is the shipped analysis of that cohort, of that study
+    alone: every key the shipped main.toml sets has the same default in code, except the three
+    in STUDY_ONLY (the package's study's published tier and evidence-based prior, which only
+    the shipped file turns on, and the tuning length measured on its cohort)."""
+    shipped = dict(_leaves(tomllib.loads(default_config_path().read_text())))
+    defaults = dict(_leaves(MainConfig().model_dump()))
+    differ = {k: (defaults[k], v) for k, v in shipped.items() if k != "data.cohort"
+              and defaults[k] != v}
+    assert differ == STUDY_ONLY
+    # a [data]-only file: the five strategies, none of the package's study
+    (tmp_path / "data_only.toml").write_text("[data]\ncohort = 'x.csv'\n")
+    cfg = load_config(tmp_path / "data_only.toml")
+    assert cfg.survival.strategies == cfg.response.strategies == load_config().survival.strategies
+    assert not cfg.published.enabled and "evidence_based" not in cfg.priors.published_sets
 
 
 @pytest.mark.parametrize(

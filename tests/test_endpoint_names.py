@@ -16,7 +16,7 @@ from bayes_haic.paths import default_cohort_path
 from bayes_haic.pipeline import run_fit, run_main
 from bayes_haic.schema import endpoint_label, load_cohort
 
-from test_pipeline import FAST
+from test_pipeline import FAST, not_the_study
 
 COVARIATES = ["age", "ecog_1", "mvi"]
 RFS = ('[data.endpoint_names]\npfs = {short = "RFS", long = "relapse-free survival"}\n'
@@ -35,7 +35,7 @@ def _user_cohort(tmp_path):
 
 def _config(tmp_path, cohort, names: bool, name="fast"):
     text = FAST.format(cohort=cohort, covariates=f"covariates = {json.dumps(COVARIATES)}")
-    text += "[published]\nenabled = false\n"
+    text = not_the_study(text)
     # PSM in the sensitivity study too (its medians table); two rematched sets keep it quick
     text = text.replace('strategies = ["none", "iptw"]\norr_strategies = []',
                         'strategies = ["none", "iptw", "psm"]\norr_strategies = []')

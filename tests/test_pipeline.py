@@ -24,6 +24,8 @@ bootstrap_draws = 30
 strategies = ["none"]
 [priors]
 published_sets = ["reference", "skeptical"]
+[published]
+enabled = true
 [sensitivity]
 cut_sets = []
 strategies = ["none", "iptw"]
@@ -34,6 +36,12 @@ tune = 300
 chains = 2
 seed = 11
 """
+
+
+def not_the_study(text: str) -> str:
+    """A FAST configuration's text without the package's study's published tier (as
+    ``bayes-haic init`` writes, and as a file that leaves [published] out means)."""
+    return text.replace("[published]\nenabled = true\n", "[published]\nenabled = false\n")
 
 
 def fast_config(tmp_path, cohort, covariates=None):
@@ -351,7 +359,7 @@ def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
     cohort = tmp_path / "survival_only.csv"
     frame.to_csv(cohort, index=False)
     cfg = fast_config(tmp_path, cohort)  # no sidecar: every extra column is a covariate
-    cfg.write_text(cfg.read_text() + "[published]\nenabled = false\n")
+    cfg.write_text(not_the_study(cfg.read_text()))
     messages = []
     state = run_main(cfg, tmp_path / "out", echo=messages.append)
     res = pd.read_csv(tmp_path / "out" / "results.csv")
@@ -415,7 +423,7 @@ def test_main_job_on_a_cohort_with_os_only(tmp_path):
     for name, cohort in (("full", full), ("os_only", os_only)):
         (tmp_path / name).mkdir()
         cfg = fast_config(tmp_path / name, cohort)
-        cfg.write_text(cfg.read_text() + "[published]\nenabled = false\n")
+        cfg.write_text(not_the_study(cfg.read_text()))
         messages = []
         state = run_main(cfg, tmp_path / name / "out", echo=messages.append)
         results[name] = pd.read_csv(tmp_path / name / "out" / "results.csv")

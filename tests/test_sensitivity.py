@@ -416,7 +416,8 @@ def test_write_sensitivity_job(tmp_path):
     out = tmp_path / "sens"
     config = tmp_path / "main.toml"
     config.write_text("[sampler]\ndraws = 1000\ntune = 300\nseed = 5\n"
-                      "[sensitivity]\nstrategies = [\"none\"]\norr_strategies = []\n")
+                      "[sensitivity]\nstrategies = [\"none\"]\norr_strategies = []\n"
+                      "[published]\nenabled = true\n")
     msgs = []
     study = write_sensitivity(default_cohort_path(), out, endpoints=("os",),
                               prior_names=("reference", "skeptical"), cut_sets=(4,),

@@ -10,6 +10,17 @@ the configuration file's own folder, then against the shipped files (so the defa
 ``data/synthetic/cohort.csv`` works anywhere). Prior sets named in ``[priors]`` are looked up in
 ``<config folder>/priors/`` first, then among the shipped sets.
 
+A key a file leaves out takes its default here, which is the shipped file's value for every
+setting of the analysis (strategies, cut points, design, sensitivity study), with three
+exceptions: the package's own study is reanalysed from its published numbers only where a file
+says ``[published] enabled = true``, the sensitivity study's prior family has the
+``evidence_based`` set (a meta-analysis of HAIC-LEN-P vs LEN-P cohorts) only where a file names
+it (the shipped file does both: it is that study's configuration), and ``[sampler] tune`` is
+1000 (the shipped file's 500 was measured enough on the default cohort;
+:class:`~bayes_haic.sampler_settings.SamplerSettings`). So a file with only a ``[data]`` table is
+a whole analysis of that cohort, of that study alone (``tests/test_config.py`` keeps the two in
+step).
+
 ``[data.columns]`` maps the schema's column names to a cohort file's own (``treatment =
 "chemo"``), ``[data] time_unit`` converts its times to months, ``[data.arms]`` names the
 arms in reports and ``[data.endpoint_names]`` the survival endpoints (``pfs = {short = "RFS",
@@ -100,9 +111,13 @@ class DesignConfig(_Strict):
         return v
 
 
+#: every adjustment strategy, in the reports' order: the default of a file's strategy lists
+STRATEGIES: list[Strategy] = ["none", "ps_covariate", "iptw", "psm", "covariates"]
+
+
 class SurvivalConfig(_Strict):
     endpoints: list[Literal["os", "pfs"]] = ["os", "pfs"]
-    strategies: list[Strategy] = ["none", "iptw"]
+    strategies: list[Strategy] = STRATEGIES
     cuts: Literal["quantile"] | list[float] = "quantile"
     n_intervals: int = Field(8, ge=1, le=50)
     # horizon of the standardised restricted-mean-survival difference (months), reported with
@@ -124,7 +139,7 @@ class SurvivalConfig(_Strict):
 
 
 class ResponseConfig(_Strict):
-    strategies: list[Strategy] = ["none", "iptw"]
+    strategies: list[Strategy] = STRATEGIES
     # the clinically important risk difference (a proportion): reports give P(RD > it)
     important_difference: float = Field(0.2, gt=0, lt=1)
 
@@ -143,15 +158,16 @@ class SensitivityConfig(_Strict):
 class PriorConfig(_Strict):
     set: str = "reference"
     overrides: list[str] = []
-    published_sets: list[str] = ["reference", "skeptical", "enthusiastic", "pessimistic",
-                                 "evidence_based"]
+    # the sensitivity study's (and the published tier's) prior family; the shipped file adds
+    # evidence_based, a meta-analysis of the package's study's comparison
+    published_sets: list[str] = ["reference", "skeptical", "enthusiastic", "pessimistic"]
 
 
 class PublishedConfig(_Strict):
     # the main job's published tier: the package's study (HAIC-LEN-P vs LEN-P, Int J Surg 2024,
     # data/published/study.csv) reanalysed from its published numbers, with its tipping points;
-    # false for an analysis of another study (`bayes-haic init` writes false)
-    enabled: bool = True
+    # on only where a file says so (the shipped models/main.toml), never for another study's file
+    enabled: bool = False
 
 
 _SAMPLER = SamplerSettings()  # the defaults of a key the [sampler] table leaves out
