@@ -369,6 +369,10 @@ def test_main_job_on_a_users_cohort_without_response_data(tmp_path):
     pages = "".join(p.read_text() for p in (tmp_path / "out").glob("*.html"))
     for study in ("PMID 38549220", "PUBLISHED TIER", "responder counts (37/55", "data tier 'published'"):
         assert study not in pages, study
+    # the package's validation study is shown as the package's, not as one of this cohort
+    for page in ("validation", "limitations"):
+        text = " ".join((tmp_path / "out" / f"{page}.html").read_text().split())
+        assert "survival_only.csv" in text and "validation study" in text, page
     assert not any("published evidence" in m for m in messages)
     assert not ((res["data_tier"] == "user") & (res["endpoint"] == "orr")).any()
     assert set(res.loc[res["data_tier"] == "user", "endpoint"]) == {"os", "pfs"}

@@ -191,6 +191,28 @@ def test_validation_page_from_stored_result():
     assert set(res["summary"]["scenario"]) == {"calibrated", "null"}  # "null" is a name, not NA
 
 
+def test_another_studys_report_says_the_validation_study_is_not_about_its_cohort():
+    """Found on R's gbsg data: the main job of another study's cohort showed the stored
+    validation study (cohorts simulated like this package's study) and its coverage in the
+    limitations as if they were about that cohort. Given the cohort's name they say they are
+    not; the package's own run is unchanged."""
+    from bayes_haic.report import validation as validation_report
+
+    res = validation.load_result(validation_report.stored_result_path())
+
+    def text(sec):
+        return " ".join(b.text for b in sec.blocks if hasattr(b, "text"))
+
+    own, other = (validation_report.validation_sections(res, cohort_name=name)[0]
+                  for name in (None, "gbsg.csv"))
+    assert "not one of gbsg.csv" in text(other) and "models/validation/" in text(other)
+    assert "not one of" not in text(own) and text(other).endswith(text(own))
+    mine = validation_report.limitations_text(res)
+    theirs = validation_report.limitations_text(res, "gbsg.csv")
+    assert mine.startswith("Validation study (") and "not like gbsg.csv" in theirs
+    assert theirs.split(" replicates): ")[1] == mine.split(" replicates): ")[1]
+
+
 def _pwe_cohort(n, seed, hr):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 2, n)

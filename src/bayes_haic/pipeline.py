@@ -216,8 +216,10 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             state.sections["limitations"].add(rp.Text(  # the study's figures: used, or how to
                 reconstruct.LIMITATIONS if cfg.data.reconstructed else report_main.HOW_TO_RECONSTRUCT))
         stored = load_stored()  # the stored validation study (not recomputed here)
-        state.sections["validation"] = validation_sections(stored, where=STORED_RESULT.as_posix())[0]
-        state.sections["limitations"].add(rp.Text(limitations_text(stored)))
+        other = None if study else cohort.name  # another study's cohort: the page says so
+        state.sections["validation"] = validation_sections(stored, where=STORED_RESULT.as_posix(),
+                                                           cohort_name=other)[0]
+        state.sections["limitations"].add(rp.Text(limitations_text(stored, other)))
         return published
 
     # As each block ends, this process checks its fits and, once every part of the sensitivity

@@ -114,10 +114,26 @@ def outside_band(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def validation_sections(result: dict | None, *, where: str = "") -> list[rp.Section]:
-    """The Validation page from a stored result (:func:`bayes_haic.validation.load_result`)."""
+def not_about(cohort_name: str) -> str:
+    """What the stored validation study says of another study's cohort (``cohort_name``)."""
+    return (f"This is the package's validation study, not one of {cohort_name}: its cohorts are "
+            "simulated like the package's study (HAIC-LEN-P vs LEN-P in hepatocellular carcinoma; "
+            "the generator calibrated to it, data/synthetic/generator.toml, in the scenarios of "
+            "models/validation/). It shows how the estimators behave there; with another cohort's "
+            "size, events and confounding they may behave otherwise. To check them in a setting "
+            "like yours, add a scenario with your cohort's settings to models/validation/ and run "
+            "`bayes-haic validate`.")
+
+
+def validation_sections(result: dict | None, *, where: str = "",
+                        cohort_name: str | None = None) -> list[rp.Section]:
+    """The Validation page from a stored result (:func:`bayes_haic.validation.load_result`).
+    ``cohort_name``: the cohort of a run that is not about the package's study, which the page
+    then says it does not concern (:func:`not_about`)."""
     sec = rp.Section("validation", "Validation: operating characteristics and simulation-based calibration",
                      tier="synthetic", nav="Validation")
+    if cohort_name:
+        sec.add(rp.Text(not_about(cohort_name), "note"))
     if result is None:
         sec.add(rp.Text(f"No stored validation result{' in ' + where if where else ''}: run "
                         "`bayes-haic validate --out data/validation` to make one.", "warning"))
@@ -193,16 +209,19 @@ def validation_sections(result: dict | None, *, where: str = "") -> list[rp.Sect
     return [sec]
 
 
-def limitations_text(result: dict | None) -> str:
-    """One paragraph for the Limitations page: where coverage falls outside 93-97%."""
+def limitations_text(result: dict | None, cohort_name: str | None = None) -> str:
+    """One paragraph for the Limitations page: where coverage falls outside 93-97%.
+    ``cohort_name`` as in :func:`validation_sections`."""
     if result is None or result["summary"].empty:
         return "No stored validation result: the coverage of the intervals is not shown."
     bad = outside_band(result["summary"])
     reps = result["meta"].get("replicates_per_scenario", {})
     size = ", ".join(f"{k} {v}" for k, v in reps.items())
+    what = "Validation study" if not cohort_name else (
+        f"The package's validation study (cohorts simulated like its study, not like {cohort_name})")
     if not bad:
-        return f"Validation study ({size} replicates): every coverage lies within 93-97%."
-    return (f"Validation study ({size} replicates): coverage of the 95% intervals falls outside 93-97% for "
+        return f"{what} ({size} replicates): every coverage lies within 93-97%."
+    return (f"{what} ({size} replicates): coverage of the 95% intervals falls outside 93-97% for "
             + "; ".join(bad) + ". See the Validation page.")
 
 
