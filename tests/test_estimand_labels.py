@@ -17,7 +17,7 @@ import pytest
 
 from bayes_haic import pipeline, propensity
 from bayes_haic import response as rs
-from bayes_haic.labels import strategy_label
+from bayes_haic.labels import marginal_estimand, strategy_label
 from bayes_haic.report import figures as report_figures
 from bayes_haic.report import main as report_main
 from bayes_haic import survival as sv
@@ -83,6 +83,31 @@ def test_results_rows_say_att(att_run):
         a = state.fits[key].attrs
         assert a["estimand"] == "marginal (ATT)"
         assert "ATT" in a["estimand_detail"] and not ATE.search(a["estimand_detail"])
+
+
+def test_each_contrast_names_its_population(att_run):
+    """results.csv's estimand says whose average a contrast is. Found on R's gbsg data: the
+    standardised RMST difference of the PS-covariate and covariate models was labelled
+    'conditional' (their HR's estimand) although it averages over the whole analysed cohort
+    (the ATE population, whatever the weights' estimand: here ATT), and PS matching's contrasts
+    were a bare 'marginal', like the unadjusted comparison's."""
+    cohort, _, state = att_run
+    for strategy, hr in (("ps_covariate", "conditional"), ("none", "marginal")):
+        rows = pd.DataFrame(sv.result_rows(state.fits[("os", strategy)], "user", "c.csv"))
+        by = dict(zip(rows["measure"], rows["estimand"]))
+        rmst = "marginal (ATE)" if strategy == "ps_covariate" else "marginal"
+        assert (by["hr"], by["rmst_diff_24"]) == (hr, rmst), strategy
+    coll = sv.collapse(*sv.endpoint_columns(cohort.frame, "os"), CUTS)
+    from bayes_haic.priors import as_prior_set
+
+    ps, spec = as_prior_set(None), sv.ModelSpec(len(CUTS))
+    psm = sv.fit_attrs("os", "psm", CUTS, ps, coll, spec)
+    pairs = sv.fit_attrs("os", "psm", CUTS, ps, coll, spec, pair_effect=True)
+    assert psm["estimand"] == "marginal (matched set)" == sv.rmst_estimand(psm)
+    assert pairs["estimand"] == "conditional" and sv.rmst_estimand(pairs) == "marginal (matched set)"
+    assert [marginal_estimand(s, "ATT") for s in ("none", "iptw", "psm", "covariates",
+                                                  "ps_covariate")] == [
+        "marginal", "marginal (ATT)", "marginal (matched set)", "marginal (ATE)", "marginal (ATE)"]
 
 
 def test_sections_say_att_and_never_ate(att_run, monkeypatch):

@@ -107,7 +107,8 @@ def test_recovers_known_rd(cohort, covariate_fit):
     lo, hi = np.quantile(rd, [0.025, 0.975])
     assert lo < true_rd < hi
     assert abs(np.median(rd) - true_rd) < 3 * rd.std()
-    assert covariate_fit.attrs["estimand"] == "marginal"
+    # standardised over the whole cohort: the ATE population, which true_rd averages over
+    assert covariate_fit.attrs["estimand"] == "marginal (ATE)"
     assert "standardisation" in covariate_fit.attrs["estimand_detail"]
 
 

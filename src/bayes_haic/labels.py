@@ -28,6 +28,27 @@ def strategy_label(strategy: str, estimand: str | None = "ATE") -> str:
     return f"{label} ({estimand} weights)" if strategy == "iptw" and estimand else label
 
 
+# --------------------------------------------------------------------------- estimands
+
+#: the ``estimand`` of a contrast in the PS-matched set (or a published matched set's curves)
+MATCHED_SET = "marginal (matched set)"
+
+
+def marginal_estimand(strategy: str, weights_estimand: str = "ATE") -> str:
+    """The results' ``estimand`` of a population-average (marginal) contrast of a fit under
+    ``strategy``, naming its population: ``"marginal"`` for the unadjusted comparison (the
+    cohort as it is, confounding included); ``"marginal (ATE)"`` (ATT, ATO) for IPTW, the
+    weights' population; ``"marginal (ATE)"`` for the contrasts that covariate and PS-covariate
+    models standardise over the whole analysed cohort (RMST difference, response risk
+    difference, ratio and odds ratio); :data:`MATCHED_SET` for PS matching. Their hazard ratios
+    are conditional instead (the fits' own ``estimand``)."""
+    if strategy == "iptw":
+        return f"marginal ({weights_estimand})"
+    if strategy in ("covariates", "ps_covariate"):
+        return "marginal (ATE)"
+    return MATCHED_SET if strategy == "psm" else "marginal"
+
+
 # --------------------------------------------------------------------------- arms
 
 # the study's own arm names, used only for its own (synthetic) cohort and its published evidence;

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .labels import MATCHED_SET
 from .schema import ENDPOINT_COLUMNS, require_endpoint
 
 # months per unit (a year is 365.25 days, a month a twelfth of it)
@@ -753,6 +754,7 @@ def label_fit(idata, cohort) -> None:
         return
     fig = cohort.meta.get("source_figure") or "a published Kaplan-Meier figure"
     if is_matched_set(cohort):
+        idata.attrs["estimand"] = MATCHED_SET
         idata.attrs["estimand_detail"] = (
             "matched-set comparison: marginal HR in the published propensity-matched set, "
             f"reconstructed from its Kaplan-Meier curves ({fig}); no further adjustment")

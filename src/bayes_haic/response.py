@@ -60,7 +60,7 @@ from . import fitinfo, sampling, splines
 from .bootstrap_prior import combine_with_prior
 from .covariates import column_or_array, propensity_scores, ps_spline, standardised
 from .errors import InputError, describe_rows
-from .labels import IMPORTANT_RD
+from .labels import IMPORTANT_RD, marginal_estimand
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .survival import WEIGHTS_POPULATIONS, check_weights_estimand, kish_scaled, priors_used
@@ -379,7 +379,9 @@ def fit_response(
     ``sample_stats`` (NUTS fits), ``log_likelihood`` (``y``, per patient, unweighted),
     ``posterior_predictive`` (``y``), ``observed_data`` (``y``), ``constant_data``
     (``treatment``, ``weights``), and ``attrs``: ``endpoint``, ``adjustment``, ``estimand``
-    ("marginal"; for ``"iptw"`` "marginal (ATE)" etc.), ``estimand_detail``, ``model``,
+    (:func:`bayes_haic.labels.marginal_estimand`: "marginal" unadjusted, "marginal (ATE)" etc.
+    for IPTW and for the standardised covariate and PS-covariate models, "marginal (matched
+    set)" for PSM), ``estimand_detail``, ``model``,
     ``method``, ``prior``, ``n_treated``, ``n_control`` (analysed), ``n_missing_treated``,
     ``n_missing_control`` (excluded: response not evaluable), ``covariates``.
     """
@@ -465,7 +467,7 @@ def fit_response(
         "inference": inference,
         "endpoint": "orr",
         "adjustment": adjust,
-        "estimand": f"marginal ({w_estimand})" if adjust == "iptw" else "marginal",
+        "estimand": marginal_estimand(adjust, w_estimand),
         "estimand_detail": ESTIMAND_DETAIL[adjust].format(
             e=w_estimand, population=WEIGHTS_POPULATIONS[w_estimand]),
         "response_model": model,

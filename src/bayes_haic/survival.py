@@ -65,7 +65,7 @@ from . import covariates as covariates_mod
 from . import fitinfo, sampling, splines
 from . import patterns as patterns_mod
 from .errors import InputError, describe_rows
-from .labels import IMPORTANT_HR
+from .labels import IMPORTANT_HR, MATCHED_SET, marginal_estimand
 from .priors import PriorSet, as_prior_set
 from .results import result_row, summarise_draws
 from .sampler_settings import DEFAULT_SEED, RANDOM_WALK_TARGET_ACCEPT
@@ -856,7 +856,7 @@ def _pair_index(frame: pd.DataFrame, pair) -> tuple[np.ndarray, np.ndarray]:
 _ESTIMANDS = {
     "none": ("marginal", "crude marginal HR in the cohort (no confounding adjustment)"),
     "iptw": ("marginal ({e})", "marginal HR ({e}: {population}) in the IPT-weighted pseudo-population"),
-    "psm": ("marginal", "marginal HR in the matched sample (ATT when treated patients were matched)"),
+    "psm": (MATCHED_SET, "marginal HR in the matched sample (ATT when treated patients were matched)"),
     "psm_pairs": ("conditional", "HR conditional on matched pair (random pair effects)"),
     "covariates": ("conditional", "HR conditional on the covariates"),
     "ps_covariate": ("conditional", "HR conditional on the propensity score (spline of logit PS)"),
@@ -1502,6 +1502,16 @@ def cut_set_label(cuts) -> str:
     return f"{c.size} intervals (" + ", ".join(f"{x:.3g}" for x in c) + ")"
 
 
+def rmst_estimand(attrs) -> str:
+    """The ``estimand`` of a fit's RMST difference: the fit's own when it is marginal (its
+    HR's), else that of the arm-level curves, which patient-level models standardise over the
+    analysed cohort (:func:`survival_estimands`; :func:`bayes_haic.labels.marginal_estimand`):
+    covariates and PS covariate the whole cohort's (ATE), PS matching with pair effects the
+    matched set's."""
+    own = str(attrs["estimand"])
+    return own if own.startswith("marginal") else marginal_estimand(attrs["adjustment"])
+
+
 def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_tau: float = 24.0,
                 analysis: str = "main", cut_set: str | None = None, draws: xr.Dataset | None = None
                 ) -> list[dict]:
@@ -1545,8 +1555,8 @@ def result_rows(idata: az.InferenceData, data_tier: str, source: str, *, rmst_ta
         median_row("treated"),
         median_row("control"),
         result_row(
-            measure=f"rmst_diff_{rmst_tau:g}",
-            estimand=a["estimand"],
+            measure=f"rmst_diff_{rmst_tau:g}",  # standardised where the HR is conditional
+            estimand=rmst_estimand(a),
             **summarise_draws(draws["rmst_diff"].values, "above0"),
             **common,
         ),
