@@ -177,3 +177,29 @@ def test_the_printed_balance_table_shows_variance_ratios_to_two_decimals_and_non
     assert list(out["SMD before"]) == ["+0.036", "-0.122 *"]
     assert list(out["VR before"]) == ["0.99", "–"]
     assert "NaN" not in out.to_string()
+
+
+def test_residual_imbalance_flags_smd_beyond_the_threshold_and_spread_outside_half_to_double():
+    """residual_imbalance reads a balance table: |SMD| above its threshold, or a variance ratio
+    (continuous only) outside 0.5-2; largest |SMD| first; nothing for a sample not computed."""
+    from bayes_haic.balance import balance_table, residual_imbalance
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    t = np.r_[np.ones(n // 2), np.zeros(n // 2)].astype(int)
+    frame = pd.DataFrame({
+        "treatment": t,
+        "shifted": rng.normal(0.3 * t, 1.0),  # SMD ~ 0.3
+        "spread": rng.normal(0.0, np.where(t == 1, 2.0, 1.0)),  # SMD ~ 0, variance ratio ~ 4
+        "flag": rng.binomial(1, np.where(t == 1, 0.5, 0.4)),  # binary, SMD ~ 0.2, no ratio
+        "fine": rng.normal(0.0, 1.0, n),
+    })
+    weights = np.ones(n)  # "adjusted" by weights that change nothing: the imbalance stays
+    table = balance_table(frame, ["shifted", "spread", "flag", "fine"], weights=weights)
+    bad = residual_imbalance(table, "weighted")
+    assert list(bad["covariate"]) == ["shifted", "flag", "spread"]
+    assert list(bad["smd_flag"]) == [True, True, False] and list(bad["vr_flag"]) == [False, False, True]
+    assert np.isnan(bad["vr"].iloc[1])
+    strict = balance_table(frame, ["shifted", "spread", "flag", "fine"], weights=weights, threshold=0.25)
+    assert list(residual_imbalance(strict, "weighted")["covariate"]) == ["shifted", "spread"]
+    assert residual_imbalance(table, "matched").empty  # no matched set given

@@ -246,6 +246,32 @@ def balance_table(
     return out
 
 
+#: variance ratios outside this range flag a difference in spread between the arms (Austin
+#: 2009, Stat Med 28:3083-3107; Stuart 2010)
+VR_RANGE = (0.5, 2.0)
+
+
+def residual_imbalance(table: pd.DataFrame, adjustment: str) -> pd.DataFrame:
+    """The covariates that remain imbalanced after ``adjustment`` (``"matched"`` or
+    ``"weighted"``) in a :func:`balance_table`: ``|SMD|`` above the table's threshold, or a
+    variance ratio (continuous covariates) outside :data:`VR_RANGE`. Columns ``covariate``,
+    ``smd``, ``vr`` (NaN for binary covariates), ``smd_flag``, ``vr_flag``; sorted by ``|SMD|``,
+    largest first. Empty when every covariate is balanced or the table has no such column."""
+    if adjustment not in ("matched", "weighted"):
+        raise ValueError(f"residual_imbalance: adjustment is 'matched' or 'weighted', not {adjustment!r}")
+    cols = ["covariate", "smd", "vr", "smd_flag", "vr_flag"]
+    smd = table.get(f"smd_{adjustment}")
+    if smd is None or smd.isna().all():
+        return pd.DataFrame(columns=cols)
+    vr = table[f"vr_{adjustment}"]
+    threshold = float(table.attrs.get("threshold", 0.1))
+    out = pd.DataFrame({"covariate": table["covariate"], "smd": smd, "vr": vr,
+                        "smd_flag": smd.abs() > threshold,
+                        "vr_flag": vr.notna() & ((vr < VR_RANGE[0]) | (vr > VR_RANGE[1]))})
+    out = out[out["smd_flag"] | out["vr_flag"]]
+    return out.iloc[np.argsort(-out["smd"].abs().to_numpy(), kind="stable")].reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------ bh.balance(...)
 # ``bayes_haic.balance`` is both this module and the API function ``bh.balance(df, ...)``
 # (:func:`bayes_haic.api.balance`): importing the module makes it the package attribute, so the

@@ -768,6 +768,8 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
          f"({s['n_unmatched_treated']} treated unmatched{study}); IPTW {s['weights_estimand']} "
          f"weights, Kish ESS {s['ess_treated']:.1f} / {s['ess_control']:.1f}")
     echo(report_main.compact_balance(design.balance).to_string(index=False))
+    for clause in report_main.residual_imbalance_clauses(design).values():
+        echo(f"residual imbalance {clause}")
     echo(f"wrote {out / 'balance.csv'}, {out / 'love_plot.png'}, {out / 'ps_overlap.png'} and "
          f"{out / 'design.html'}")
     return design.balance

@@ -15,6 +15,7 @@ import pandas as pd
 from typing import TYPE_CHECKING
 
 from .. import reconstruct
+from ..balance import VR_RANGE, residual_imbalance
 from ..labels import STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
@@ -106,9 +107,48 @@ def design_section(cohort: Cohort, design, figs: dict | None = None) -> rp.Secti
                      "(* = |SMD| > 0.1) and variance ratios (continuous covariates), before "
                      "adjustment, in the matched set and under the IPT weights "
                      f"({s['weights_estimand']})"))
+    bad = residual_imbalance_clauses(design)
+    threshold = float(design.balance.attrs.get("threshold", 0.1))
+    rule = (f"|SMD| > {threshold:g} or a variance ratio outside "
+            f"{VR_RANGE[0]:g}-{VR_RANGE[1]:g}")
+    if bad:
+        sec.add(rp.Text(f"Residual imbalance after adjustment ({rule}) "
+                        + "; ".join(bad.values()) + ". " + IMBALANCE_ADVICE, "warning"))
+    else:
+        sec.add(rp.Text(f"After adjustment no covariate is imbalanced ({rule}), in the matched "
+                        f"set or under the IPT weights ({weights_estimand(design)}).", "note"))
     figs = figs or design_figures(cohort, design)
     sec.add(figs["love_plot"], figs["ps_overlap"])
     return sec
+
+
+#: what the design page says a reader can do about residual imbalance
+IMBALANCE_ADVICE = (
+    "An estimate under such an adjustment does not remove the confounding by these covariates, "
+    "and its outcome model, which does not contain them, cannot either: read it with care. "
+    "Remedies: overlap weights ([design] estimand = \"ATO\": with the logistic propensity model "
+    "they balance the means of its covariates exactly), a richer propensity model (interactions, "
+    "transformations of continuous covariates), or the covariate-adjusted model.")
+
+#: the design's adjusted samples: the strategy that uses each and how the report names it
+ADJUSTED_SAMPLES = {"matched": ("psm", "in the matched set"),
+                    "weighted": ("iptw", "under the IPT weights ({e})")}
+
+
+def residual_imbalance_clauses(design) -> dict[str, str]:
+    """Strategy (``"psm"``, ``"iptw"``) -> a clause naming the covariates its adjusted sample
+    leaves imbalanced (:func:`bayes_haic.balance.residual_imbalance`), e.g. ``"under the IPT
+    weights (ATE): chemo (SMD +0.551), nodes (SMD +0.145, variance ratio 0.37)"``; balanced
+    samples are left out."""
+    out = {}
+    for adjustment, (strategy, where) in ADJUSTED_SAMPLES.items():
+        bad = residual_imbalance(design.balance, adjustment)
+        items = [f"{r.covariate} (SMD {r.smd:+.3f}"
+                 + (f", variance ratio {r.vr:.2f})" if r.vr_flag else ")")
+                 for r in bad.itertuples()]
+        if items:
+            out[strategy] = f"{where.format(e=weights_estimand(design))}: {', '.join(items)}"
+    return out
 
 
 def arm_labels(cohort: Cohort):
@@ -349,6 +389,14 @@ def summary_section(state: RunState) -> rp.Section:
         sec.add(rp.Table(comparison, f"Side by side: the study's published numbers and this "
                          f"analysis of {state.cohort.name} (tier '{tier}') under the same "
                          "adjustment (posterior median, 95% CrI; reference prior)"))
+    used = set(state.config.survival.strategies) | set(state.config.response.strategies)
+    bad = {k: v for k, v in residual_imbalance_clauses(state.design).items() if k in used} \
+        if state.design is not None else {}
+    if bad:
+        sec.add(rp.Text(
+            "Design: covariates remain imbalanced " + "; ".join(bad.values()) + ". The "
+            + " and ".join(strategy_label(k, None) for k in bad) + " estimates rest on a design "
+            "that has not balanced them; see Design.", "warning"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))
