@@ -121,6 +121,8 @@ def test_worked_example_on_the_rotterdam_cohort(tmp_path, capsys):
     assert (tmp_path / "km_iptw.png").stat().st_size > 10_000
     out = capsys.readouterr().out
     assert "2982 patients" in out and "hormonal therapy" in out
+    left = out.split("left imbalanced by the ATE weights")[1].split("overlap (ATO)")[0]
+    assert left.split("\n")[2].split()[0] == "chemo"  # the largest |SMD| first
 
 
 def test_a_cohort_with_os_only_fits_os_exactly_as_with_pfs_and_refuses_pfs(tmp_path):

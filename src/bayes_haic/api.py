@@ -323,6 +323,14 @@ class BalanceResult:
         """Matched pairs, unmatched treated, weights' estimand, Kish effective sample sizes."""
         return self.design.summary()
 
+    def imbalance(self, adjustment: str = "weighted") -> pd.DataFrame:
+        """The covariates that ``adjustment`` (``"weighted"``: the IPT weights, ``"matched"``:
+        the matched set) leaves imbalanced: ``|SMD|`` above 0.1 or a variance ratio outside
+        0.5-2 (:func:`bayes_haic.balance.residual_imbalance`); empty when balanced."""
+        from .balance import residual_imbalance
+
+        return residual_imbalance(self.table, adjustment)
+
     def plot(self):
         """The love plot (absolute SMD per covariate); a Figure."""
         from .report import figures
