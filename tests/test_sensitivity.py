@@ -400,6 +400,37 @@ def test_the_studys_analyses_under_every_prior(cohort):
     assert abs(float(a.quantile(0.5)) - float(b.quantile(0.5))) < 4 * se
 
 
+def test_the_shipped_configuration_keeps_the_studys_parts_to_its_own_cohort(tmp_path):
+    """Found on R's gbsg data: `bayes-haic sensitivity --cohort gbsg.csv` (no --config, so the
+    shipped, study's configuration) wrote HAIC-LEN-P's published tipping points (tier
+    'published') into gbsg's results and refitted gbsg under the evidence_based prior (a
+    meta-analysis of HAIC-LEN-P vs LEN-P). With another cohort the shipped file's study parts
+    are off; on its own cohort, and in a configuration of the user's that turns them on, they
+    stay."""
+    from bayes_haic.config import load_config
+
+    shipped = load_config()
+    light = shipped.model_copy(update={  # still the shipped file (its source), lighter
+        "sampler": shipped.sampler.model_copy(update={"draws": 300, "tune": 300, "seed": 5}),
+        "sensitivity": shipped.sensitivity.model_copy(update={"strategies": ["none"],
+                                                             "orr_strategies": []})})
+    assert light.is_shipped()
+    frame = pd.read_csv(default_cohort_path())
+    theirs = tmp_path / "theirs.csv"  # no sidecar: tier user
+    frame.to_csv(theirs, index=False)
+    other = light.for_cohort(theirs)
+    assert not other.published.enabled and "evidence_based" not in other.priors.published_sets
+    assert light.for_cohort(default_cohort_path()) is light
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[published]\nenabled = true\n")
+    assert load_config(mine).for_cohort(theirs).published.enabled  # the user's word stands
+    study = write_sensitivity(theirs, tmp_path / "out", endpoints=("os",), cut_sets=(4,),
+                              config_path=light, echo=lambda m: None)
+    res = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(res["data_tier"]) == {"user"} and not study.published_tipping
+    assert set(study.prior_labels) == {"reference", "skeptical", "enthusiastic", "pessimistic"}
+
+
 def test_prior_object_sets(cohort):
     """Prior sets may be given as objects (e.g. a user's Normal(0, 1) variant)."""
     ref = load_prior_set("reference")

@@ -348,8 +348,10 @@ def balance(cohort, covariates, config_path, out, columns, time_unit, arms, endp
 @click.option("--endpoint", "endpoints", multiple=True, type=click.Choice(["os", "pfs"]),
               help="Endpoint(s) (default: each the cohort has data for).")
 @click.option("--prior", "priors", multiple=True,
-              help="Prior set(s): names in models/priors/ or paths (default: every shipped set; "
-              "the first is the base the others are reweighted from).")
+              help="Prior set(s): names in models/priors/ or paths (default: the configuration's "
+              "[priors] published_sets; evidence_based, a meta-analysis of HAIC-LEN-P vs LEN-P, "
+              "only for the study's own cohort or when named; the first is the base the others "
+              "are reweighted from).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a prior parameter in every set, e.g. survival.log_hr.sigma=1.0.")
 @click.option("--threshold", default=0.95, show_default=True, type=float,
@@ -369,9 +371,7 @@ def sensitivity(cohort, endpoints, priors, overrides, threshold, covariates, see
 
     process.settle()
     cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
-    names = [_prior_name(p, cfg) for p in priors] or None
-    if names is None and config_path:  # the configuration's prior family
-        names = list(cfg.priors.published_sets)
+    names = [_prior_name(p, cfg) for p in priors] or None  # None: the configuration's family
     write_sensitivity(cohort or cfg.cohort_path(), out, endpoints=endpoints or None,
                       prior_names=names, overrides=overrides, threshold=threshold,
                       seed=seed, covariates=_covariate_list(covariates), config_path=cfg,

@@ -223,6 +223,23 @@ class MainConfig(_Strict):
             return shipped(p)
         return folder / p if folder is not None else p  # missing: named where it was expected
 
+    def is_shipped(self) -> bool:
+        """Whether this is the shipped configuration file (the package's study's)."""
+        return bool(self.source) and Path(self.source).resolve() == default_config_path().resolve()
+
+    def for_cohort(self, path) -> MainConfig:
+        """This configuration as it applies to a cohort a command was given (``--cohort``).
+        The shipped file is the package's study's configuration: for a cohort other than its
+        own, its study parts ([published] enabled, ``evidence_based`` in the prior family)
+        become those of any study's file that leaves them out (off). Any other configuration,
+        or the shipped file's own cohort, is returned as it is."""
+        if not self.is_shipped() or Path(path).resolve() == self.cohort_path().resolve():
+            return self
+        return self.model_copy(update={
+            "published": PublishedConfig(),
+            "priors": self.priors.model_copy(
+                update={"published_sets": PriorConfig().published_sets})})
+
     def reconstructed_path(self) -> Path | None:
         """The ``[data] reconstructed`` cohort file (None when not configured)."""
         if not self.data.reconstructed:

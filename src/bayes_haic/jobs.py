@@ -45,9 +45,10 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     ``out_dir/report.html`` (the section), each atomically and only after
     everything has been computed.
 
-    Cut points, baseline and sampler come from the configuration file (default
-    ``models/main.toml``): its cut points are the main cut set, the other default cut sets
-    follow. ``seed`` overrides the configured seed. (With the configured nutpie backends refits
+    Cut points, baseline, sampler and the prior family (unless ``prior_names``) come from the
+    configuration file (default ``models/main.toml``; for a cohort other than its own, without
+    the package's study's parts: :meth:`~bayes_haic.config.MainConfig.for_cohort`): its cut
+    points are the main cut set, the other default cut sets follow. ``seed`` overrides the configured seed. (With the configured nutpie backends refits
     reuse the compiled model; the PyMC backend recompiles it for every refit.)
     """
     from . import analysis
@@ -56,8 +57,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
 
     threshold = DEFAULT_THRESHOLD if threshold is None else threshold
 
-    cfg = load_config(config_path)
-    settings = cfg.sampler.settings()
+    cfg = load_config(config_path).for_cohort(cohort_path)  # the shipped file's study parts
+    settings = cfg.sampler.settings()                         # stay with its own cohort
     sampler = replace(settings, seed=int(seed) if seed is not None else settings.seed)
     cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
                          **cfg.data.cohort_options())
@@ -70,7 +71,8 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     if {"iptw", "psm", "ps_covariate"} & set(strategies + orr_strategies):
         design = analysis.make_design(cohort, cfg.design)
     study = run_sensitivity(
-        cohort, endpoints=tuple(endpoints), prior_names=prior_names or None, overrides=overrides,
+        cohort, endpoints=tuple(endpoints), overrides=overrides,
+        prior_names=prior_names or cfg.priors.published_sets,  # default: the configuration's family
         threshold=threshold, sampler=sampler, baseline=cfg.survival.baseline,
         strategies=strategies, orr_strategies=orr_strategies, design=design,
         n_boot=cfg.survival.bootstrap_draws,
