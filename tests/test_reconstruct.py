@@ -377,6 +377,27 @@ def test_malformed_inputs_get_one_paragraph_and_exit_2(tmp_path, capsys, case):
     assert not (tmp_path / "out").exists()  # nothing written
 
 
+def test_a_figure_of_another_endpoint_is_named_in_the_sidecar(tmp_path, capsys):
+    """A relapse-free survival figure read as --endpoint pfs: --endpoint-name records its name
+    in the sidecar, so the accuracy page, the command's lines and every later analysis of the
+    cohort say RFS; a bad name is one paragraph, exit 2, nothing written."""
+    p, r = files(tmp_path)
+    out = tmp_path / "rfs.csv"
+    assert main(["reconstruct", "--points", str(p), "--at-risk", str(r), "--endpoint", "pfs",
+                 "--endpoint-name", "pfs=RFS,relapse-free survival", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("RFS HAIC-LEN-P") and "PFS" not in said
+    meta = json.loads((tmp_path / "rfs.meta.json").read_text())
+    assert meta["endpoint_names"] == {"pfs": {"short": "RFS", "long": "relapse-free survival"}}
+    assert load_cohort(out).endpoint_names["pfs"] == ("RFS", "relapse-free survival")
+    page = (tmp_path / "rfs.accuracy.html").read_text()
+    assert "RFS: reconstruction accuracy" in page and "PFS" not in page
+    bad = tmp_path / "bad.csv"
+    assert main(["reconstruct", "--points", str(p), "--at-risk", str(r), "--endpoint", "pfs",
+                 "--endpoint-name", "pfs=a name longer than twelve,x", "--out", str(bad)]) == 2
+    assert "--endpoint-name" in capsys.readouterr().err and not bad.exists()
+
+
 def test_bad_options_exit_2(tmp_path, capsys):
     p, r = files(tmp_path, POINTS.replace("HAIC-LEN-P", "A").replace("LEN-P", "B"),
                  RISK.replace("HAIC-LEN-P", "A").replace("LEN-P", "B"))

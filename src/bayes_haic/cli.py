@@ -227,18 +227,26 @@ def _parse_events(values, endpoints) -> dict:
               "Fig. 3A (PSM set)'; recorded in the sidecar and the report.")
 @click.option("--population", default="", help="What population the curves show, e.g. "
               "'psm-matched' (then --adjust none is labelled the matched-set comparison).")
+@click.option("--endpoint-name", "endpoint_names", multiple=True,
+              metavar="ENDPOINT=SHORT,LONG",
+              help="Name an endpoint in the sidecar, so that every analysis of the cohort uses "
+              "it, e.g. --endpoint-name 'pfs=RFS,relapse-free survival' for a figure of "
+              "relapse-free survival read as --endpoint pfs (repeatable).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Cohort CSV to write; <out>.meta.json, <out>.accuracy.html and "
               "<out>.accuracy.csv are written beside it.")
 def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, population,
-                out):
+                endpoint_names, out):
     """Rebuild pseudo-patient data from digitised Kaplan-Meier curves and numbers at risk
     (Guyot et al. 2012), with an accuracy report. Tier 'reconstructed': never the study's
     patient data."""
     from . import reconstruct as rc
     from .jobs import write_reconstruction
+    from .schema import check_endpoint_names
 
     process.settle()
+    names = _endpoint_name_map(endpoint_names)
+    label = {e: short for e, (short, _) in check_endpoint_names(names, "--endpoint-name").items()}
     endpoints = list(endpoints) or (["os"] if len(points) == 1 else [])
     if not (len(points) == len(at_risk) == len(endpoints)):
         raise InputError(f"--points, --at-risk, --endpoint: expected one of each per figure, "
@@ -250,14 +258,15 @@ def reconstruct(points, at_risk, endpoints, events, treated, time_unit, figure, 
     recs = [rc.reconstruct_figure(p, r, endpoint=e, treated=treated, events=totals[e],
                                   time_unit=time_unit)
             for p, r, e in zip(points, at_risk, endpoints)]
-    paths = write_reconstruction(recs, out, figure=figure, population=population)
+    paths = write_reconstruction(recs, out, figure=figure, population=population,
+                                 endpoint_names=names)
     for rec in recs:
         acc = rc.accuracy_table(rec)
         for arm, r in rec.arms.items():
             a = acc[acc["arm"] == arm].set_index("quantity")["reconstructed"]
             risk = acc[(acc["arm"] == arm) & (acc["quantity"] == "n_risk")]
             off = int((risk["difference"] != 0).sum())
-            click.echo(f"{rec.endpoint.upper()} {arm} (treatment = {rec.codes[arm]}): "
+            click.echo(f"{label[rec.endpoint]} {arm} (treatment = {rec.codes[arm]}): "
                        f"{len(r.ipd)} pseudo-patients, {int(r.ipd['event'].sum())} events; "
                        f"max |KM - digitised| {a['max_abs_diff_survival']:.3f}, mean "
                        f"{a['mean_abs_diff_survival']:.4f}; numbers at risk reproduced at "

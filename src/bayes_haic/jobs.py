@@ -22,7 +22,7 @@ from .config import load_config
 from .provenance import package_versions, run_info
 from .report.pages import tier_banner
 from .results import atomic_write_text, write_results
-from .schema import endpoint_label, load_cohort, name_endpoints, naming_scope
+from .schema import check_endpoint_names, endpoint_label, load_cohort, name_endpoints, naming_scope
 
 if TYPE_CHECKING:
     from .evidence import EvidenceReanalysis
@@ -120,16 +120,20 @@ def write_reanalysis(results: list[EvidenceReanalysis], out_dir, *, argv=None,
     return frame
 
 
+@naming_scope
 def write_reconstruction(recs: list[Reconstruction], out, *, figure: str = "",
-                         population: str = "") -> dict[str, Path]:
+                         population: str = "", endpoint_names=None) -> dict[str, Path]:
     """Write the cohort CSV, its sidecar, ``<stem>.accuracy.html`` and ``<stem>.accuracy.csv``
-    beside it; everything is computed first and each file is written atomically."""
+    beside it; everything is computed first and each file is written atomically.
+    ``endpoint_names`` (``{"pfs": {"short": "RFS", "long": ...}}``) go into the sidecar; the
+    page uses them too."""
     from .reconstruct import accuracy_table, cohort_frame, output_paths, sidecar
     from .report.reconstruct import accuracy_page
 
+    name_endpoints(check_endpoint_names(endpoint_names, "endpoint names"))
     paths = output_paths(out)
     frame = cohort_frame(recs)
-    meta = sidecar(recs, figure=figure, population=population)
+    meta = sidecar(recs, figure=figure, population=population, endpoint_names=endpoint_names)
     tables = [accuracy_table(r) for r in recs]
     html = accuracy_page(recs, tables, paths["cohort"].name, figure=figure)
     csv_cohort = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n")

@@ -551,10 +551,13 @@ def _sha256(path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def sidecar(recs: list[Reconstruction], *, figure: str = "", population: str = "") -> dict:
+def sidecar(recs: list[Reconstruction], *, figure: str = "", population: str = "",
+            endpoint_names=None) -> dict:
     """The sidecar (``<cohort>.meta.json``) of a reconstructed cohort: tier, endpoints, source
-    figure, digitisation files (with SHA-256), arms and the method."""
-    return {
+    figure, digitisation files (with SHA-256), arms and the method, and the endpoints' report
+    names when given (``{"pfs": {"short": "RFS", "long": "relapse-free survival"}}``)."""
+    names = {"endpoint_names": dict(endpoint_names)} if endpoint_names else {}
+    return {**names,
         "data_tier": "reconstructed",
         "endpoints": [r.endpoint for r in recs],
         "source_figure": figure,

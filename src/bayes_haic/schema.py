@@ -469,6 +469,12 @@ def _arm_names(arms, meta, tier, path) -> tuple:
     return tuple(a.strip() for a in arms)
 
 
+def check_endpoint_names(given, where: str) -> dict:
+    """``given`` endpoint names (as a sidecar's ``"endpoint_names"``) checked, with the schema's
+    for the rest: ``{endpoint: (short, long)}``; an :class:`InputError` naming ``where``."""
+    return _endpoint_names(given, {}, where)
+
+
 def _endpoint_names(given, meta, path) -> dict:
     """{endpoint: (short, long)} report names: the schema's, overridden by the sidecar's
     ``"endpoint_names"``, then by ``given`` (either as ``{"pfs": ("RFS", "relapse-free
