@@ -545,6 +545,50 @@ def test_baseline_prior_check_on_a_small_real_cohort():
     blocks = sensitivity_section(study).blocks
     text = " ".join(b.text for b in blocks if isinstance(b, rp.Text))
     assert "The baseline-hazard prior informs the hazard ratio of: OS 'none'" in text
+    # here the cause is few events: the prior's mean is within 1 prior sd of the crude hazard
+    assert abs(row["prior_mean_distance_sd"]) <= 1 and "few events per interval" in text
+
+
+def test_baseline_prior_check_names_a_prior_centred_far_from_the_cohorts_hazard():
+    """R's pbc trial (312 patients, 125 deaths; tests/reference/survival_pbc.R): plenty of events,
+    but hazards ~0.006 per month, 1.3 prior sd below the reference baseline prior's mean
+    (Normal(-2.5, 2) per month). The prior pulls the baseline up and the crude HR with it (the
+    check flags it); with it 5-fold wider the posterior median is back at R's maximum-likelihood
+    PWE estimate. The check reports the analysed control arm's crude log hazard (equal to R's)
+    and its distance from the prior's mean, and the page and the report's summary say that the
+    prior's location is the cause, with both hazards."""
+    from types import SimpleNamespace
+
+    from bayes_haic.config import MainConfig
+    from bayes_haic.report.main import summary_section
+
+    ref = pd.read_csv(REFERENCE / "survival_pbc_reference.csv").set_index("quantity")["value"]
+    cohort = load_cohort(REFERENCE / "survival_pbc.csv")
+    study = sn.run_sensitivity(cohort, strategies=("none",), prior_names=("reference",),
+                               cut_sets=(8,), sampler=SAMPLER, baseline="independent",
+                               tipping=False, published=False)
+    np.testing.assert_allclose(study.posteriors[0].cuts,
+                               ref[[f"cut_{i}" for i in range(1, 9)]].to_numpy(), rtol=1e-9)
+    row = study.baseline_check.iloc[0]
+    crude = float(ref["crude_log_hazard_control"])
+    assert row["crude_log_hazard_control"] == pytest.approx(crude, rel=1e-9)
+    assert row["prior_mean_distance_sd"] == pytest.approx((-2.5 - crude) / 2.0, rel=1e-9)
+    mle = float(ref["pwe_glm_log_hr"])
+    base_med, wide_med = math.log(row["median_hr"]), math.log(row["median_hr_widened"])
+    sd = (math.log(row["upper_hr"]) - math.log(row["lower_hr"])) / (2 * 1.96)
+    assert row["influential"] and base_med < wide_med  # pulled down by the prior
+    assert abs(wide_med - mle) < 0.1 * sd + 3 * row["max_mcse_log_hr"]
+    text = " ".join(b.text for b in sensitivity_section(study).blocks if isinstance(b, rp.Text))
+    assert "The prior sits far from this cohort's hazards" in text
+    assert f"crude log hazard, {crude:.2f}" in text and "few events" not in text
+    state = SimpleNamespace(rows=[{**dict.fromkeys(RESULT_COLUMNS, ""), "data_tier": "user",
+                                   "analysis": "main", "endpoint": "os", "measure": "hr",
+                                   "median": 1.0, "lower": 0.7, "upper": 1.4, "prob_benefit": 0.5}],
+                            cohort=cohort, design=None, config=MainConfig(), alerts=[],
+                            reconstructed=None, baseline_check=study.baseline_check)
+    summary = " ".join(b.text for b in summary_section(state).blocks if isinstance(b, rp.Text))
+    assert (f"moves the hazard ratio of OS 'none' (median {row['median_hr']:.2f} -> "
+            f"{row['median_hr_widened']:.2f}") in summary
 
 
 def test_the_important_hr_of_the_table_and_page(study):

@@ -64,6 +64,8 @@ class RunState:
     reconstructed: dict = field(default_factory=dict)  # endpoint -> fit on [data] reconstructed
     estimands: dict = field(default_factory=dict)  # fit key -> its estimands (summarise)
     km: dict = field(default_factory=dict)  # survival fit key -> its observed Kaplan-Meier curves
+    # the sensitivity study's baseline-hazard prior check (SensitivityStudy.baseline_check)
+    baseline_check: object = None
 
     def add_survival_fit(self, key: tuple, idata, *, cut_set: str | None = None) -> list[dict]:
         """Add the OS/PFS fit ``key`` = ``(endpoint, strategy)``: its estimands and observed
@@ -233,6 +235,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             if len(studies) == len(sens):
                 study = sensitivity.merge_studies([studies[j]["study"] for j in sens])
                 done["study_rows"] = study.rows() + study.published_rows()
+                done["baseline_check"] = study.baseline_check
                 done["sensitivity"] = sensitivity_section(
                     study, overlays={k: f for j in sens for k, f in studies[j]["figures"].items()})
         elif res.get("fits"):
@@ -259,6 +262,7 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     if "sensitivity" in done:
         state.rows.extend(done["study_rows"])
         state.sections["sensitivity"] = done["sensitivity"]
+        state.baseline_check = done["baseline_check"]
 
     used = report_main.used_priors([*state.fits.values(), *state.hr_t.values(),
                                     *state.reconstructed.values()], published=published is not None)

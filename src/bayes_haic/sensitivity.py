@@ -54,7 +54,11 @@ multiplied by :data:`BASELINE_WIDEN` (PSIS reweighting where reliable, else a re
 shift of the posterior median and 95% limits of log HR is reported in units of its posterior sd
 (:attr:`SensitivityStudy.baseline_check`). It is flagged as influential above
 :data:`BASELINE_SHIFT` sd when the shift also exceeds 3 Monte Carlo standard errors. (IPTW
-replicates are maximum-likelihood fits: no baseline prior enters them.)
+replicates are maximum-likelihood fits: no baseline prior enters them.) The same happens with
+plenty of events when the prior is centred far from the cohort's hazards (R's ``pbc`` trial,
+125 deaths at ~0.006 per month: crude HR 0.97 under the reference prior, 1.05 widened, 1.06 by
+maximum likelihood), so each row also gives the analysed control arm's crude log hazard and its
+distance from the prior's mean in prior sds (:func:`crude_log_hazard`).
 
 Tipping point
 -------------
@@ -1043,7 +1047,7 @@ def run_sensitivity(
                     wide = (_from_weights(base, wide_set, rw) if rw is not None and rw.reliable
                             else _from_fit(fit(endpoint, strategy, cuts, wide_set), endpoint,
                                            strategy, cs, wide_set))
-                    baseline_rows.append(baseline_row(base, wide))
+                    baseline_rows.append(baseline_row(base, wide, crude_log_hazard(base_idata)))
                 tippable = (mcmc and not int(base_idata.attrs.get("design_draws", 1) or 1) > 1) \
                     or strategy == "iptw"
                 if main and tipping and tippable:
@@ -1150,11 +1154,26 @@ def _mcse_quantile(post: HRPosterior, q: float) -> float:
     return float(hi - lo) / 2
 
 
-def baseline_row(base: HRPosterior, wide: HRPosterior) -> dict:
+def crude_log_hazard(idata) -> float:
+    """log(events / months at risk) of the control arm among the patients a fit analysed (its
+    ``constant_data``; NaN without events or without those data): where the data put the
+    baseline hazard, to compare with the baseline-hazard prior's location (per month)."""
+    const = idata.get("constant_data") if hasattr(idata, "get") else None
+    if const is None or not {"time", "event", "treatment"} <= set(const.data_vars):
+        return math.nan
+    control = const["treatment"].values == 0
+    events = float(const["event"].values[control].sum())
+    months = float(const["time"].values[control].sum())
+    return math.log(events / months) if events > 0 and months > 0 else math.nan
+
+
+def baseline_row(base: HRPosterior, wide: HRPosterior, crude: float = math.nan) -> dict:
     """One row of :attr:`SensitivityStudy.baseline_check`: the HR under the base set and with its
     baseline-hazard prior widened, and the shift of each quantile of log HR (2.5%, 50%, 97.5%)
     in posterior sds of log HR. ``influential``: some shift exceeds :data:`BASELINE_SHIFT` sd
-    and 3 Monte Carlo standard errors (of the two estimates combined)."""
+    and 3 Monte Carlo standard errors (of the two estimates combined). ``crude``: the analysed
+    control arm's :func:`crude_log_hazard`, reported with its distance from the prior's mean in
+    prior sds (``prior_mean_distance_sd``; NaN unless the prior is a Normal)."""
     qs = (0.025, 0.5, 0.975)
     a, b = base.quantile(qs), wide.quantile(qs)
     w = base.draw_weights()
@@ -1171,7 +1190,16 @@ def baseline_row(base: HRPosterior, wide: HRPosterior) -> dict:
             "p_hr_below_1": base.prob_below(1.0), "p_hr_below_1_widened": wide.prob_below(1.0),
             "shift_lower_sd": float(shift[0]), "shift_median_sd": float(shift[1]),
             "shift_upper_sd": float(shift[2]), "max_mcse_log_hr": float(np.nanmax(mc)),
+            "crude_log_hazard_control": crude,
+            "prior_mean_distance_sd": _distance_sd(base.prior_set.get(BASELINE_KEY), crude),
             "method": wide.how, "influential": influential}
+
+
+def _distance_sd(prior, x: float) -> float:
+    """(mu - x) / sigma of a Normal prior (NaN for another distribution or a NaN ``x``)."""
+    if getattr(prior, "dist", None) != "Normal" or not math.isfinite(x):
+        return math.nan
+    return (float(prior.params["mu"]) - x) / float(prior.params["sigma"])
 
 
 # --------------------------------------------------------------------------- figures

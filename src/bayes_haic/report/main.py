@@ -397,6 +397,19 @@ def summary_section(state: RunState) -> rp.Section:
             "Design: covariates remain imbalanced " + "; ".join(bad.values()) + ". The "
             + " and ".join(strategy_label(k, None) for k in bad) + " estimates rest on a design "
             "that has not balanced them; see Design.", "warning"))
+    check = getattr(state, "baseline_check", None)
+    moved = check[check["influential"]] if check is not None and len(check) else ()
+    if len(moved):
+        from ..sensitivity import BASELINE_WIDEN  # (the design stage imports no sampler)
+
+        sec.add(rp.Text(
+            "The baseline-hazard prior, a nuisance prior, moves the hazard ratio of "
+            + "; ".join(f"{endpoint_label(r['endpoint'])} '{r['strategy']}' (median "
+                        f"{r['median_hr']:.2f} -> {r['median_hr_widened']:.2f} with it "
+                        f"{BASELINE_WIDEN:g}-fold wider)" for r in moved.to_dict("records"))
+            + f" (checked under the sensitivity study's strategies, "
+            + ", ".join(dict.fromkeys(check["strategy"])) + "; the other models share the prior)"
+            + ": see Sensitivity for why and what to do.", "warning"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))

@@ -234,6 +234,29 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
     return sec
 
 
+def baseline_cause(hit: pd.DataFrame) -> str:
+    """Why the baseline-hazard prior moves the flagged HRs (``hit``: influential rows of the
+    check): a prior mean more than one prior sd from the analysed control arm's crude hazard
+    (``prior_mean_distance_sd``), named with both hazards per month; else few events per
+    interval."""
+    far = hit[hit["prior_mean_distance_sd"].abs() > 1] if "prior_mean_distance_sd" in hit \
+        else hit.iloc[:0]
+    if not len(far):
+        return ("This happens with few events per interval, where a proper prior on each "
+                "interval's baseline hazard adds information that the HR borrows.")
+    parts = []
+    for r in far.drop_duplicates(["endpoint", "baseline_prior"]).to_dict("records"):
+        crude = r["crude_log_hazard_control"]
+        parts.append(
+            f"for {endpoint_label(r['endpoint'])} the prior {r['baseline_prior']} centres the "
+            f"log hazard per month {abs(r['prior_mean_distance_sd']):.1f} prior sd "
+            f"{'above' if r['prior_mean_distance_sd'] > 0 else 'below'} the analysed control "
+            f"arm's crude log hazard, {crude:.2f} ({math.exp(crude):.2g} per month)")
+    return ("The prior sits far from this cohort's hazards: " + "; ".join(parts) + ". It pulls "
+            "every interval's baseline hazard towards its mean, and the HR moves to fit the "
+            "treated arm.")
+
+
 def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
     """The baseline-hazard prior check (:attr:`~bayes_haic.sensitivity.SensitivityStudy.baseline_check`):
     a table, and a warning naming the analyses whose HR the nuisance prior moves, or a note that
@@ -263,12 +286,12 @@ def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
         blocks.append(rp.Text(
             f"The baseline-hazard prior informs the hazard ratio of: {which}. Widening it "
             f"{BASELINE_WIDEN:g}-fold moves the posterior median or a 95% limit of log HR by more "
-            f"than {BASELINE_SHIFT:g} posterior sd (and 3 Monte Carlo standard errors). This "
-            "happens with few events per interval, where a proper prior on each interval's "
-            "baseline hazard adds information that the HR borrows: fewer intervals "
-            "([survival] n_intervals), a smoothed baseline ([survival] baseline = \"rw\") or a "
-            "wider baseline prior (--set survival.log_baseline_hazard.sigma=...) let the data "
-            "speak; report the analysis with the prior you can defend.", "warning"))
+            f"than {BASELINE_SHIFT:g} posterior sd (and 3 Monte Carlo standard errors). "
+            + baseline_cause(hit) + " Fewer intervals ([survival] n_intervals), a smoothed "
+            "baseline ([survival] baseline = \"rw\"), a prior centred on this cohort's hazard "
+            "(--set survival.log_baseline_hazard.mu=...) or a wider one "
+            "(--set survival.log_baseline_hazard.sigma=...) let the data speak; report the "
+            "analysis with the prior you can defend.", "warning"))
     else:
         blocks.append(rp.Text(
             f"Widening the baseline-hazard prior {BASELINE_WIDEN:g}-fold moves no posterior "
