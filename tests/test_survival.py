@@ -854,10 +854,12 @@ def test_psm_pair_effects():
     x = fit.posterior["log_hr"].values.ravel()
     assert abs(np.median(x) - np.log(0.6)) < 3 * x.std()
     marginal = sv.fit_pwe(df, "os", adjust="psm", sampler=FAST)  # no pair effect: attenuated toward 0
-    assert marginal.attrs["estimand"] == "marginal"
+    assert marginal.attrs["estimand"] == "marginal (matched set)"
     assert float(marginal.posterior["log_hr"].median()) > np.median(x)
     rows = sv.result_rows(fit, "synthetic", "simulated")
     assert rows[0]["adjustment"] == "psm" and rows[0]["estimand"] == "conditional"
+    # its RMST difference is standardised over the matched pairs: the matched set's average
+    assert rows[3]["measure"] == "rmst_diff_24" and rows[3]["estimand"] == "marginal (matched set)"
 
 
 def test_random_walk_fits_sample_with_small_steps_and_do_not_diverge():
