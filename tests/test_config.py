@@ -126,7 +126,8 @@ def test_init_writes_a_folder_that_loads_and_is_never_overwritten(tmp_path, caps
     assert cfg.priors.set == str(folder / "priors" / "reference.toml")  # its own copy, first
     mine = load_prior_set(folder / "priors" / "my_prior.toml")
     assert mine.get("survival.log_hr").params["sigma"] == 0.5 and "response.log_or" in mine.inherited
-    assert "What to edit" in (folder / "README.md").read_text()
+    readme = (folder / "README.md").read_text()
+    assert "What to edit" in readme and "survival.log_baseline_hazard.mu" in readme
     # a new study's folder: not the package's study's published numbers, nor its meta-analysis prior
     assert load_config().published.enabled and not cfg.published.enabled
     assert [Path(s).stem for s in cfg.priors.published_sets] == ["reference", "skeptical",

@@ -81,7 +81,12 @@ What to edit:
 3. **`priors/`**: the prior sets this folder's configuration uses; a name given with `--prior`
    or in `[priors]` is looked up here first, then among the shipped sets. A prior file may
    define only the priors it changes (`priors/my_prior.toml`); the others come from the
-   reference set. The effective set is recorded with every result.
+   reference set. The effective set is recorded with every result. The baseline-hazard prior
+   (`survival.log_baseline_hazard`, the log hazard per month) is centred on the package's
+   study's disease: Normal(-2.5, 2), 0.08 per month (median survival ~8.5 months). Centre it
+   on yours (e.g. `mu = -5.0` for ~0.007 per month) in a partial prior file or with
+   `--set survival.log_baseline_hazard.mu=...`: the sensitivity page's baseline-prior check
+   says whether, and why, it informs your hazard ratios.
 
 This folder's main job analyses your cohort only: `[published] enabled = false` leaves out the
 package's own study (HAIC-LEN-P vs LEN-P), whose published numbers the shipped configuration
