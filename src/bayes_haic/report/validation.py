@@ -121,8 +121,10 @@ def not_about(cohort_name: str) -> str:
             "the generator calibrated to it, data/synthetic/generator.toml, in the scenarios of "
             "models/validation/). It shows how the estimators behave there; with another cohort's "
             "size, events and confounding they may behave otherwise. To check them in a setting "
-            "like yours, add a scenario with your cohort's settings to models/validation/ and run "
-            "`bayes-haic validate`.")
+            "like yours, write a scenario file (settings overriding "
+            "data/synthetic/generator.toml: your cohort's size, event rates and confounding), "
+            "list it under [study] scenarios in a validation TOML of your own and run "
+            "`bayes-haic validate --config yours.toml`.")
 
 
 def validation_sections(result: dict | None, *, where: str = "",
