@@ -712,6 +712,11 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
         rows = state.add_survival_fit((endpoint, adjust), idata, cut_set=main_cut_label(cfg))
         section = report_main.survival_section(cohort, endpoint, state.summarise())
     echo(f"fitted {endpoint_label(endpoint)} ({adjust}) in {time.perf_counter() - t0:.1f} s")
+    imbalance = report_main.imbalance_warning(design, {adjust})  # (PS matching and IPTW only)
+    if imbalance:
+        section.blocks.insert(0, rp.Text(imbalance + " (|SMD| > 0.1 or a variance ratio outside "
+                                         "0.5-2; bayes-haic balance shows the table).", "warning"))
+        echo(f"warning: {imbalance}.")
     state.rows = rows
     chk = checks.run_checks(cohort, state.fits, design=design, prior_set=prior_set,
                             sampler=sampler, seed=sampler.seed)

@@ -135,6 +135,21 @@ ADJUSTED_SAMPLES = {"matched": ("psm", "in the matched set"),
                     "weighted": ("iptw", "under the IPT weights ({e})")}
 
 
+def imbalance_warning(design, strategies) -> str | None:
+    """One sentence naming what the design leaves imbalanced for those of ``strategies`` that
+    use an adjusted sample (PS matching, IPTW), e.g. "Design: covariates remain imbalanced under
+    the IPT weights (ATE): chemo (SMD +0.551). The IPTW estimates rest on a design that has not
+    balanced them"; None when they are balanced or none is used (or there is no design)."""
+    if design is None:
+        return None
+    bad = {k: v for k, v in residual_imbalance_clauses(design).items() if k in set(strategies)}
+    if not bad:
+        return None
+    return ("Design: covariates remain imbalanced " + "; ".join(bad.values()) + ". The "
+            + " and ".join(strategy_label(k, None) for k in bad) + " estimates rest on a design "
+            "that has not balanced them")
+
+
 def residual_imbalance_clauses(design) -> dict[str, str]:
     """Strategy (``"psm"``, ``"iptw"``) -> a clause naming the covariates its adjusted sample
     leaves imbalanced (:func:`bayes_haic.balance.residual_imbalance`), e.g. ``"under the IPT
@@ -389,14 +404,10 @@ def summary_section(state: RunState) -> rp.Section:
         sec.add(rp.Table(comparison, f"Side by side: the study's published numbers and this "
                          f"analysis of {state.cohort.name} (tier '{tier}') under the same "
                          "adjustment (posterior median, 95% CrI; reference prior)"))
-    used = set(state.config.survival.strategies) | set(state.config.response.strategies)
-    bad = {k: v for k, v in residual_imbalance_clauses(state.design).items() if k in used} \
-        if state.design is not None else {}
-    if bad:
-        sec.add(rp.Text(
-            "Design: covariates remain imbalanced " + "; ".join(bad.values()) + ". The "
-            + " and ".join(strategy_label(k, None) for k in bad) + " estimates rest on a design "
-            "that has not balanced them; see Design.", "warning"))
+    warning = imbalance_warning(state.design, set(state.config.survival.strategies)
+                                | set(state.config.response.strategies))
+    if warning:
+        sec.add(rp.Text(warning + "; see Design.", "warning"))
     check = getattr(state, "baseline_check", None)
     moved = check[check["influential"]] if check is not None and len(check) else ()
     if len(moved):
