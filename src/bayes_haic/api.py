@@ -89,6 +89,10 @@ def _config(config, draws, tune, chains, seed, cuts, n_intervals, baseline, n_bo
     }
 
 
+#: how a FitResult's repr names the adjusted sample of a strategy
+ADJUSTED_SAMPLE_NAMES = {"iptw": "IPT weights", "psm": "matched set"}
+
+
 @dataclass
 class FitResult:
     """One fitted model: an endpoint under an adjustment strategy and a prior set.
@@ -225,7 +229,25 @@ class FitResult:
                      f"{row['upper']:.3f}), P(benefit) = {row['prob_benefit']:.3f}")
         except Exception:  # a repr never fails
             pass
+        bad = self.imbalance()
+        if len(bad):
+            first = bad.iloc[0]
+            head += (f"\n  design: {len(bad)} covariate(s) left imbalanced by the "
+                     f"{ADJUSTED_SAMPLE_NAMES[self.adjustment]}, largest {first['covariate']} "
+                     f"(SMD {first['smd']:+.3f}); see .imbalance()")
         return head
+
+    def imbalance(self) -> pd.DataFrame:
+        """The covariates that this fit's adjusted sample (the IPT weights of ``iptw``, the
+        matched set of ``psm``) leaves imbalanced: ``|SMD|`` above 0.1 or a variance ratio
+        outside 0.5-2 (:func:`bayes_haic.balance.residual_imbalance`); empty for a balanced
+        sample and for the strategies that use none."""
+        from .balance import residual_imbalance
+
+        sample = {"iptw": "weighted", "psm": "matched"}.get(self.adjustment)
+        if sample is None or self.design is None:
+            return residual_imbalance(pd.DataFrame({"covariate": []}), "weighted")
+        return residual_imbalance(self.design.balance, sample)
 
 
 def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
