@@ -125,7 +125,7 @@ def test_worked_example_on_the_rotterdam_cohort(tmp_path, capsys):
     assert left.split("\n")[2].split()[0] == "chemo"  # the largest |SMD| first
     # the IPTW FitResult says so too (its repr; .imbalance() is the table above)
     assert "design: 6 covariate(s) left imbalanced by the IPT weights, largest chemo" in out
-    assert out.count("left imbalanced by") == 1  # not the unadjusted or covariate fits
+    assert out.count("covariate(s) left imbalanced") == 1  # not the unadjusted or covariate fits
 
 
 def test_a_cohort_with_os_only_fits_os_exactly_as_with_pfs_and_refuses_pfs(tmp_path):
