@@ -1,5 +1,6 @@
 """The main job and the fit command end to end, on small settings (fast, not for inference)."""
 
+import html
 import re
 
 import numpy as np
@@ -591,3 +592,32 @@ def test_the_important_response_difference_is_the_configuration_s(tmp_path):
     rd = az.from_netcdf(tmp_path / "fit" / "posterior.nc").posterior["rd"].values
     s = response.response_summary(az.from_netcdf(tmp_path / "fit" / "posterior.nc"), important=0.1)
     assert s["p_rd_above_important"] == float(np.mean(rd > 0.1)) and s["important_rd"] == 0.1
+
+
+def test_the_main_job_checks_the_baseline_prior_of_each_of_its_fits(main_run):
+    """The baseline-hazard prior check runs on the main job's own fits, every MCMC fit that
+    uses that prior (here the unadjusted one; the IPTW replicates are maximum-likelihood fits),
+    and is shown on each endpoint's page; the sensitivity study does not repeat it. Its rows are
+    the same computation as the sensitivity command's (baseline_check_fit), so the widened HR of
+    the unadjusted OS fit equals a direct reweighting of that fit's draws."""
+    from bayes_haic import analysis
+    from bayes_haic import sensitivity as sn
+    from bayes_haic.pipeline import fit_configured
+    from bayes_haic.priors import load_prior_set
+
+    out, state = main_run
+    check = state.baseline_check
+    assert sorted(zip(check["endpoint"], check["strategy"])) == [("os", "none"), ("pfs", "none")]
+    cfg, prior_set = state.config, load_prior_set("reference")
+    cuts = analysis.endpoint_cuts(state.cohort, "os", cfg.survival.cuts, cfg.survival.n_intervals)
+    again = sn.baseline_check_fit(state.fits[("os", "none")], {
+        "endpoint": "os", "strategy": "none", "prior_set": prior_set,
+        "cut_set": sn.as_cut_set(5)}, refit=lambda ps: fit_configured(
+            cfg, state.cohort, "os", "none", state.design, ps, cfg.sampler.settings(), cuts))
+    row = check[check["endpoint"] == "os"].iloc[0]
+    assert again["median_hr_widened"] == row["median_hr_widened"] and again["method"] == row["method"]
+    page = " ".join(html.unescape((out / "os.html").read_text()).split())
+    assert "Baseline-hazard prior (5 quantile intervals): the HR under the configured prior set" in page
+    sens = " ".join(html.unescape((out / "sensitivity.html").read_text()).split())
+    assert "is checked with each main fit, on its endpoint's page" in sens
+    assert "Baseline-hazard prior (" not in sens

@@ -235,7 +235,6 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
             if len(studies) == len(sens):
                 study = sensitivity.merge_studies([studies[j]["study"] for j in sens])
                 done["study_rows"] = study.rows() + study.published_rows()
-                done["baseline_check"] = study.baseline_check
                 done["sensitivity"] = sensitivity_section(
                     study, overlays={k: f for j in sens for k, f in studies[j]["figures"].items()})
         elif res.get("fits"):
@@ -247,6 +246,9 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     results, published = run_blocks(context, blocks, cfg.run.processes, progress, published_work,
                                     on_result=on_result)
     state.rows.extend(published.rows() if published is not None else [])
+    checked = [res["baseline_check"] for res in results
+               if res.get("baseline_check") is not None and len(res["baseline_check"])]
+    state.baseline_check = pd.concat(checked, ignore_index=True) if checked else None
     for block, res in zip(blocks, results):
         state.rows.extend(res.get("rows", []))
         for key in ("fits", "hr_t", "estimands", "km"):
@@ -262,7 +264,6 @@ def run_main(config_path=None, out_dir="reports", *, argv=None, echo=print) -> R
     if "sensitivity" in done:
         state.rows.extend(done["study_rows"])
         state.sections["sensitivity"] = done["sensitivity"]
-        state.baseline_check = done["baseline_check"]
 
     used = report_main.used_priors([*state.fits.values(), *state.hr_t.values(),
                                     *state.reconstructed.values()], published=published is not None)
@@ -357,7 +358,7 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     ``hr_t``, ``estimands``, ``km``, its ``section``, or the sensitivity ``study``). ``announce``
     (optional) is called with each step's message before the step runs."""
     from . import analysis, response, sensitivity
-    from .report.sensitivity import overlay_figures
+    from .report.sensitivity import baseline_check_blocks, overlay_figures
 
     if block.kind not in ("survival", "response", "sensitivity"):
         raise ValueError(f"unknown block kind {block.kind!r}")
@@ -368,16 +369,27 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     if block.kind == "survival":
         endpoint = block.endpoint
         cuts = analysis.endpoint_cuts(cohort, endpoint, cfg.survival.cuts, cfg.survival.n_intervals)
+        checked = []  # the baseline-hazard prior check of each MCMC fit that uses that prior
         for strategy in cfg.survival.strategies:
             say(f"{endpoint_label(endpoint)}: PWE model, adjustment '{strategy}'")
             idata = fit_configured(cfg, cohort, endpoint, strategy, design, prior_set, sampler, cuts)
             state.add_survival_fit((endpoint, strategy), idata, cut_set=main_cut_label(cfg))
+            if sensitivity.uses_baseline_prior(idata, prior_set):
+                checked.append(sensitivity.baseline_check_fit(
+                    idata, {"endpoint": endpoint, "strategy": strategy, "prior_set": prior_set,
+                            "cut_set": _cut_sets(cfg, sensitivity)[0]},
+                    lambda ps, s=strategy: fit_configured(cfg, cohort, endpoint, s, design, ps,
+                                                          sampler, cuts)))
         tv = cfg.survival.time_varying_strategy
         if tv:
             say(f"{endpoint_label(endpoint)}: time-varying HR(t), adjustment '{tv}'")
             state.hr_t[endpoint] = fit_configured(cfg, cohort, endpoint, tv, design, prior_set,
                                                   sampler, cuts, time_varying=True)
+        state.baseline_check = pd.DataFrame(checked)
         section = report_main.survival_section(cohort, endpoint, state.summarise())
+        if checked:
+            section.add(*baseline_check_blocks(state.baseline_check, main_cut_label(cfg),
+                                               base="the configured prior set"))
     elif block.kind == "response":
         if not cohort.has_response and cfg.response.strategies:
             say(f"{endpoint_label('orr')}: not fitted (the cohort has no response data)")
@@ -400,10 +412,11 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             sampler=sampler, design=design, threshold=cfg.sensitivity.threshold,
             baseline=cfg.survival.baseline, n_boot=cfg.survival.bootstrap_draws,
             psm_design_draws=cfg.survival.psm_design_draws, published=cfg.published.enabled,
-            important_hr=cfg.survival.important_hr)
+            important_hr=cfg.survival.important_hr, baseline_check=False)  # (the fits' own)
         return {"study": study, "figures": overlay_figures(study)}
     return {"rows": state.rows, "fits": state.fits, "hr_t": state.hr_t,
-            "estimands": state.estimands, "km": state.km, "section": section}
+            "estimands": state.estimands, "km": state.km, "section": section,
+            "baseline_check": state.baseline_check}
 
 
 def fit_configured(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str, design, prior_set,

@@ -934,6 +934,7 @@ def run_sensitivity(
     evidence=None,
     published: bool = True,
     important_hr: float = IMPORTANT_HR,
+    baseline_check: bool = True,
     echo: Callable | None = None,
 ) -> SensitivityStudy:
     """Fit every endpoint and strategy of ``cohort`` under every prior set and cut set.
@@ -957,8 +958,9 @@ def run_sensitivity(
     Tipping points: for the MCMC fits of one data set (``none``, ``ps_covariate``,
     ``covariates``) and for IPTW (recombined from its bootstrap replicates at every s).
     ``important_hr``: the clinically important HR of the table's P(HR < it) (``[survival]
-    important_hr``). ``echo``: progress messages. Every fit uses ``sampler.seed``, so a study
-    is reproducible.
+    important_hr``). ``baseline_check=False`` leaves out the baseline-hazard prior check (the
+    main job checks its own fits instead: :func:`baseline_check_fit`). ``echo``: progress
+    messages. Every fit uses ``sampler.seed``, so a study is reproducible.
 
     Returns a :class:`SensitivityStudy` labelled with ``cohort.data_tier``; its
     ``published_tipping`` (tier ``published``) uses only the study's published HRs
@@ -1037,17 +1039,12 @@ def run_sensitivity(
                                 check_rows.append(_check_row(post, _from_weights(base, ps, rw), rw))
                     else:
                         posteriors.append(_from_weights(base, ps, rw))
-                wide_set = widened_baseline(base_set)
-                if main and mcmc and wide_set is not None \
-                        and BASELINE_KEY in str(base_idata.attrs.get("priors_used", "")):
+                if main and baseline_check and uses_baseline_prior(base_idata, base_set):
                     say(f"sensitivity: {endpoint_label(endpoint)} '{strategy}': baseline-hazard prior "
                         f"widened {BASELINE_WIDEN:g}-fold")
-                    rw = (psis_reweight(base_idata, base_set, wide_set, k_max=k_max, min_ess=min_ess)
-                          if reweight else None)
-                    wide = (_from_weights(base, wide_set, rw) if rw is not None and rw.reliable
-                            else _from_fit(fit(endpoint, strategy, cuts, wide_set), endpoint,
-                                           strategy, cs, wide_set))
-                    baseline_rows.append(baseline_row(base, wide, crude_log_hazard(base_idata)))
+                    baseline_rows.append(baseline_check_fit(
+                        base_idata, base, lambda ps, e=endpoint, s=strategy, c=cuts: fit(e, s, c, ps),
+                        reweight=reweight, k_max=k_max, min_ess=min_ess))
                 tippable = (mcmc and not int(base_idata.attrs.get("design_draws", 1) or 1) > 1) \
                     or strategy == "iptw"
                 if main and tipping and tippable:
@@ -1081,6 +1078,7 @@ def run_sensitivity(
         published_tipping=pub, orr=orr, notes=notes, timings=timings,
         baseline_check=pd.DataFrame(baseline_rows),
         settings={"sampler": sampler.as_dict(), "k_max": k_max, "min_ess": min_ess, "reweight": reweight,
+                  "baseline_check": baseline_check,
                   "baseline": baseline, "endpoints": list(endpoints), "strategies": list(strategies),
                   "important_hr": float(important_hr)},
         arms=tuple(getattr(cohort, "arms", STUDY_ARMS)))
@@ -1152,6 +1150,31 @@ def _mcse_quantile(post: HRPosterior, q: float) -> float:
     d = math.sqrt(q * (1 - q) / post.ess)
     lo, hi = post.quantile([max(q - d, 0.0), min(q + d, 1.0)])
     return float(hi - lo) / 2
+
+
+def uses_baseline_prior(idata, prior_set) -> bool:
+    """Whether :func:`baseline_check_fit` applies to a fit: MCMC, with the set's
+    baseline-hazard prior among the priors it used, which has an sd to widen."""
+    return (_is_mcmc(idata) and widened_baseline(prior_set) is not None
+            and BASELINE_KEY in str(idata.attrs.get("priors_used", "")))
+
+
+def baseline_check_fit(idata, base: HRPosterior | dict, refit, *, reweight: bool = True,
+                       k_max: float = K_MAX, min_ess: float = MIN_ESS) -> dict:
+    """The baseline-hazard prior check of one MCMC fit (:func:`uses_baseline_prior`): its HR
+    with the baseline prior's sd :data:`BASELINE_WIDEN` times wider, by PSIS reweighting of its
+    draws where reliable, else by ``refit(widened_prior_set)`` (an InferenceData); returns a
+    :func:`baseline_row`. ``base``: the fit's :class:`HRPosterior`, or a dict of ``endpoint``,
+    ``strategy``, ``cut_set`` (a :class:`CutSet`) and ``prior_set`` to make it from."""
+    if isinstance(base, dict):
+        base = _from_fit(idata, base["endpoint"], base["strategy"], base["cut_set"],
+                         base["prior_set"], how="fit", keep=True)
+    wide_set = widened_baseline(base.prior_set)
+    rw = (psis_reweight(idata, base.prior_set, wide_set, k_max=k_max, min_ess=min_ess)
+          if reweight else None)
+    wide = (_from_weights(base, wide_set, rw) if rw is not None and rw.reliable
+            else _from_fit(refit(wide_set), base.endpoint, base.strategy, base.cut_set, wide_set))
+    return baseline_row(base, wide, crude_log_hazard(idata))
 
 
 def crude_log_hazard(idata) -> float:

@@ -418,9 +418,7 @@ def summary_section(state: RunState) -> rp.Section:
             + "; ".join(f"{endpoint_label(r['endpoint'])} '{r['strategy']}' (median "
                         f"{r['median_hr']:.2f} -> {r['median_hr_widened']:.2f} with it "
                         f"{BASELINE_WIDEN:g}-fold wider)" for r in moved.to_dict("records"))
-            + " (checked under the sensitivity study's strategies, "
-            + ", ".join(dict.fromkeys(check["strategy"])) + "; the other models share the prior)"
-            + ": see Sensitivity for why and what to do.", "warning"))
+            + ": see its endpoint's page for why and what to do.", "warning"))
     if state.alerts:
         sec.add(rp.Text(f"{len(state.alerts)} convergence problem(s): see the alerts at the "
                         "top.", "warning"))

@@ -116,7 +116,7 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
         f"({'; '.join(c.label for c in study.cut_sets)}), for the adjustment strategies "
         f"{', '.join(study.settings.get('strategies', []))}. Only the prior on the treatment "
         "effect differs between the shipped sets; the prior on the baseline hazard, a nuisance "
-        "parameter, is checked separately below. IPTW posteriors are recombined from their "
+        f"parameter, {baseline_check_where(study)}. IPTW posteriors are recombined from their "
         "Bayesian-bootstrap replicates under each prior (no MCMC); PSM posteriors pool fits to "
         "rematched sets. Where Pareto-smoothed importance "
         "reweighting of the first set's posterior is reliable (Pareto k below "
@@ -234,6 +234,15 @@ def sensitivity_section(study: SensitivityStudy, overlays: dict | None = None) -
     return sec
 
 
+def baseline_check_where(study: SensitivityStudy) -> str:
+    """Where the page's reader finds the baseline-hazard prior check of these analyses."""
+    if len(study.baseline_check):
+        return "is checked separately below"
+    if not study.settings.get("baseline_check", True):
+        return "is checked with each main fit, on its endpoint's page"
+    return "enters none of the MCMC fits here (IPTW replicates are maximum-likelihood fits)"
+
+
 def baseline_cause(hit: pd.DataFrame) -> str:
     """Why the baseline-hazard prior moves the flagged HRs (``hit``: influential rows of the
     check): a prior mean more than one prior sd from the analysed control arm's crude hazard
@@ -257,7 +266,8 @@ def baseline_cause(hit: pd.DataFrame) -> str:
             "treated arm.")
 
 
-def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
+def baseline_check_blocks(check: pd.DataFrame, cut_label: str,
+                          base: str = "the first prior set") -> list:
     """The baseline-hazard prior check (:attr:`~bayes_haic.sensitivity.SensitivityStudy.baseline_check`):
     a table, and a warning naming the analyses whose HR the nuisance prior moves, or a note that
     it moves none."""
@@ -276,8 +286,8 @@ def baseline_check_blocks(check: pd.DataFrame, cut_label: str) -> list:
                                                     f"{r['shift_median_sd']:+.2f} / {r['shift_upper_sd']:+.2f}",
              "method": r["method"].replace("PSIS reweighting", "PSIS"),
              "influential": "yes" if r["influential"] else "no"} for r in check.to_dict("records")]
-    blocks = [rp.Table(pd.DataFrame(rows), f"Baseline-hazard prior ({cut_label}): the HR under the "
-                       f"first prior set and with its baseline-hazard prior's sd {BASELINE_WIDEN:g} "
+    blocks = [rp.Table(pd.DataFrame(rows), f"Baseline-hazard prior ({cut_label}): the HR under "
+                       f"{base} and with its baseline-hazard prior's sd {BASELINE_WIDEN:g} "
                        "times wider; shifts of the posterior quantiles of log HR in posterior sds")]
     hit = check[check["influential"]]
     if len(hit):
