@@ -286,6 +286,9 @@ def test_fit_writes_a_readable_posterior(tmp_path):
     methods = _methods_priors((tmp_path / "fit" / "report.html").read_text())
     assert methods["listed"] == {"survival.log_baseline_hazard", "survival.log_hr"}
     assert {"response.log_or", "published.log_hr_os", "survival.pair_sd"} <= methods["unused"]
+    # the fit's baseline-hazard prior is checked in its report, as the main job checks its fits
+    page = " ".join(html.unescape((tmp_path / "fit" / "report.html").read_text()).split())
+    assert "Baseline-hazard prior (5 quantile intervals): the HR under the configured prior set" in page
 
 
 def _methods_priors(html: str) -> dict:

@@ -693,18 +693,20 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     """Fit one endpoint (``os``, ``pfs`` or ``orr``) under one adjustment strategy and write
     ``out_dir/results.csv``, ``out_dir/posterior.nc`` (ArviZ netCDF) and ``out_dir/report.html``.
 
-    Model settings other than those given (cut points, baseline smoothing, sampler, design)
-    come from the configuration file (default ``models/main.toml``).
+    Model settings other than those given (covariates, cut points, baseline smoothing,
+    sampler, design) come from the configuration file (default ``models/main.toml``).
     """
-    from . import analysis, checks, response
+    from . import analysis, checks, response, sensitivity
     from .report.checks import checks_section
+    from .report.sensitivity import baseline_check_blocks
 
     cfg = load_config(config_path)
     sampler = cfg.sampler.settings()
     if seed is not None:
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
-    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
+    cohort = load_cohort(cohort_path, covariates if covariates is not None else cfg.data.covariates,
+                         **cfg.data.cohort_options())
     name_endpoints(cohort.endpoint_names)
     reconstruct.check_strategy(cohort, adjust, endpoint)  # tier 'reconstructed': none only
     cohort = reconstruct.for_endpoint(cohort, endpoint)
@@ -724,6 +726,18 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                time_varying=cfg.survival.time_varying)
         rows = state.add_survival_fit((endpoint, adjust), idata, cut_set=main_cut_label(cfg))
         section = report_main.survival_section(cohort, endpoint, state.summarise())
+        if sensitivity.uses_baseline_prior(idata, prior_set):  # as the main job checks its fits
+            check = pd.DataFrame([sensitivity.baseline_check_fit(
+                idata, {"endpoint": endpoint, "strategy": adjust, "prior_set": prior_set,
+                        "cut_set": _cut_sets(cfg, sensitivity)[0]},
+                lambda ps: fit_configured(cfg, cohort, endpoint, adjust, design, ps, sampler, cuts,
+                                          time_varying=cfg.survival.time_varying))])
+            section.add(*baseline_check_blocks(check, main_cut_label(cfg),
+                                               base="the configured prior set"))
+            if check["influential"].any():
+                echo(f"warning: the baseline-hazard prior moves this HR ({check['median_hr'][0]:.2f} "
+                     f"-> {check['median_hr_widened'][0]:.2f} with it {sensitivity.BASELINE_WIDEN:g}-fold "
+                     "wider); see the report.")
     echo(f"fitted {endpoint_label(endpoint)} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     imbalance = report_main.imbalance_warning(design, {adjust})  # (PS matching and IPTW only)
     if imbalance:
