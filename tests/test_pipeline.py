@@ -624,3 +624,20 @@ def test_the_main_job_checks_the_baseline_prior_of_each_of_its_fits(main_run):
     sens = " ".join(html.unescape((out / "sensitivity.html").read_text()).split())
     assert "is checked with each main fit, on its endpoint's page" in sens
     assert "Baseline-hazard prior (" not in sens
+
+
+def test_fit_takes_the_covariates_of_its_configuration(tmp_path):
+    """`bayes-haic fit --config C` without --covariates uses C's [data] covariates (as the main
+    job and the sensitivity command do); it took every extra column, so a column outside the
+    list with missing values (pbc's chol) stopped the fit that bayes-haic init suggests."""
+    frame = pd.read_csv(default_cohort_path())
+    frame["chol"] = np.where(np.arange(len(frame)) % 7 == 0, np.nan, 250.0)
+    cohort = tmp_path / "with_chol.csv"
+    frame.to_csv(cohort, index=False)
+    cfg = fast_config(tmp_path, cohort, covariates=["age", "ecog_1", "mvi"])
+    run_fit(cohort, "os", "iptw", tmp_path / "fit", config_path=cfg, echo=lambda m: None)
+    methods = " ".join((tmp_path / "fit" / "report.html").read_text().split())
+    assert "covariates for the propensity score and covariate adjustment: age, ecog_1, mvi." in methods
+    with pytest.raises(InputError, match="column 'chol'"):  # named on the command line: refused
+        run_fit(cohort, "os", "iptw", tmp_path / "bad", covariates=["age", "chol"],
+                config_path=cfg, echo=lambda m: None)
