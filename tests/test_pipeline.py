@@ -627,9 +627,10 @@ def test_the_main_job_checks_the_baseline_prior_of_each_of_its_fits(main_run):
 
 
 def test_fit_takes_the_covariates_of_its_configuration(tmp_path):
-    """`bayes-haic fit --config C` without --covariates uses C's [data] covariates (as the main
-    job and the sensitivity command do); it took every extra column, so a column outside the
-    list with missing values (pbc's chol) stopped the fit that bayes-haic init suggests."""
+    """`bayes-haic fit --config C` (and `balance`) without --covariates uses C's [data]
+    covariates, as the main job, check-cohort and the sensitivity command do
+    (MainConfig.chosen_covariates); they took every extra column, so a column outside the list
+    with missing values (pbc's chol) stopped the fit that bayes-haic init suggests."""
     frame = pd.read_csv(default_cohort_path())
     frame["chol"] = np.where(np.arange(len(frame)) % 7 == 0, np.nan, 250.0)
     cohort = tmp_path / "with_chol.csv"
@@ -641,3 +642,7 @@ def test_fit_takes_the_covariates_of_its_configuration(tmp_path):
     with pytest.raises(InputError, match="column 'chol'"):  # named on the command line: refused
         run_fit(cohort, "os", "iptw", tmp_path / "bad", covariates=["age", "chol"],
                 config_path=cfg, echo=lambda m: None)
+    from bayes_haic.pipeline import run_balance  # the design stage alone: the same rule
+
+    table = run_balance(cohort, tmp_path / "balance", config_path=cfg, echo=lambda m: None)
+    assert list(table["covariate"]) == ["age", "ecog_1", "mvi"]

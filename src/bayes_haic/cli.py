@@ -144,7 +144,7 @@ def check_cohort(file, cohort_option, covariates, config_path, columns, time_uni
                          f"{cohort_option!r}; expected one of them (they mean the same).")
     cfg = _configured(config_path, columns, time_unit, arms, endpoint_names)
     cohort = load_cohort(file or cohort_option or cfg.cohort_path(),
-                         _covariate_list(covariates) or cfg.data.covariates,
+                         cfg.chosen_covariates(_covariate_list(covariates)),
                          **cfg.data.cohort_options())
     table = summarise_cohort(cohort)
     label = {e: names[0] for e, names in cohort.endpoint_names.items()}

@@ -207,6 +207,12 @@ class MainConfig(_Strict):
         """The folder of the configuration file (None for a configuration built in memory)."""
         return Path(self.source).parent if self.source else None
 
+    def chosen_covariates(self, given=None) -> list[str] | None:
+        """The covariates a command uses: those it was given (``--covariates``), else the
+        ``[data] covariates`` list, else None (the cohort's sidecar list, else every extra
+        column: :func:`bayes_haic.schema.load_cohort`)."""
+        return list(given) if given else self.data.covariates
+
     def cohort_path(self) -> Path:
         """The cohort file: absolute, or relative to the current folder, the configuration
         file's folder, or the shipped files (in that order; the first that exists)."""

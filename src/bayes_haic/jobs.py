@@ -60,7 +60,7 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     cfg = load_config(config_path).for_cohort(cohort_path)  # the shipped file's study parts
     settings = cfg.sampler.settings()                         # stay with its own cohort
     sampler = replace(settings, seed=int(seed) if seed is not None else settings.seed)
-    cohort = load_cohort(cohort_path, covariates or cfg.data.covariates,
+    cohort = load_cohort(cohort_path, cfg.chosen_covariates(covariates),
                          **cfg.data.cohort_options())
     name_endpoints(cohort.endpoint_names)
     endpoints = tuple(endpoints or cohort.endpoints)  # default: every endpoint it has

@@ -705,8 +705,7 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
     if seed is not None:
         sampler = type(sampler)(**{**sampler.as_dict(), "seed": int(seed)})
     prior_set = load_prior_set(prior, overrides)
-    cohort = load_cohort(cohort_path, covariates if covariates is not None else cfg.data.covariates,
-                         **cfg.data.cohort_options())
+    cohort = load_cohort(cohort_path, cfg.chosen_covariates(covariates), **cfg.data.cohort_options())
     name_endpoints(cohort.endpoint_names)
     reconstruct.check_strategy(cohort, adjust, endpoint)  # tier 'reconstructed': none only
     cohort = reconstruct.for_endpoint(cohort, endpoint)
@@ -786,7 +785,7 @@ def run_balance(cohort_path, out_dir, *, covariates=None, config_path=None,
     from .propensity import make_design
 
     cfg = load_config(config_path)
-    cohort = load_cohort(cohort_path, covariates, **cfg.data.cohort_options())
+    cohort = load_cohort(cohort_path, cfg.chosen_covariates(covariates), **cfg.data.cohort_options())
     design = make_design(cohort, cfg.design)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
