@@ -64,7 +64,7 @@ class RunState:
     reconstructed: dict = field(default_factory=dict)  # endpoint -> fit on [data] reconstructed
     estimands: dict = field(default_factory=dict)  # fit key -> its estimands (summarise)
     km: dict = field(default_factory=dict)  # survival fit key -> its observed Kaplan-Meier curves
-    # the sensitivity study's baseline-hazard prior check (SensitivityStudy.baseline_check)
+    # the baseline-hazard prior check of the main fits (check_baseline_prior), a DataFrame
     baseline_check: object = None
 
     def add_survival_fit(self, key: tuple, idata, *, cut_set: str | None = None) -> list[dict]:
@@ -374,12 +374,9 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
             say(f"{endpoint_label(endpoint)}: PWE model, adjustment '{strategy}'")
             idata = fit_configured(cfg, cohort, endpoint, strategy, design, prior_set, sampler, cuts)
             state.add_survival_fit((endpoint, strategy), idata, cut_set=main_cut_label(cfg))
-            if sensitivity.uses_baseline_prior(idata, prior_set):
-                checked.append(sensitivity.baseline_check_fit(
-                    idata, {"endpoint": endpoint, "strategy": strategy, "prior_set": prior_set,
-                            "cut_set": _cut_sets(cfg, sensitivity)[0]},
-                    lambda ps, s=strategy: fit_configured(cfg, cohort, endpoint, s, design, ps,
-                                                          sampler, cuts)))
+            row = check_baseline_prior(cfg, cohort, endpoint, strategy, design, prior_set,
+                                       sampler, cuts, idata)
+            checked += [row] if row else []
         tv = cfg.survival.time_varying_strategy
         if tv:
             say(f"{endpoint_label(endpoint)}: time-varying HR(t), adjustment '{tv}'")
@@ -417,6 +414,23 @@ def run_block(ctx: BlockContext, block: Block, announce=None) -> dict:
     return {"rows": state.rows, "fits": state.fits, "hr_t": state.hr_t,
             "estimands": state.estimands, "km": state.km, "section": section,
             "baseline_check": state.baseline_check}
+
+
+def check_baseline_prior(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str, design,
+                         prior_set, sampler, cuts, idata, *, time_varying: bool = False) -> dict | None:
+    """The baseline-hazard prior check of one configured OS/PFS fit (``idata``), on the main cut
+    set (:func:`bayes_haic.sensitivity.baseline_check_fit`; a refit, where PSIS is unreliable,
+    with the same settings); None when the fit uses no such prior (IPTW replicates, a set
+    without it)."""
+    from . import sensitivity
+
+    if not sensitivity.uses_baseline_prior(idata, prior_set):
+        return None
+    return sensitivity.baseline_check_fit(
+        idata, {"endpoint": endpoint, "strategy": strategy, "prior_set": prior_set,
+                "cut_set": _cut_sets(cfg, sensitivity)[0]},
+        lambda ps: fit_configured(cfg, cohort, endpoint, strategy, design, ps, sampler, cuts,
+                                  time_varying=time_varying))
 
 
 def fit_configured(cfg: MainConfig, cohort: Cohort, endpoint: str, strategy: str, design, prior_set,
@@ -725,17 +739,14 @@ def run_fit(cohort_path, endpoint: str, adjust: str, out_dir, *, covariates=None
                                time_varying=cfg.survival.time_varying)
         rows = state.add_survival_fit((endpoint, adjust), idata, cut_set=main_cut_label(cfg))
         section = report_main.survival_section(cohort, endpoint, state.summarise())
-        if sensitivity.uses_baseline_prior(idata, prior_set):  # as the main job checks its fits
-            check = pd.DataFrame([sensitivity.baseline_check_fit(
-                idata, {"endpoint": endpoint, "strategy": adjust, "prior_set": prior_set,
-                        "cut_set": _cut_sets(cfg, sensitivity)[0]},
-                lambda ps: fit_configured(cfg, cohort, endpoint, adjust, design, ps, sampler, cuts,
-                                          time_varying=cfg.survival.time_varying))])
-            section.add(*baseline_check_blocks(check, main_cut_label(cfg),
+        row = check_baseline_prior(cfg, cohort, endpoint, adjust, design, prior_set, sampler,
+                                   cuts, idata, time_varying=cfg.survival.time_varying)
+        if row:  # as the main job checks its fits
+            section.add(*baseline_check_blocks(pd.DataFrame([row]), main_cut_label(cfg),
                                                base="the configured prior set"))
-            if check["influential"].any():
-                echo(f"warning: the baseline-hazard prior moves this HR ({check['median_hr'][0]:.2f} "
-                     f"-> {check['median_hr_widened'][0]:.2f} with it {sensitivity.BASELINE_WIDEN:g}-fold "
+            if row["influential"]:
+                echo(f"warning: the baseline-hazard prior moves this HR ({row['median_hr']:.2f} -> "
+                     f"{row['median_hr_widened']:.2f} with it {sensitivity.BASELINE_WIDEN:g}-fold "
                      "wider); see the report.")
     echo(f"fitted {endpoint_label(endpoint)} ({adjust}) in {time.perf_counter() - t0:.1f} s")
     imbalance = report_main.imbalance_warning(design, {adjust})  # (PS matching and IPTW only)
