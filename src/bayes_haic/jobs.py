@@ -48,8 +48,9 @@ def write_sensitivity(cohort_path, out_dir, *, endpoints=None, prior_names=None,
     Cut points, baseline, sampler and the prior family (unless ``prior_names``) come from the
     configuration file (default ``models/main.toml``; for a cohort other than its own, without
     the package's study's parts: :meth:`~bayes_haic.config.MainConfig.for_cohort`): its cut
-    points are the main cut set, the other default cut sets follow. ``seed`` overrides the configured seed. (With the configured nutpie backends refits
-    reuse the compiled model; the PyMC backend recompiles it for every refit.)
+    points are the main cut set, the other default cut sets follow. ``seed`` overrides the
+    configured seed. (With the configured nutpie backends refits reuse the compiled model; the
+    PyMC backend recompiles it for every refit.)
     """
     from . import analysis
     from .report.sensitivity import sensitivity_section
