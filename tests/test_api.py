@@ -154,3 +154,25 @@ def _csv(tmp_path, frame):
     path = tmp_path / "cohort.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+def test_fit_describes_the_data_as_its_configuration_does(tmp_path):
+    """bh.fit(df, config=C) reads the data as the command line reads it with --config C: C's
+    [data] columns, time unit, arm and endpoint names and covariates, each unless given. The
+    same draws as with every description given explicitly; an explicit one wins."""
+    import json
+
+    cfg = tmp_path / "own.toml"
+    cfg.write_text(LIGHT + "[data]\ntime_unit = \"weeks\"\ncovariates = [\"age\", \"ecog_1\", \"mvi\"]\n"
+                   "[data.columns]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in OWN.items())
+                   + "[data.arms]\ntreated = \"HAIC\"\ncontrol = \"no HAIC\"\n")
+    df = own_frame().assign(noise=1.0)  # an extra column the configuration leaves out
+    from_config = bh.fit(df, endpoint="os", adjust="iptw", config=cfg, n_boot=30)
+    explicit = bh.fit(df, endpoint="os", adjust="iptw", config=cfg, n_boot=30, columns=OWN,
+                      time_unit="weeks", arms=("HAIC", "no HAIC"), covariates=["age", "ecog_1", "mvi"])
+    assert from_config.cohort.covariates == ["age", "ecog_1", "mvi"]
+    assert from_config.cohort.arms == ("HAIC", "no HAIC")
+    np.testing.assert_array_equal(from_config.idata.posterior["log_hr"].values,
+                                  explicit.idata.posterior["log_hr"].values)
+    renamed = bh.fit(df, endpoint="os", adjust="none", config=cfg, arms=("A", "B"))
+    assert renamed.cohort.arms == ("A", "B")

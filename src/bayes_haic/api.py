@@ -251,7 +251,7 @@ class FitResult:
 
 
 def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
-        prior="reference", overrides=(), columns=None, time_unit: str = "months", arms=None,
+        prior="reference", overrides=(), columns=None, time_unit: str | None = None, arms=None,
         endpoint_names=None, config=None, draws=None, tune=None, chains=None, seed=None, cuts=None,
         n_intervals=None, baseline=None, n_boot=None, time_varying: bool = False) -> FitResult:
     """Fit one endpoint under one adjustment strategy (the ``bayes-haic fit`` command).
@@ -264,16 +264,19 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
     adjust : {"none", "iptw", "ps_covariate", "psm", "covariates"}
         Adjustment strategy; all but ``none`` use ``covariates``.
     covariates : list of str, optional
-        Baseline covariates (default: every column beyond the schema's).
+        Baseline covariates (default: the configuration's ``[data] covariates``, else every
+        column beyond the schema's).
     prior : str or path or bayes_haic.priors.PriorSet
         A shipped prior set's name (``"reference"``, ``"skeptical"``, ...), a TOML file (a
         partial file is completed from the reference set) or a loaded set.
     overrides : sequence of str
         Single prior parameters, e.g. ``["survival.log_hr.sigma=0.5"]``.
     columns, time_unit, arms, endpoint_names
-        The data's own column names, time unit, arm and endpoint names (see :func:`load_data`).
+        The data's own column names, time unit, arm and endpoint names (see :func:`load_data`;
+        each not given: the configuration's ``[data]`` table's, as on the command line).
     config : str or path, optional
-        A configuration TOML for the defaults of everything below (default: the shipped one).
+        A configuration TOML for the defaults of the data's description above and of
+        everything below (default: the shipped one).
     draws, tune, chains, seed : int, optional
         Sampler settings.
     cuts : "quantile" or list of float, optional
@@ -303,8 +306,11 @@ def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,
     prior_set = as_prior_set(prior, tuple(overrides))
     if overrides and not isinstance(prior, (str, Path, type(None))):
         prior_set = as_prior_set(prior_set.source, tuple(overrides))
-    cohort = load_data(data, covariates, columns=columns, time_unit=time_unit, arms=arms,
-                       endpoint_names=endpoint_names)
+    given = {"columns": columns, "time_unit": time_unit, "arms": arms,
+             "endpoint_names": endpoint_names}
+    described = {k: v if given[k] is None else given[k]  # the configuration's [data] unless given
+                 for k, v in cfg.data.cohort_options().items()}
+    cohort = load_data(data, cfg.chosen_covariates(covariates), **described)
     if endpoint == "orr":
         require_response(cohort)
     else:
