@@ -89,7 +89,7 @@ def _config(config, draws, tune, chains, seed, cuts, n_intervals, baseline, n_bo
     }
 
 
-#: how a FitResult's repr names the adjusted sample of a strategy
+#: how a FitResult's repr names the adjusted sample of a strategy (balance.STRATEGY_SAMPLES)
 ADJUSTED_SAMPLE_NAMES = {"iptw": "IPT weights", "psm": "matched set"}
 
 
@@ -242,12 +242,10 @@ class FitResult:
         matched set of ``psm``) leaves imbalanced: ``|SMD|`` above 0.1 or a variance ratio
         outside 0.5-2 (:func:`bayes_haic.balance.residual_imbalance`); empty for a balanced
         sample and for the strategies that use none."""
-        from .balance import residual_imbalance
+        from .balance import strategy_imbalance
 
-        sample = {"iptw": "weighted", "psm": "matched"}.get(self.adjustment)
-        if sample is None or self.design is None:
-            return residual_imbalance(pd.DataFrame({"covariate": []}), "weighted")
-        return residual_imbalance(self.design.balance, sample)
+        table = self.design.balance if self.design is not None else pd.DataFrame()
+        return strategy_imbalance(table, self.adjustment)
 
 
 def fit(data, endpoint: str = "os", adjust: str = "none", *, covariates=None,

@@ -251,6 +251,18 @@ def balance_table(
 VR_RANGE = (0.5, 2.0)
 
 
+#: the adjusted sample of each strategy that has one: its column suffix in a balance table
+STRATEGY_SAMPLES = {"psm": "matched", "iptw": "weighted"}
+
+
+def strategy_imbalance(table: pd.DataFrame, strategy: str) -> pd.DataFrame:
+    """:func:`residual_imbalance` of the adjusted sample that ``strategy`` uses
+    (:data:`STRATEGY_SAMPLES`); empty for a strategy that uses none."""
+    if strategy not in STRATEGY_SAMPLES:
+        return residual_imbalance(pd.DataFrame({"covariate": []}), "weighted")
+    return residual_imbalance(table, STRATEGY_SAMPLES[strategy])
+
+
 def residual_imbalance(table: pd.DataFrame, adjustment: str) -> pd.DataFrame:
     """The covariates that remain imbalanced after ``adjustment`` (``"matched"`` or
     ``"weighted"``) in a :func:`balance_table`: ``|SMD|`` above the table's threshold, or a

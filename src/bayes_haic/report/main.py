@@ -15,7 +15,7 @@ import pandas as pd
 from typing import TYPE_CHECKING
 
 from .. import reconstruct
-from ..balance import VR_RANGE, residual_imbalance
+from ..balance import VR_RANGE, strategy_imbalance
 from ..labels import STUDY_ARMS, format_ci, strategy_label
 from ..provenance import PACKAGES, package_versions, run_info
 from ..published import load_published
@@ -130,9 +130,9 @@ IMBALANCE_ADVICE = (
     "they balance the means of its covariates exactly), a richer propensity model (interactions, "
     "transformations of continuous covariates), or the covariate-adjusted model.")
 
-#: the design's adjusted samples: the strategy that uses each and how the report names it
-ADJUSTED_SAMPLES = {"matched": ("psm", "in the matched set"),
-                    "weighted": ("iptw", "under the IPT weights ({e})")}
+#: how the report names the adjusted sample of each strategy that has one
+#: (balance.STRATEGY_SAMPLES)
+ADJUSTED_SAMPLES = {"psm": "in the matched set", "iptw": "under the IPT weights ({e})"}
 
 
 def imbalance_warning(design, strategies) -> str | None:
@@ -156,8 +156,8 @@ def residual_imbalance_clauses(design) -> dict[str, str]:
     weights (ATE): chemo (SMD +0.551), nodes (SMD +0.145, variance ratio 0.37)"``; balanced
     samples are left out."""
     out = {}
-    for adjustment, (strategy, where) in ADJUSTED_SAMPLES.items():
-        bad = residual_imbalance(design.balance, adjustment)
+    for strategy, where in ADJUSTED_SAMPLES.items():
+        bad = strategy_imbalance(design.balance, strategy)
         items = [f"{r.covariate} (SMD {r.smd:+.3f}"
                  + (f", variance ratio {r.vr:.2f})" if r.vr_flag else ")")
                  for r in bad.itertuples()]
